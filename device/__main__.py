@@ -1,0 +1,5 @@
+"""`python -m device` is the `livespeaker` command."""
+
+from device.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Logging: journald (with structured fields) under systemd, plain stderr otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def under_systemd(environ: dict[str, str] | None = None) -> bool:
+    """True when stderr is connected to the journal (systemd sets JOURNAL_STREAM)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("JOURNAL_STREAM") or env.get("INVOCATION_ID"))
+
+
+class _FieldsFormatter(logging.Formatter):
+    """stderr format; structured `extra` fields (upper-case names) are appended as k=v."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = {k: v for k, v in record.__dict__.items() if k.isupper() and not k.startswith("_")}
+        if fields:
+            text += " " + " ".join(f"{k.lower()}={v}" for k, v in sorted(fields.items()))
+        return text
+
+
+def setup_logging(level: str = "info", *, journal: bool | None = None) -> None:
+    """Configure the root logger once for the process.
+
+    Structured fields are passed as `extra={"STATE": "idle"}`: journald stores them as fields,
+    stderr shows them as `state=idle`.
+    """
+    use_journal = under_systemd() if journal is None else journal
+    handler: logging.Handler
+    if use_journal:
+        from systemd.journal import JournalHandler  # Linux-only dependency
+
+        handler = JournalHandler(SYSLOG_IDENTIFIER="livespeaker")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            _FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Third-party chatter stays out of the journal unless debugging.
+    for noisy in ("websockets", "google_genai", "httpx", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

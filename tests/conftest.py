@@ -1,0 +1,84 @@
+"""Shared fixtures: the test rig (virtual sound card, synthetic speech, throwaway TLS CA)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from device.simhw.pulse import VirtualSoundCard, write_wav
+from device.simhw.speech import synthesize
+from device.simulator.certs import CertFiles, ensure_certs
+
+# Tests never talk to Vertex or through a proxy.
+for _var in (
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_GENAI_USE_ENTERPRISE",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "CREDENTIALS_DIRECTORY",
+    "JOURNAL_STREAM",
+    "INVOCATION_ID",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+):
+    os.environ.pop(_var, None)
+os.environ["NO_PROXY"] = "127.0.0.1,localhost,::1"
+os.environ["GPIOZERO_PIN_FACTORY"] = "mock"
+
+CACHE = Path(os.environ.get("LIVESPEAKER_TEST_CACHE", Path.home() / ".cache" / "livespeaker-tests"))
+
+
+@pytest.fixture(scope="session")
+def sound_card() -> Iterator[VirtualSoundCard]:
+    """A private PulseAudio server: default sink `speaker`, default source `mic` (fed by `micfeed`)."""
+    with VirtualSoundCard() as card:
+        yield card
+
+
+SpeechFactory = Callable[..., npt.NDArray[np.int16]]
+
+
+@pytest.fixture(scope="session")
+def speech() -> SpeechFactory:
+    """speech(text, rate=16000, voice=..., speed=..., pitch=...) -> int16 samples (cached on disk)."""
+
+    def make(text: str, rate: int = 16000, **kw: object) -> npt.NDArray[np.int16]:
+        key = hashlib.sha256(repr((text, rate, sorted(kw.items()))).encode()).hexdigest()[:20]
+        path = CACHE / "speech" / f"{key}.npy"
+        if path.exists():
+            return np.load(path)  # type: ignore[no-any-return]
+        samples = synthesize(text, rate, **kw)  # type: ignore[arg-type]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, samples)
+        return samples
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def speech_wav(
+    speech: SpeechFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Path]:
+    """speech_wav(text, rate=16000, ...) -> path of a mono 16-bit WAV."""
+    d = tmp_path_factory.mktemp("speech")
+
+    def make(text: str, rate: int = 16000, **kw: object) -> Path:
+        samples = speech(text, rate, **kw)
+        path = d / f"{hashlib.sha256(repr((text, rate, kw)).encode()).hexdigest()[:16]}.wav"
+        write_wav(path, samples, rate)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    """A throwaway CA and a certificate for 127.0.0.1/localhost."""
+    return ensure_certs(tmp_path_factory.mktemp("tls"))
