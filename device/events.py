@@ -1,0 +1,168 @@
+"""Facts the parts of the appliance tell each other: past-tense events, plain data, no I/O.
+
+Producers: the audio engine (AudioBlock), the wake-word detector (WakeDetected), the button
+(Button*), the Live session (everything under "session"). The appliance's state machine consumes
+them. This module imports nothing from the project and no vendor library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MIC_RATE = 16000
+"""Microphone audio everywhere in the app: 16 kHz mono int16 little-endian."""
+MODEL_RATE = 24000
+"""Model speech from the Live API: 24 kHz mono int16 little-endian."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioBlock:
+    """A block of microphone audio (16 kHz mono int16), stamped with its position in the stream.
+
+    `start` counts samples since the microphone opened, so pre-roll and live audio can be joined
+    without a gap or a duplicate.
+    """
+
+    pcm: bytes
+    start: int
+
+    @property
+    def end(self) -> int:
+        """Sample index just after this block."""
+        return self.start + len(self.pcm) // 2
+
+
+# --- local triggers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WakeDetected:
+    """The wake word was heard; `end` is the sample index where the wake word ended."""
+
+    model: str
+    score: float
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPressed:
+    """The button went down (short press actions happen on release of a non-hold)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonReleased:
+    """The button came up before the hold time: a short press."""
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonHeld:
+    """The button has been held for the hold time (toggles mute)."""
+
+
+# --- the Live session -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAudio:
+    """A chunk of the model's speech (24 kHz mono int16)."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscribed:
+    """Part of the transcript of what the user said."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscribed:
+    """Part of the transcript of what the model is saying."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInterrupted:
+    """The server dropped its reply because the user spoke: stop playback at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationCompleted:
+    """The model finished generating this turn (playback may still be going)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage reported with a turn."""
+
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCompleted:
+    """The server closed the turn."""
+
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    """The model asks the device to run a function; answer with the same id."""
+
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallsCancelled:
+    """The server cancelled pending tool calls (e.g. after a barge-in)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResumed:
+    """A connection was set up; `resumed` tells whether the saved conversation came back."""
+
+    resumed: bool
+    handle_age_s: float | None = None
+
+
+SessionEvent = (
+    ModelAudio
+    | InputTranscribed
+    | OutputTranscribed
+    | ServerInterrupted
+    | GenerationCompleted
+    | TurnCompleted
+    | ToolCalled
+    | ToolCallsCancelled
+    | SessionResumed
+)
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+class ErrorKind(StrEnum):
+    """Kinds of failure the user can tell apart (each has its own LED pattern and earcon)."""
+
+    NO_NETWORK = "no_network"
+    """Cannot reach the service (DNS, TCP, TLS, timeouts, dropped connections)."""
+    BAD_KEY = "bad_key"
+    """The API key is missing or was rejected."""
+    QUOTA = "quota"
+    """Quota or rate limit exhausted."""
+    SERVER = "server"
+    """The service failed (internal error, unavailable)."""
+    CONFIG = "config"
+    """The configuration is wrong (e.g. unknown model)."""
+    AUDIO_DEVICE = "audio_device"
+    """The microphone or speaker is missing, busy or was unplugged."""
