@@ -61,6 +61,21 @@ class ButtonHeld:
     """The button has been held for the hold time (toggles mute)."""
 
 
+@dataclass(frozen=True, slots=True)
+class AudioDeviceFailed:
+    """The microphone or speaker failed (missing, busy, unplugged); the engine keeps retrying."""
+
+    direction: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDeviceRecovered:
+    """A failed audio device works again."""
+
+    direction: str
+
+
 # --- the Live session -----------------------------------------------------------------------
 
 
@@ -109,6 +124,15 @@ class TurnCompleted:
     """The server closed the turn."""
 
     usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the device offers to the model: name, description, JSON-schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
