@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # Subcommand name -> module that registers it. Add new commands here.
 COMMANDS: dict[str, str] = {
     "config": "device.config_cmd",
+    "doctor": "device.doctor.cmd",
 }
 
 Handler = Callable[[argparse.Namespace, Config], int]

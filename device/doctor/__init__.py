@@ -1,0 +1,1 @@
+"""`livespeaker doctor`: a non-interactive self-check of a device, one module per check."""

@@ -1,0 +1,87 @@
+"""Check: the configured microphone and speaker exist, and which sample rates they accept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from device.config import DeviceRef
+from device.doctor.context import DoctorContext
+from device.doctor.result import CheckResult, Status
+
+NAME = "audio_devices"
+RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+"""Rates probed on each device."""
+
+
+def _find(sd: Any, ref: DeviceRef, kind: str) -> tuple[int | None, str]:
+    """PortAudio index of `ref` ("" = default, int = index, str = name substring), or a reason."""
+    chan_key = "max_input_channels" if kind == "input" else "max_output_channels"
+    devices = list(sd.query_devices())
+    if ref == "":
+        try:
+            info = sd.query_devices(kind=kind)
+        except (ValueError, sd.PortAudioError):
+            return None, f"no default {kind} device"
+        return int(info["index"]), ""
+    if isinstance(ref, int):
+        if 0 <= ref < len(devices) and devices[ref][chan_key] > 0:
+            return ref, ""
+        return None, f"no {kind} device with index {ref}"
+    for i, d in enumerate(devices):
+        if ref.lower() in str(d["name"]).lower() and d[chan_key] > 0:
+            return i, ""
+    names = [str(d["name"]) for d in devices if d[chan_key] > 0]
+    return None, f"no {kind} device matching {ref!r} (have: {', '.join(names) or 'none'})"
+
+
+def _rates(sd: Any, index: int, kind: str) -> list[int]:
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    ok = []
+    for rate in RATES:
+        try:
+            check(device=index, samplerate=rate, channels=1, dtype="int16")
+        except (ValueError, sd.PortAudioError):
+            continue
+        ok.append(rate)
+    return ok
+
+
+def check(ctx: DoctorContext) -> CheckResult:
+    """Resolve both devices and probe their rates; fail if either is missing or accepts nothing."""
+    import sounddevice as sd
+
+    numbers: dict[str, Any] = {"devices": len(list(sd.query_devices()))}
+    problems: list[str] = []
+    found: list[str] = []
+    for kind, ref in (
+        ("input", ctx.cfg.audio.input_device),
+        ("output", ctx.cfg.audio.output_device),
+    ):
+        index, why = _find(sd, ref, kind)
+        if index is None:
+            problems.append(f"{kind}: {why}")
+            continue
+        info = sd.query_devices(index)
+        rates = _rates(sd, index, kind)
+        numbers[f"{kind}_index"] = index
+        numbers[f"{kind}_name"] = str(info["name"])
+        numbers[f"{kind}_default_rate"] = int(info["default_samplerate"])
+        numbers[f"{kind}_rates"] = rates
+        if not rates:
+            problems.append(
+                f"{kind} {info['name']!r} accepts none of {list(RATES)} Hz (mono int16)"
+            )
+            continue
+        default = int(info["default_samplerate"])
+        if kind == "input":
+            ctx.input_device = index
+            ctx.input_rate = (
+                16000 if 16000 in rates else (default if default in rates else rates[-1])
+            )
+        else:
+            ctx.output_device = index
+            ctx.output_rate = default if default in rates else rates[-1]
+        found.append(f"{kind} {info['name']!r} ({'/'.join(str(r // 1000) for r in rates)} kHz)")
+    if problems:
+        return CheckResult(NAME, Status.FAIL, "; ".join(problems), numbers)
+    return CheckResult(NAME, Status.PASS, ", ".join(found), numbers)

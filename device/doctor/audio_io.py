@@ -1,0 +1,147 @@
+"""Blocking record / play-while-recording helpers for the doctor (not for the daemon's audio path).
+
+The PortAudio callbacks only append a copy of the block (no logging, no locks); waiting is bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Int16 = npt.NDArray[np.int16]
+
+
+class AudioTimeout(RuntimeError):
+    """The device delivered (or consumed) less audio than expected in time."""
+
+
+@dataclass
+class Captured:
+    """Recorded mono int16 samples and how many overflows PortAudio reported."""
+
+    samples: Int16
+    overflows: int
+
+
+@dataclass
+class Played:
+    """How many frames the speaker consumed and how many underflows PortAudio reported."""
+
+    frames: int
+    underflows: int
+
+
+def capture(device: int, rate: int, seconds: float, *, timeout: float | None = None) -> Captured:
+    """Record `seconds` of mono int16 from `device` at `rate`."""
+    import sounddevice as sd
+
+    want = int(seconds * rate)
+    chunks: list[bytes] = []
+    overflows = [0]
+
+    def callback(indata: Any, frames: int, t: Any, status: Any) -> None:
+        if status.input_overflow:
+            overflows[0] += 1
+        chunks.append(bytes(indata))
+
+    deadline = time.monotonic() + (timeout if timeout is not None else seconds * 3 + 5)
+    with sd.InputStream(
+        device=device, samplerate=rate, channels=1, dtype="int16", callback=callback
+    ):
+        while sum(len(c) for c in chunks) // 2 < want:
+            if time.monotonic() > deadline:
+                got = sum(len(c) for c in chunks) // 2
+                raise AudioTimeout(f"microphone delivered {got / rate:.2f} s of {seconds:.2f} s")
+            time.sleep(0.02)
+    data = np.frombuffer(b"".join(chunks), np.int16)[:want].copy()
+    return Captured(data, overflows[0])
+
+
+def play_while_capturing(
+    out_device: int,
+    out_rate: int,
+    signal: Int16,
+    in_device: int,
+    in_rate: int,
+    *,
+    lead_s: float = 1.0,
+    tail_s: float = 1.0,
+) -> tuple[Played, Captured]:
+    """Start recording, wait `lead_s`, play `signal`, keep recording `tail_s` after it was consumed."""
+    import sounddevice as sd
+
+    pos = [0]
+    underflows = [0]
+    done = threading.Event()
+
+    def out_cb(outdata: Any, frames: int, t: Any, status: Any) -> None:
+        if status.output_underflow:
+            underflows[0] += 1
+        chunk = signal[pos[0] : pos[0] + frames]
+        outdata[: len(chunk), 0] = chunk
+        outdata[len(chunk) :, 0] = 0
+        pos[0] += len(chunk)
+        if pos[0] >= len(signal):
+            done.set()
+
+    total_s = lead_s + len(signal) / out_rate + tail_s
+    rec_result: list[Captured] = []
+    errors: list[BaseException] = []
+
+    def recorder() -> None:
+        try:
+            rec_result.append(capture(in_device, in_rate, total_s + 1.0))
+        except BaseException as exc:  # reported to the caller below
+            errors.append(exc)
+
+    rec = threading.Thread(target=recorder, name="doctor-capture", daemon=True)
+    rec.start()
+    time.sleep(lead_s)
+    with sd.OutputStream(
+        device=out_device, samplerate=out_rate, channels=1, dtype="int16", callback=out_cb
+    ):
+        if not done.wait(len(signal) / out_rate * 3 + 5):
+            raise AudioTimeout(f"speaker consumed {pos[0] / out_rate:.2f} s of the test tone")
+        time.sleep(0.3)  # let the last block leave the device buffer
+    rec.join(total_s * 3 + 10)
+    if errors:
+        raise errors[0]
+    if not rec_result:
+        raise AudioTimeout("microphone recording did not finish")
+    return Played(pos[0], underflows[0]), rec_result[0]
+
+
+def dbfs(x: npt.NDArray[np.floating[Any]] | float) -> Any:
+    """Amplitude relative to int16 full scale, in dB (floored at -120)."""
+    return 20 * np.log10(np.maximum(np.asarray(x, np.float64) / 32768.0, 1e-6))
+
+
+def block_rms(samples: Int16, rate: int, block_s: float = 0.02) -> npt.NDArray[np.float64]:
+    """RMS of each block (int16 units)."""
+    n = max(1, int(rate * block_s))
+    usable = len(samples) // n * n
+    if usable == 0:
+        return np.zeros(0)
+    blocks = samples[:usable].astype(np.float64).reshape(-1, n)
+    return np.asarray(np.sqrt((blocks**2).mean(axis=1)))
+
+
+def tone_levels(
+    samples: Int16, rate: int, freq: float, block_s: float = 0.05
+) -> npt.NDArray[np.float64]:
+    """Amplitude of the `freq` component in each block (int16 units, Hann-windowed FFT)."""
+    n = max(16, int(rate * block_s))
+    usable = len(samples) // n * n
+    if usable == 0:
+        return np.zeros(0)
+    blocks = samples[:usable].astype(np.float64).reshape(-1, n)
+    win = np.hanning(n)
+    spec = np.abs(np.fft.rfft(blocks * win, axis=1))
+    k = round(freq * n / rate)
+    band = spec[:, max(0, k - 1) : k + 2].max(axis=1)
+    return np.asarray(band * 2 / win.sum())

@@ -1,0 +1,58 @@
+"""Check: the wake-word model loads, and how much CPU one 80 ms frame costs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from device.doctor.context import DoctorContext
+from device.doctor.result import CheckResult, Status
+from device.events import MIC_RATE
+
+NAME = "wakeword"
+FRAME = 1280
+"""80 ms at 16 kHz: openWakeWord's step."""
+FRAMES = 50
+"""Frames timed (4 s of audio)."""
+WARN_FRACTION = 0.5
+"""Warn when scoring takes more than this fraction of real time."""
+
+
+def check(ctx: DoctorContext) -> CheckResult:
+    """Load the configured model and score FRAMES frames of low noise, timing CPU per frame."""
+    from device.wakeword.models import load_model
+
+    name = ctx.cfg.wakeword.model
+    t0 = time.perf_counter()
+    try:
+        model = load_model(name)
+    except Exception as exc:  # a missing or broken model file: the user's problem to see
+        return CheckResult(NAME, Status.FAIL, f"cannot load wake-word model {name!r}: {exc}")
+    load_ms = (time.perf_counter() - t0) * 1000
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(FRAME * FRAMES) * 100).astype(np.int16)
+    c0, w0 = time.process_time(), time.perf_counter()
+    best = 0.0
+    for i in range(FRAMES):
+        best = max(best, model.score(audio[i * FRAME : (i + 1) * FRAME]))
+    cpu_ms = (time.process_time() - c0) * 1000 / FRAMES
+    wall_ms = (time.perf_counter() - w0) * 1000 / FRAMES
+    frame_ms = FRAME * 1000 / MIC_RATE
+    numbers: dict[str, float | int | str | bool | list[int] | list[str] | None] = {
+        "model": name,
+        "load_ms": round(load_ms, 1),
+        "cpu_ms_per_frame": round(cpu_ms, 2),
+        "wall_ms_per_frame": round(wall_ms, 2),
+        "frame_ms": frame_ms,
+        "cpu_fraction": round(cpu_ms / frame_ms, 4),
+        "max_score_on_noise": round(best, 4),
+    }
+    detail = f"{name} loaded in {load_ms:.0f} ms; {cpu_ms:.2f} ms CPU per {frame_ms:.0f} ms frame ({cpu_ms / frame_ms:.1%})"
+    if cpu_ms / frame_ms > WARN_FRACTION:
+        return CheckResult(NAME, Status.WARN, detail + ": too slow for this CPU", numbers)
+    if best >= ctx.cfg.wakeword.threshold:
+        return CheckResult(
+            NAME, Status.WARN, detail + f"; triggers on noise (score {best:.2f})", numbers
+        )
+    return CheckResult(NAME, Status.PASS, detail, numbers)
