@@ -1,0 +1,396 @@
+"""A Pi-like Debian host with real systemd and sshd, in a systemd-nspawn container.
+
+API (see tests/system/conftest.py for the fixtures built on it):
+
+    root = ensure_rootfs("bookworm")          # debootstrap once, cached under
+                                              #   ~/.cache/livespeaker-tests/rootfs-<suite>-<hash>
+    with booted(tmp_path, binds=[...]) as c:  # a fresh copy of that rootfs, booted
+        c.run("systemctl is-system-running --wait")     # over ssh as root; CompletedProcess[str]
+        c.run("false", check=False).returncode           # check=True raises CommandFailed
+        c.write("/etc/foo.conf", "x=1\\n")                # files written straight into the live rootfs
+        c.ssh_argv()                          # ["ssh", "-i", KEY, "-p", PORT, "-o", ..., "root@127.0.0.1"]
+        c.ssh_options()                       # the same without the destination (for scp/rsync -e)
+        c.host, c.ssh_port, c.ssh_key, c.user # to give a provisioning script a real SSH target
+        c.root                                # host path of the container's /
+        c.stop()                              # orderly poweroff, then SIGKILL by pid; idempotent
+
+Facts worth knowing:
+- The container shares the host's network namespace (no --private-network): it reaches the host's
+  loopback services (a simulator on 127.0.0.1:PORT) and the internet through the host; its sshd
+  listens on 127.0.0.1:<free port> instead of 22.
+- The rootfs has: systemd (PID 1), dbus, openssh-server, python3 + venv, sudo, libportaudio2 and the
+  ALSA PulseAudio plugin, python3-systemd, ca-certificates, iproute2, procps. A user `pi` exists with
+  passwordless sudo and the same test key as root (like a fresh Raspberry Pi OS).
+- Each boot gets its own copy (`cp -a --reflink=auto`), so tests never see each other's changes.
+- The host has no systemd as PID 1, hence `--register=no --keep-unit` (machinectl does not work).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CACHE = Path(os.environ.get("LIVESPEAKER_TEST_CACHE", Path.home() / ".cache" / "livespeaker-tests"))
+MIRROR = os.environ.get("LIVESPEAKER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+PACKAGES: tuple[str, ...] = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "python3-venv",
+    "python3-systemd",
+    "libportaudio2",
+    "libasound2-plugins",
+    "ca-certificates",
+    "iproute2",
+    "procps",
+    "sudo",
+)
+"""What a fresh Pi OS (Lite) image roughly has, plus what the daemon needs at run time."""
+
+SSH_OPTIONS: tuple[str, ...] = (
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=5",
+    "-o",
+    "ServerAliveInterval=5",
+)
+
+
+class CommandFailed(subprocess.CalledProcessError):
+    """A command in the container exited non-zero; str() includes its output."""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.cmd!r} exited {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+def _locked(path: Path) -> contextlib.AbstractContextManager[object]:
+    """An exclusive flock on path (other pytest processes building the same rootfs wait)."""
+
+    @contextlib.contextmanager
+    def lock() -> Iterator[object]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield f
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    return lock()
+
+
+def rootfs_path(suite: str = "bookworm", packages: Sequence[str] = PACKAGES) -> Path:
+    """Where the cached rootfs for this suite and package set lives."""
+    key = hashlib.sha256(" ".join(sorted(packages)).encode()).hexdigest()[:8]
+    return CACHE / f"rootfs-{suite}-{key}"
+
+
+def ensure_rootfs(suite: str = "bookworm", packages: Sequence[str] = PACKAGES) -> Path:
+    """Build (once, ~80-120 s) or reuse the cached Debian rootfs; returns its path. Never modify it."""
+    final = rootfs_path(suite, packages)
+    with _locked(final.with_suffix(".lock")):
+        if (final / ".complete").exists():
+            return final
+        tmp = final.with_name(final.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("debootstrap %s into %s", suite, tmp)
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                suite,
+                str(tmp),
+                MIRROR,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        _customise(tmp)
+        (tmp / ".complete").write_text(f"{suite} {' '.join(packages)}\n")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        return final
+
+
+def _customise(root: Path) -> None:
+    """Things every boot wants: a `pi` sudoer, quiet sshd, no getty on the console."""
+    subprocess.run(
+        ["chroot", str(root), "useradd", "-m", "-s", "/bin/bash", "-G", "sudo", "pi"], check=True
+    )
+    (root / "etc/sudoers.d/010_pi-nopasswd").write_text("pi ALL=(ALL) NOPASSWD: ALL\n")
+    (root / "etc/sudoers.d/010_pi-nopasswd").chmod(0o440)
+    (root / "etc/hostname").write_text("raspberrypi\n")
+    # The console belongs to the test log; a getty there only adds noise.
+    for unit in ("console-getty.service", "getty@tty1.service"):
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    subprocess.run(["rm", "-rf", str(root / "var/cache/apt/archives")], check=True)
+    (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+
+
+def test_key() -> Path:
+    """The test-only ssh key pair (private key path; public key next to it with .pub)."""
+    key = CACHE / "ssh" / "id_ed25519"
+    with _locked(key.with_suffix(".lock")):
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "livespeaker-tests",
+                    "-f",
+                    str(key),
+                ],
+                check=True,
+            )
+    return key
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Container:
+    """One booted container: run commands over ssh, write files, stop it. Use `booted()`."""
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        binds: Sequence[tuple[str, str]] = (),
+        ro_binds: Sequence[tuple[str, str]] = (),
+        user: str = "root",
+    ) -> None:
+        self.root = root
+        self.user = user
+        self.ssh_key = test_key()
+        self.ssh_port = free_port()
+        self.name = f"ls-{uuid.uuid4().hex[:8]}"
+        self.log_path = root.parent / f"{self.name}.console.log"
+        self._binds = list(binds)
+        self._ro_binds = list(ro_binds)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The systemd-nspawn process id (None before start / after stop)."""
+        return self._proc.pid if self._proc else None
+
+    def _prepare(self) -> None:
+        pub = self.ssh_key.with_suffix(".pub").read_text()
+        for home, owner in ((self.root / "root", "root"), (self.root / "home/pi", "pi")):
+            ssh = home / ".ssh"
+            ssh.mkdir(mode=0o700, exist_ok=True)
+            (ssh / "authorized_keys").write_text(pub)
+            (ssh / "authorized_keys").chmod(0o600)
+            if owner == "pi":
+                uid = gid = _pi_ids(self.root)
+                for p in (ssh, ssh / "authorized_keys"):
+                    os.chown(p, uid, gid)
+        self.write(
+            "/etc/ssh/sshd_config.d/10-test.conf",
+            f"Port {self.ssh_port}\nListenAddress 127.0.0.1\nUseDNS no\nPasswordAuthentication no\n",
+        )
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Boot (systemd as PID 1) and wait until ssh answers."""
+        self._prepare()
+        argv = [
+            "systemd-nspawn",
+            "--register=no",
+            "--keep-unit",
+            "--quiet",
+            f"--machine={self.name}",
+            "--console=read-only",
+            "-D",
+            str(self.root),
+        ]
+        argv += [f"--bind={h}:{c}" for h, c in self._binds]
+        argv += [f"--bind-ro={h}:{c}" for h, c in self._ro_binds]
+        argv.append("--boot")
+        with self.log_path.open("wb") as out:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"systemd-nspawn exited {self._proc.returncode}: {self.console()}"
+                )
+            r = self.run("true", check=False, timeout=10)
+            if r.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(
+                    f"no ssh on 127.0.0.1:{self.ssh_port}: {r.stderr}\n{self.console()}"
+                )
+            time.sleep(0.5)
+
+    def console(self) -> str:
+        """What the container printed on its console (boot messages) so far."""
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def ssh_options(self) -> list[str]:
+        """ssh options (key, port, no host key checks) without the destination."""
+        return ["-i", str(self.ssh_key), "-p", str(self.ssh_port), *SSH_OPTIONS]
+
+    def ssh_argv(self, user: str | None = None) -> list[str]:
+        """A complete `ssh ... user@127.0.0.1` prefix; append a command string."""
+        return ["ssh", *self.ssh_options(), f"{user or self.user}@{self.host}"]
+
+    def run(
+        self,
+        cmd: str,
+        *,
+        check: bool = True,
+        timeout: float = 120.0,
+        user: str | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a shell command line in the container over ssh."""
+        try:
+            r = subprocess.run(
+                [*self.ssh_argv(user), cmd],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError(f"{cmd!r} did not finish within {timeout} s") from exc
+        if check and r.returncode != 0:
+            raise CommandFailed(r.returncode, cmd, r.stdout, r.stderr)
+        return r
+
+    def wait_booted(self, timeout: float = 60.0) -> str:
+        """Wait for boot to finish; returns `running` or `degraded`."""
+        r = self.run("systemctl is-system-running --wait", check=False, timeout=timeout)
+        return r.stdout.strip()
+
+    def path(self, path: str) -> Path:
+        """Host path of an absolute path inside the container."""
+        return self.root / path.lstrip("/")
+
+    def write(self, path: str, text: str, mode: int = 0o644) -> Path:
+        """Write a file into the container (parents created, owned by root)."""
+        p = self.path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        p.chmod(mode)
+        return p
+
+    def copy_in(self, src: Path, path: str) -> Path:
+        """Copy a host file into the container."""
+        p = self.path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, p)
+        return p
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Orderly shutdown (SIGTERM to nspawn = poweroff), SIGKILL after timeout. Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "container %s did not power off in %s s; killing pid %s",
+                self.name,
+                timeout,
+                proc.pid,
+            )
+            proc.kill()
+            proc.wait(10)
+
+
+def _pi_ids(root: Path) -> int:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == "pi":
+            return int(parts[2])
+    raise LookupError("no user pi in the rootfs")
+
+
+def clone_rootfs(base: Path, dest: Path) -> Path:
+    """A private copy of a cached rootfs (reflinked where the filesystem can)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(dest)], check=True)
+    return dest
+
+
+@contextlib.contextmanager
+def booted(
+    workdir: Path,
+    *,
+    suite: str = "bookworm",
+    binds: Sequence[tuple[str, str]] = (),
+    ro_binds: Sequence[tuple[str, str]] = (),
+    keep: bool = False,
+) -> Iterator[Container]:
+    """Boot a fresh copy of the cached rootfs under workdir; stop and delete it afterwards.
+
+    binds/ro_binds are (host path, container path) pairs. keep=True leaves the copy on disk.
+    """
+    root = clone_rootfs(ensure_rootfs(suite), workdir / "rootfs")
+    c = Container(root, binds=binds, ro_binds=ro_binds)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def quote(*words: str) -> str:
+    """shlex-join for building command lines passed to Container.run."""
+    return shlex.join(words)
