@@ -1,0 +1,121 @@
+"""Local tools the model can call: volume, end the conversation, mute.
+
+Declared to the session as `ToolSpec`s (`local_tools()`), executed here by `ToolExecutor`, answered
+with a result dict. Google Search grounding is not a local tool: it is [live] google_search.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from device.events import ToolSpec
+
+log = logging.getLogger(__name__)
+
+VOLUME_STEP = 10
+
+SET_VOLUME = ToolSpec(
+    name="set_volume",
+    description=(
+        "Change the speaker volume. Give either an absolute level from 0 to 100, or a direction "
+        "'up' or 'down' (e.g. 'turn it down') with an optional step in percent (default 10)."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "level": {"type": "integer", "minimum": 0, "maximum": 100},
+            "direction": {"type": "string", "enum": ["up", "down"]},
+            "step": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+    },
+)
+GET_VOLUME = ToolSpec(
+    name="get_volume",
+    description="Read the current speaker volume (0 to 100).",
+    parameters={"type": "object", "properties": {}},
+)
+END_CONVERSATION = ToolSpec(
+    name="end_conversation",
+    description=(
+        "End the conversation after your current reply, when the user says goodbye, thanks you "
+        "and is done, or asks you to stop listening."
+    ),
+    parameters={"type": "object", "properties": {}},
+)
+MUTE = ToolSpec(
+    name="mute",
+    description=(
+        "Turn the microphone off (privacy mode) after your reply. The user must press and hold "
+        "the button to turn it back on."
+    ),
+    parameters={"type": "object", "properties": {}},
+)
+
+
+def local_tools() -> list[ToolSpec]:
+    """Every tool this device offers the model."""
+    return [SET_VOLUME, GET_VOLUME, END_CONVERSATION, MUTE]
+
+
+class ToolHost(Protocol):
+    """What the tools act on (the appliance implements it)."""
+
+    def get_volume(self) -> int:
+        """Current volume, 0..100."""
+        ...
+
+    def set_volume(self, level: int) -> None:
+        """Set the volume, 0..100 (persisted)."""
+        ...
+
+    def request_end(self) -> None:
+        """End the conversation once the current answer has played."""
+        ...
+
+    def request_mute(self) -> None:
+        """Mute once the current answer has played."""
+        ...
+
+
+class ToolExecutor:
+    """Runs a tool call by name; never raises for bad input, answers with {"error": ...}."""
+
+    def __init__(self, host: ToolHost) -> None:
+        self._host = host
+
+    def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Execute one call and return the result sent back to the model."""
+        try:
+            result = self._dispatch(name, args)
+        except (TypeError, ValueError) as exc:
+            result = {"error": f"bad arguments for {name}: {exc}"}
+        log.info("tool %s -> %s", name, result, extra={"TOOL": name})
+        return result
+
+    def _dispatch(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        host = self._host
+        if name == "get_volume":
+            return {"volume": host.get_volume()}
+        if name == "set_volume":
+            return self._set_volume(args)
+        if name == "end_conversation":
+            host.request_end()
+            return {"result": "the conversation ends after this reply"}
+        if name == "mute":
+            host.request_mute()
+            return {"result": "the microphone turns off after this reply"}
+        return {"error": f"unknown tool {name!r}"}
+
+    def _set_volume(self, args: dict[str, Any]) -> dict[str, Any]:
+        before = self._host.get_volume()
+        if args.get("level") is not None:
+            level = int(args["level"])
+        elif args.get("direction") in ("up", "down"):
+            step = int(args.get("step") or VOLUME_STEP)
+            level = before + step if args["direction"] == "up" else before - step
+        else:
+            raise ValueError("give 'level' (0-100) or 'direction' ('up' or 'down')")
+        level = max(0, min(100, level))
+        self._host.set_volume(level)
+        return {"volume": level, "previous": before}

@@ -1,0 +1,57 @@
+"""Local tools: declared specs and their execution against a host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from device.tools import ToolExecutor, local_tools
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Host:
+    volume: int = 50
+    ended: int = 0
+    muted: int = 0
+
+    def get_volume(self) -> int:
+        return self.volume
+
+    def set_volume(self, level: int) -> None:
+        self.volume = level
+
+    def request_end(self) -> None:
+        self.ended += 1
+
+    def request_mute(self) -> None:
+        self.muted += 1
+
+
+def test_specs() -> None:
+    names = [t.name for t in local_tools()]
+    assert names == ["set_volume", "get_volume", "end_conversation", "mute"]
+    assert all(t.parameters["type"] == "object" for t in local_tools())
+
+
+def test_volume_absolute_relative_and_clamped() -> None:
+    host = Host()
+    ex = ToolExecutor(host)
+    assert ex.run("set_volume", {"level": 30}) == {"volume": 30, "previous": 50}
+    assert ex.run("set_volume", {"direction": "down"}) == {"volume": 20, "previous": 30}
+    assert ex.run("set_volume", {"direction": "up", "step": 95}) == {"volume": 100, "previous": 20}
+    assert ex.run("get_volume", {}) == {"volume": 100}
+    assert "error" in ex.run("set_volume", {})
+    assert "error" in ex.run("set_volume", {"level": "loud"})
+    assert host.volume == 100
+
+
+def test_end_mute_and_unknown() -> None:
+    host = Host()
+    ex = ToolExecutor(host)
+    assert "result" in ex.run("end_conversation", {})
+    assert "result" in ex.run("mute", {})
+    assert host.ended == 1 and host.muted == 1
+    assert "error" in ex.run("self_destruct", {})
