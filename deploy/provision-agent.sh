@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# The Pi side of deploy/provision.sh. provision.sh copies this file with the build into a private
+# staging directory on the Pi and runs it as root over SSH; it is not meant to be run by hand.
+#
+#   provision-agent.sh preflight                    report OS, architecture and what is installed
+#   provision-agent.sh install STAGE [OPTIONS]      install or upgrade from STAGE (see install())
+#   provision-agent.sh uninstall [--purge]          remove app and unit (config and key with --purge)
+#
+# Layout it maintains:
+#   /opt/livespeaker/releases/<version>-<id>/   one venv per build (id = hash of wheel, lock, unit,
+#                                               target Python), with its unit file and build hashes
+#   /opt/livespeaker/venv -> releases/<...>     the active release (the unit's ExecStart path)
+#   /opt/livespeaker/previous -> releases/<...> what a rollback goes back to
+#   /etc/livespeaker/config.toml                the config (an edited one is kept)
+#   /etc/livespeaker/api-key                    the API key, root:root 0600, for LoadCredential=
+#   /var/lib/livespeaker-provision/             hashes of what provisioning installed
+set -euo pipefail
+export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+umask 022
+
+APP=/opt/livespeaker
+ETC=/etc/livespeaker
+STATE=/var/lib/livespeaker-provision
+UNIT=livespeaker.service
+UNIT_PATH=/etc/systemd/system/$UNIT
+USER_NAME=livespeaker
+KEEP_RELEASES=3
+SUPPORTED_CODENAMES="bookworm trixie"
+SUPPORTED_ARCHES="arm64 amd64"
+BASE_PACKAGES=(libportaudio2 libasound2-plugins python3 python3-venv python3-systemd ca-certificates)
+OPTIONAL_PACKAGES=(python3-lgpio)   # Raspberry Pi OS has it; plain Debian bookworm does not
+
+CHANGES=()
+CONFIG_REPLACED=no
+step() { printf '  -> %s\n' "$*"; }
+note() { printf '     %s\n' "$*"; }
+changed() { CHANGES+=("$1"); note "changed: $1"; }
+die() { printf 'provision: on %s: %s\n' "$(hostname)" "$*" >&2; exit "${2:-1}"; }
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# shellcheck disable=SC1091  # the target's os-release, read in a subshell
+os_field() { (. /etc/os-release && eval "printf '%s' \"\${$1:-}\""); }
+
+check_platform() {
+  local codename arch
+  codename=$(os_field VERSION_CODENAME)
+  arch=$(dpkg --print-architecture)
+  [[ " $SUPPORTED_CODENAMES " == *" $codename "* ]] ||
+    die "unsupported OS '$(os_field PRETTY_NAME)': need Raspberry Pi OS or Debian bookworm or trixie" 3
+  [[ " $SUPPORTED_ARCHES " == *" $arch "* ]] ||
+    die "unsupported architecture '$arch': need a 64-bit OS (arm64); 32-bit Raspberry Pi OS has no wheels for the wake word runtime" 3
+  if ! command -v systemctl >/dev/null || [ ! -d /run/systemd/system ]; then
+    die "systemd is not running as init on this host" 3
+  fi
+}
+
+cmd_preflight() {
+  check_platform
+  local current=none
+  [ -L "$APP/venv" ] && current=$(basename "$(readlink "$APP/venv")")
+  printf 'os=%s\n' "$(os_field PRETTY_NAME)"
+  printf 'codename=%s\n' "$(os_field VERSION_CODENAME)"
+  printf 'arch=%s\n' "$(dpkg --print-architecture)"
+  printf 'python=%s\n' "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none)"
+  printf 'key=%s\n' "$([ -s "$ETC/api-key" ] && echo present || echo absent)"
+  printf 'release=%s\n' "$current"
+  printf 'service=%s\n' "$(systemctl is-active "$UNIT" 2>/dev/null || true)"
+}
+
+# --- install steps ---------------------------------------------------------------------------
+
+install_packages() {
+  step "Debian packages"
+  local wanted=("${BASE_PACKAGES[@]}") missing=() p
+  for p in "${OPTIONAL_PACKAGES[@]}"; do
+    if apt-cache show "$p" >/dev/null 2>&1; then wanted+=("$p"); else note "$p: not offered by this OS, skipped"; fi
+  done
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then note "all present: ${wanted[*]}"; return; fi
+  note "installing: ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  changed "Debian packages ${missing[*]}"
+}
+
+ensure_user() {
+  step "system user $USER_NAME (groups audio, gpio)"
+  if ! getent group gpio >/dev/null; then groupadd --system gpio; changed "group gpio created"; fi
+  if ! id "$USER_NAME" >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/livespeaker --no-create-home --shell /usr/sbin/nologin \
+      --groups audio,gpio --comment "livespeaker daemon" "$USER_NAME"
+    changed "user $USER_NAME created"
+    return
+  fi
+  local g
+  for g in audio gpio; do
+    if ! id -nG "$USER_NAME" | tr ' ' '\n' | grep -qx "$g"; then
+      usermod -aG "$g" "$USER_NAME"
+      changed "user $USER_NAME added to $g"
+    fi
+  done
+  note "present: $(id "$USER_NAME")"
+}
+
+# Sets RELEASE (directory name) for the build in $STAGE.
+install_release() {
+  local stage=$1 wheel pyver id version
+  wheel=$(find "$stage" -maxdepth 1 -name '*.whl' | head -n1)
+  [ -n "$wheel" ] || die "no wheel in the staged build"
+  (cd "$stage" && sha256sum -c --quiet SHA256SUMS) || die "staged build is corrupt (checksum mismatch)"
+  pyver=$(python3 -c 'import sys; print(sys.version)')
+  id=$( { cat "$stage/SHA256SUMS"; printf '%s\n' "$pyver"; } | sha256sum | cut -c1-12)
+  version=$(basename "$wheel" | cut -d- -f2)
+  RELEASE="$version-$id"
+  local dir=$APP/releases/$RELEASE
+  step "application release $RELEASE (python $(python3 -V | cut -d' ' -f2))"
+  if [ -f "$dir/.complete" ]; then note "already installed"; return; fi
+  rm -rf "$dir"
+  mkdir -p "$APP/releases"
+  # --system-site-packages: python3-systemd (and python3-lgpio) come from apt, not from wheels.
+  python3 -m venv --system-site-packages "$dir"
+  note "installing the locked dependencies (pip --require-hashes)"
+  if ! "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input --require-hashes \
+      --no-deps --only-binary=:all: -r "$stage/requirements.txt"; then
+    rm -rf "$dir"; die "dependency installation failed"
+  fi
+  if ! "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input --no-deps "$wheel"; then
+    rm -rf "$dir"; die "installing $(basename "$wheel") failed"
+  fi
+  if ! "$dir/bin/livespeaker" --version >/dev/null; then
+    rm -rf "$dir"; die "the new release does not start ('livespeaker --version' failed)"
+  fi
+  install -m 0644 "$stage/$UNIT" "$dir/$UNIT"
+  install -m 0644 "$stage/SHA256SUMS" "$dir/SHA256SUMS"
+  touch "$dir/.complete"
+  changed "release $RELEASE installed"
+}
+
+# Installs the config unless the one on the Pi was edited there (then it is kept, unless forced).
+install_config() {
+  local stage=$1 force=$2 new=$1/config.toml
+  step "configuration $ETC/config.toml"
+  install -d -m 0755 "$ETC" "$STATE"
+  if [ ! -f "$new" ]; then
+    if [ -f "$ETC/config.toml" ]; then note "kept (no --config given)"; return; fi
+    new=$stage/default-config.toml
+    note "no --config given: installing the documented defaults"
+  fi
+  "$APP/releases/$RELEASE/bin/livespeaker" config check "$new" >/dev/null ||
+    die "the configuration does not validate with this release (see above)" 78
+  local want have="" installed=""
+  want=$(sha_of "$new")
+  [ -f "$ETC/config.toml" ] && have=$(sha_of "$ETC/config.toml")
+  [ -f "$STATE/config.sha256" ] && installed=$(cat "$STATE/config.sha256")
+  if [ "$have" = "$want" ]; then
+    note "unchanged"
+  elif [ -n "$have" ] && [ "$have" != "$installed" ] && [ "$force" != yes ]; then
+    note "KEPT: $ETC/config.toml was edited on this host; use --force-config to replace it"
+    return
+  else
+    [ -n "$have" ] && cp -p "$ETC/config.toml" "$ETC/config.toml.bak"
+    CONFIG_REPLACED=yes
+    install -m 0644 "$new" "$ETC/config.toml.new"
+    mv -f "$ETC/config.toml.new" "$ETC/config.toml"
+    changed "config.toml ${have:+replaced (old one in config.toml.bak)}${have:-installed}"
+  fi
+  printf '%s\n' "$want" >"$STATE/config.sha256"
+}
+
+# The key arrives on stdin (never in argv). An empty stdin keeps the key already there.
+install_key() {
+  local key=$1
+  step "API key $ETC/api-key (root only, 0600)"
+  install -d -m 0755 "$ETC"
+  if [ -z "$key" ]; then
+    [ -s "$ETC/api-key" ] || die "no API key on this host and none was sent"
+    note "kept"
+  else
+    local tmp
+    tmp=$(umask 077 && mktemp "$ETC/.api-key.XXXXXX")
+    printf '%s\n' "$key" >"$tmp"
+    if [ -f "$ETC/api-key" ] && cmp -s "$tmp" "$ETC/api-key"; then
+      rm -f "$tmp"; note "unchanged"
+    else
+      mv -f "$tmp" "$ETC/api-key"; changed "API key stored"
+    fi
+  fi
+  chown root:root "$ETC/api-key"
+  chmod 0600 "$ETC/api-key"
+}
+
+activate() {
+  local release=$1 old=""
+  [ -L "$APP/venv" ] && old=$(basename "$(readlink "$APP/venv")")
+  if [ "$old" != "$release" ]; then
+    [ -n "$old" ] && ln -sfn "releases/$old" "$APP/previous"
+    ln -sfn "releases/$release" "$APP/venv.new" && mv -T "$APP/venv.new" "$APP/venv"
+    changed "active release ${old:-none} -> $release"
+  fi
+  if ! cmp -s "$APP/releases/$release/$UNIT" "$UNIT_PATH"; then
+    install -m 0644 "$APP/releases/$release/$UNIT" "$UNIT_PATH.new"
+    mv -f "$UNIT_PATH.new" "$UNIT_PATH"
+    changed "unit $UNIT_PATH"
+  fi
+}
+
+# (Re)starts the unit and waits for it: with Type=notify, `systemctl start` returns once the
+# daemon sent READY=1 (or failed). Then the same invocation must stay active for $3 seconds.
+start_and_wait() {
+  local verb=$1 timeout=$2 settle=$3 state inv deadline
+  if ! timeout "$timeout" systemctl "$verb" "$UNIT" 2>/dev/null; then
+    note "'systemctl $verb' failed or was not ready within ${timeout}s (state $(systemctl is-active "$UNIT" 2>/dev/null || true))"
+    return 1
+  fi
+  state=$(systemctl show -p ActiveState --value "$UNIT")
+  [ "$state" = active ] || { note "service state after start: $state"; return 1; }
+  inv=$(systemctl show -p InvocationID --value "$UNIT")
+  note "ready (active, $(systemctl show -p Type --value "$UNIT")); watching it for ${settle}s"
+  deadline=$((SECONDS + settle))
+  while [ $SECONDS -lt "$deadline" ]; do
+    sleep 0.5
+    state=$(systemctl show -p ActiveState --value "$UNIT")
+    if [ "$state" != active ] || [ "$(systemctl show -p InvocationID --value "$UNIT")" != "$inv" ]; then
+      note "the service stopped or restarted after reporting ready (state $state)"; return 1
+    fi
+  done
+}
+
+start_service() {
+  local timeout=$1 settle=$2 restart=$3
+  step "service $UNIT"
+  systemctl daemon-reload
+  if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
+    systemctl enable --quiet "$UNIT"; changed "service enabled"
+  fi
+  systemctl reset-failed "$UNIT" 2>/dev/null || true
+  if [ "$restart" = yes ]; then
+    note "restarting"; start_and_wait restart "$timeout" "$settle"
+  elif ! systemctl is-active --quiet "$UNIT"; then
+    note "starting"; changed "service started"; start_and_wait start "$timeout" "$settle"
+  else
+    note "running and nothing changed: not restarted"
+  fi
+}
+
+journal_tail() {
+  printf '\n----- journal of %s since this run (last 60 lines) -----\n' "$UNIT"
+  journalctl -u "$UNIT" --since "@$1" --no-pager -n 60 -o short-monotonic 2>&1 || true
+  printf -- '----- end of journal -----\n\n'
+}
+
+# Goes back to what ran before this run: release, unit and (if replaced) config. Without a
+# previous release the service is stopped and disabled.
+rollback() {
+  local failed=$1 prev=$2
+  if [ "$CONFIG_REPLACED" = yes ] && [ -f "$ETC/config.toml.bak" ]; then
+    step "ROLLBACK: restoring the previous config.toml"
+    mv -f "$ETC/config.toml.bak" "$ETC/config.toml"
+    rm -f "$STATE/config.sha256"
+  fi
+  if [ "$prev" = "$failed" ]; then
+    step "ROLLBACK: same release as before; restarting it with the restored config"
+    systemctl reset-failed "$UNIT" 2>/dev/null || true
+    start_and_wait restart 90 3 || note "it did not come up either"
+  elif [ -n "$prev" ] && [ -f "$APP/releases/$prev/.complete" ]; then
+    step "ROLLBACK to release $prev and its unit"
+    ln -sfn "releases/$prev" "$APP/venv.new" && mv -T "$APP/venv.new" "$APP/venv"
+    install -m 0644 "$APP/releases/$prev/$UNIT" "$UNIT_PATH"
+    systemctl daemon-reload
+    systemctl reset-failed "$UNIT" 2>/dev/null || true
+    if start_and_wait restart 90 3; then note "previous release $prev is running again"
+    else note "the previous release did not come up either"; fi
+    rm -f "$APP/previous"
+  else
+    step "ROLLBACK: no previous release; stopping and disabling the service"
+    systemctl disable --now --quiet "$UNIT" 2>/dev/null || true
+    rm -f "$APP/venv" "$UNIT_PATH"
+    systemctl daemon-reload
+    systemctl reset-failed "$UNIT" 2>/dev/null || true
+  fi
+  if [ "$prev" != "$failed" ]; then
+    rm -rf "${APP:?}/releases/$failed"
+    note "removed the failed release $failed"
+  fi
+}
+
+prune_releases() {
+  local keep=() r n=0
+  [ -L "$APP/venv" ] && keep+=("$(basename "$(readlink "$APP/venv")")")
+  [ -L "$APP/previous" ] && keep+=("$(basename "$(readlink "$APP/previous")")")
+  # newest first; release names contain no whitespace
+  # shellcheck disable=SC2045
+  for r in $(ls -1t "$APP/releases"); do
+    n=$((n + 1))
+    [[ " ${keep[*]} " == *" $r "* ]] && continue
+    [ "$n" -le "$KEEP_RELEASES" ] && continue
+    rm -rf "${APP:?}/releases/$r"; note "pruned old release $r"
+  done
+}
+
+self_check() {
+  step "self-check (livespeaker doctor --json)"
+  local bin=$APP/venv/bin/livespeaker out rc=0
+  if ! "$bin" doctor --help >/dev/null 2>&1; then
+    note "SKIPPED: this build has no 'livespeaker doctor' command yet"
+    DOCTOR=skipped; return 0
+  fi
+  # Same credential and config as the service; the key stays in its root-only file.
+  out=$(CREDENTIALS_DIRECTORY=$ETC "$bin" --config "$ETC/config.toml" doctor --json 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/     | /'
+  if [ $rc -eq 0 ]; then DOCTOR=passed; else DOCTOR="FAILED (exit $rc)"; fi
+  return $rc
+}
+
+join_changes() { local IFS=';'; local s="${CHANGES[*]}"; printf '%s' "${s//;/; }"; }
+
+summary() {
+  printf '\n  summary for %s (%s, %s):\n' "$(hostname)" "$(os_field PRETTY_NAME)" "$(dpkg --print-architecture)"
+  printf '     release   %s\n' "$(basename "$(readlink "$APP/venv" 2>/dev/null || echo none)")"
+  printf '     previous  %s\n' "$(basename "$(readlink "$APP/previous" 2>/dev/null || echo none)")"
+  printf '     service   %s, %s\n' "$(systemctl is-enabled "$UNIT" 2>/dev/null || true)" "$(systemctl is-active "$UNIT" 2>/dev/null || true)"
+  printf '     config    %s\n' "$ETC/config.toml"
+  printf '     api key   %s (%s)\n' "$ETC/api-key" "$(stat -c '%U:%G %a' "$ETC/api-key")"
+  printf '     doctor    %s\n' "${DOCTOR:-not run}"
+  if [ ${#CHANGES[@]} -eq 0 ]; then
+    printf '  NO CHANGES: everything was already up to date\n'
+  else
+    printf '  CHANGED (%d): %s\n' "${#CHANGES[@]}" "$(join_changes)"
+  fi
+}
+
+# install STAGE [--force-config] [--key-on-stdin] [--ready-timeout S] [--settle S]
+cmd_install() {
+  local stage=$1 force=no key_on_stdin=no timeout=90 settle=5 key=""
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --force-config) force=yes ;;
+      --key-on-stdin) key_on_stdin=yes ;;
+      --ready-timeout) timeout=$2; shift ;;
+      --settle) settle=$2; shift ;;
+      *) die "unknown install option $1" 2 ;;
+    esac
+    shift
+  done
+  if [ "$key_on_stdin" = yes ]; then
+    IFS= read -r key || true
+    key=${key//[[:space:]]/}
+    [ -n "$key" ] || die "an empty API key was sent" 2
+  fi
+  exec </dev/null   # nothing below may read the key channel
+  local started
+  started=$(date +%s)
+  check_platform
+  install_packages
+  ensure_user
+  install_release "$stage"
+  install_config "$stage" "$force"
+  install_key "$key"
+  local old_release="" restart=no
+  [ -L "$APP/venv" ] && old_release=$(basename "$(readlink "$APP/venv")")
+  activate "$RELEASE"
+  [ ${#CHANGES[@]} -gt 0 ] && restart=yes
+  if ! start_service "$timeout" "$settle" "$restart"; then
+    journal_tail "$started"
+    if [ ${#CHANGES[@]} -gt 0 ]; then
+      rollback "$RELEASE" "$old_release"
+    fi
+    summary
+    die "the service did not become healthy; see the journal above" 4
+  fi
+  prune_releases
+  local rc=0
+  self_check || rc=5
+  summary
+  return $rc
+}
+
+cmd_uninstall() {
+  local purge=no
+  [ "${1:-}" = --purge ] && purge=yes
+  step "stopping and disabling $UNIT"
+  systemctl disable --now --quiet "$UNIT" 2>/dev/null || true
+  rm -f "$UNIT_PATH"
+  [ "$purge" = yes ] && rm -rf "$UNIT_PATH.d"
+  systemctl daemon-reload
+  systemctl reset-failed "$UNIT" 2>/dev/null || true
+  step "removing $APP"
+  rm -rf "$APP"
+  if [ "$purge" = yes ]; then
+    step "purging $ETC (config and API key), $STATE, /var/lib/livespeaker and user $USER_NAME"
+    rm -rf "$ETC" "$STATE" /var/lib/livespeaker
+    if id "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME"; fi
+  else
+    note "kept $ETC (config and API key); use --purge to remove them"
+  fi
+  printf '  uninstalled\n'
+}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root" 2
+case ${1:-} in
+  preflight) cmd_preflight ;;
+  install) shift; cmd_install "$@" ;;
+  uninstall) shift; cmd_uninstall "$@" ;;
+  *) sed -n '2,7p' "$0" >&2; exit 2 ;;
+esac

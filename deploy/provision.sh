@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Provision a Raspberry Pi (Raspberry Pi OS / Debian bookworm or trixie, 64-bit) as a livespeaker,
+# over SSH, from this checkout. Run it on your own machine; run it again to upgrade.
+#
+# Usage: deploy/provision.sh [OPTIONS] USER@HOST
+#
+#   -p, --port PORT          SSH port (default: 22 or your ssh_config)
+#   -i, --identity FILE      SSH private key
+#   --known-hosts FILE       known_hosts file to check the Pi's host key against (default: yours).
+#                            Host keys are always checked: connect once with plain `ssh` and compare
+#                            the fingerprint before the first provisioning.
+#   --config FILE            livespeaker config to install as /etc/livespeaker/config.toml. A config
+#                            edited on the Pi since the last provisioning is kept, unless
+#   --force-config           ... this is given. Without --config the Pi's config is kept (or the
+#                            documented defaults are installed on a fresh Pi).
+#   --api-key-file FILE      file with the Gemini API key. Without it you are prompted, unless the Pi
+#                            already has a key (then it is kept). The key travels only over the SSH
+#                            session's stdin and is stored root-only (0600) at /etc/livespeaker/api-key.
+#   --source DIR             project checkout to build (default: the one holding this script)
+#   --ready-timeout SECONDS  how long the service may take to report ready (default: 90)
+#   --settle SECONDS         how long it must then stay up to count as healthy (default: 5)
+#   --uninstall              stop and remove the service and the app (config and key are kept)
+#   --purge                  with --uninstall: also remove config, key, state and the system user
+#   -h, --help               show this help
+#
+# What it does: builds a wheel from the checkout and exports the locked dependencies (uv.lock, with
+# hashes, the same lock CI tests), copies them over SSH, and on the Pi (as root, via sudo -n for a
+# non-root user): checks OS and architecture; installs Debian packages (PortAudio, venv,
+# python3-systemd, python3-lgpio where offered); creates the system user `livespeaker` in groups
+# audio and gpio; installs the build into a new venv /opt/livespeaker/releases/<version>-<hash>;
+# installs config, key and systemd unit; points /opt/livespeaker/venv at the new release; restarts
+# the service and waits until it reports ready (Type=notify) and stays up; runs
+# `livespeaker doctor --json`; prints a summary. If the new release does not become healthy, the
+# previous release, unit and config are restored, the journal tail is printed and the exit status
+# is 4. A run with nothing new changes nothing and says "NO CHANGES".
+#
+# Exit status: 0 ok; 2 usage; 3 unsupported or unreachable target; 4 unhealthy, rolled back;
+# 5 installed and running, but the self-check failed; 78 config rejected; 1 other errors.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SOURCE=$(cd "$SCRIPT_DIR/.." && pwd)
+PORT="" IDENTITY="" KNOWN_HOSTS="" CONFIG="" FORCE_CONFIG=no KEY_FILE=""
+READY_TIMEOUT=90 SETTLE=5 UNINSTALL=no PURGE=no TARGET=""
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'provision: %s\n' "$1" >&2; exit "${2:-1}"; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)" 2; fi; }
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -h | --help) usage; exit 0 ;;
+      -p | --port) need_value "$@"; PORT=$2; shift ;;
+      -i | --identity) need_value "$@"; IDENTITY=$2; shift ;;
+      --known-hosts) need_value "$@"; KNOWN_HOSTS=$2; shift ;;
+      --config) need_value "$@"; CONFIG=$2; shift ;;
+      --force-config) FORCE_CONFIG=yes ;;
+      --api-key-file) need_value "$@"; KEY_FILE=$2; shift ;;
+      --source) need_value "$@"; SOURCE=$(cd "$2" && pwd); shift ;;
+      --ready-timeout) need_value "$@"; READY_TIMEOUT=$2; shift ;;
+      --settle) need_value "$@"; SETTLE=$2; shift ;;
+      --uninstall) UNINSTALL=yes ;;
+      --purge) PURGE=yes ;;
+      -*) die "unknown option $1 (see --help)" 2 ;;
+      *) [ -z "$TARGET" ] || die "only one USER@HOST, got '$TARGET' and '$1'" 2; TARGET=$1 ;;
+    esac
+    shift
+  done
+  [ -n "$TARGET" ] || { usage >&2; die "USER@HOST missing" 2; }
+  [[ $TARGET == *@* ]] || die "target must be USER@HOST, got '$TARGET'" 2
+  [[ $READY_TIMEOUT =~ ^[0-9]+$ && $SETTLE =~ ^[0-9]+$ ]] || die "timeouts are whole seconds" 2
+  [[ -z $PORT || $PORT =~ ^[0-9]+$ ]] || die "--port needs a number" 2
+  [ "$PURGE" = no ] || [ "$UNINSTALL" = yes ] || die "--purge only goes with --uninstall" 2
+  local f
+  for f in "$IDENTITY" "$KNOWN_HOSTS" "$CONFIG" "$KEY_FILE"; do
+    [ -z "$f" ] || [ -r "$f" ] || die "cannot read $f" 2
+  done
+  [ -z "$KEY_FILE" ] || [ -s "$KEY_FILE" ] || die "API key file $KEY_FILE is empty" 2
+}
+
+# --- SSH: one multiplexed, host-key-checked connection ------------------------------------------
+
+WORK="" REMOTE_DIR="" SUDO="" SSH=()
+setup_ssh() {
+  SSH=(ssh -o StrictHostKeyChecking=yes -o ControlMaster=auto -o "ControlPath=$WORK/ssh-%C"
+    -o ControlPersist=300 -o ServerAliveInterval=15 -o ConnectTimeout=15)
+  [ -z "$PORT" ] || SSH+=(-p "$PORT")
+  [ -z "$IDENTITY" ] || SSH+=(-i "$IDENTITY" -o IdentitiesOnly=yes)
+  [ -z "$KNOWN_HOSTS" ] || SSH+=(-o "UserKnownHostsFile=$KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null)
+}
+
+remote() { "${SSH[@]}" "$TARGET" "$@"; }
+
+cleanup() {
+  local rc=$?
+  if [ -n "$REMOTE_DIR" ]; then remote "rm -rf '$REMOTE_DIR'" </dev/null >/dev/null 2>&1 || true; fi
+  if [ ${#SSH[@]} -gt 0 ]; then "${SSH[@]}" -O exit "$TARGET" >/dev/null 2>&1 || true; fi
+  [ -z "$WORK" ] || rm -rf "$WORK"
+  exit "$rc"
+}
+
+connect() {
+  say "connecting to $TARGET${PORT:+ port $PORT} (host key checked)"
+  local uid
+  if ! uid=$(remote 'id -u' </dev/null); then
+    die "cannot log in to $TARGET. If ssh said 'Host key verification failed', connect once with
+  plain ssh, compare the fingerprint with the Pi's (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub
+  on its console) and accept it, or pass --known-hosts FILE." 3
+  fi
+  if [ "$uid" != 0 ]; then
+    SUDO="sudo -n"
+    remote 'sudo -n true' </dev/null ||
+      die "$TARGET is not root and has no passwordless sudo (Raspberry Pi OS gives the first user that)" 3
+  fi
+  REMOTE_DIR=$(remote 'mktemp -d /tmp/livespeaker-provision.XXXXXXXX' </dev/null)
+  [[ $REMOTE_DIR == /tmp/livespeaker-provision.* ]] || die "could not create a staging directory on $TARGET"
+}
+
+# Runs the agent on the Pi as root; stdin is passed through (the API key channel).
+agent() { remote "$SUDO bash $REMOTE_DIR/provision-agent.sh $*"; }
+
+upload() {
+  tar -C "$1" -cf - . | remote "tar -xf - -C '$REMOTE_DIR'" ||
+    die "copying the build to $TARGET failed"
+}
+
+# --- build: wheel + locked requirements + unit -------------------------------------------------
+
+build() {
+  local stage=$WORK/stage
+  say "building from $SOURCE"
+  command -v uv >/dev/null || die "uv is needed to build (https://docs.astral.sh/uv/); bash deploy/dev.sh setup installs it"
+  if [ ! -f "$SOURCE/uv.lock" ] || [ ! -f "$SOURCE/systemd/livespeaker.service" ]; then
+    die "$SOURCE is not a livespeaker checkout (uv.lock, systemd/livespeaker.service)" 2
+  fi
+  mkdir -p "$stage"
+  uv build --quiet --wheel --out-dir "$stage" "$SOURCE" || die "uv build failed"
+  # The same lock as CI. systemd-python comes from apt (python3-systemd); tflite-runtime is
+  # overridden away in pyproject.toml.
+  uv export --quiet --project "$SOURCE" --locked --no-dev --no-emit-project \
+    --no-emit-package systemd-python --no-emit-package tflite-runtime \
+    --format requirements-txt --output-file "$stage/requirements.txt" ||
+    die "uv export failed: is uv.lock up to date with pyproject.toml? (uv lock)"
+  cp "$SOURCE/systemd/livespeaker.service" "$stage/livespeaker.service"
+  cp "$SOURCE/config/livespeaker.toml" "$stage/default-config.toml"
+  (cd "$stage" && sha256sum ./*.whl requirements.txt livespeaker.service >SHA256SUMS)
+  [ -z "$CONFIG" ] || cp "$CONFIG" "$stage/config.toml"
+  cp "$SCRIPT_DIR/provision-agent.sh" "$stage/"
+  printf '    %s\n' "$(basename "$(find "$stage" -maxdepth 1 -name '*.whl')")" \
+    "build hash $(sha256sum "$stage/SHA256SUMS" | cut -c1-12)"
+}
+
+# --- the API key: never in argv, a log or shell history -----------------------------------------
+
+KEY=""
+read_key_prompt() {
+  [ -r /dev/tty ] || die "no API key on the Pi: pass --api-key-file FILE (no terminal to prompt on)" 2
+  printf 'Gemini API key for %s (input hidden): ' "$TARGET" >/dev/tty
+  IFS= read -rs KEY </dev/tty || true
+  printf '\n' >/dev/tty
+  [ -n "$KEY" ] || die "no key entered" 2
+}
+
+main() {
+  parse_args "$@"
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/livespeaker-provision.XXXXXX")
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  setup_ssh
+  if [ "$UNINSTALL" = yes ]; then
+    connect
+    mkdir -p "$WORK/stage" && cp "$SCRIPT_DIR/provision-agent.sh" "$WORK/stage/"
+    upload "$WORK/stage"
+    say "uninstalling on $TARGET"
+    agent uninstall "$([ "$PURGE" = yes ] && echo --purge)" </dev/null
+    return
+  fi
+  build
+  connect
+  upload "$WORK/stage"
+  say "checking $TARGET"
+  local facts
+  facts=$(agent preflight </dev/null) || exit $?
+  printf '%s\n' "$facts" | sed 's/^/    /'
+  local args=(install "$REMOTE_DIR" --ready-timeout "$READY_TIMEOUT" --settle "$SETTLE")
+  [ "$FORCE_CONFIG" = no ] || args+=(--force-config)
+  say "installing on $TARGET"
+  local rc=0
+  if [ -n "$KEY_FILE" ]; then
+    agent "${args[@]}" --key-on-stdin <"$KEY_FILE" || rc=$?
+  elif grep -qx 'key=absent' <<<"$facts"; then
+    read_key_prompt
+    # printf is a shell builtin: the key reaches ssh's stdin without ever being an argument.
+    agent "${args[@]}" --key-on-stdin < <(printf '%s\n' "$KEY") || rc=$?
+    KEY=""
+  else
+    agent "${args[@]}" </dev/null || rc=$?
+  fi
+  case $rc in
+    0) say "done: $TARGET runs livespeaker" ;;
+    4) say "FAILED: the new release was not healthy and was rolled back (journal above)" ;;
+    5) say "installed and running, but the self-check failed (output above)" ;;
+    *) say "FAILED (exit $rc)" ;;
+  esac
+  return "$rc"
+}
+
+main "$@"
