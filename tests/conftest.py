@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from device.config import Config
 from device.simhw.pulse import VirtualSoundCard, write_wav
 from device.simhw.speech import synthesize
 from device.simulator.certs import CertFiles, ensure_certs
+from device.simulator.server import LiveSimulator
 
 # Tests never talk to Vertex or through a proxy.
 for _var in (
@@ -82,3 +84,32 @@ def speech_wav(
 def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     """A throwaway CA and a certificate for 127.0.0.1/localhost."""
     return ensure_certs(tmp_path_factory.mktemp("tls"))
+
+
+# --- Live API simulator (device/simulator) -------------------------------------------------------
+
+SIM_API_KEY = "sim-test-key"
+"""The API key the `simulator` fixture accepts (pass it as ApiKey(SIM_API_KEY, "test"))."""
+
+
+@pytest.fixture
+async def simulator(tls_certs: CertFiles) -> AsyncIterator[LiveSimulator]:
+    """A running Live API simulator on 127.0.0.1 (TLS), fast replies, accepting SIM_API_KEY."""
+    sim = LiveSimulator(
+        tls_certs, api_keys=[SIM_API_KEY], realtime_factor=20.0, hold_turn_complete=False
+    )
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def sim_config(sim: LiveSimulator, tmp: Path, **live: object) -> Config:
+    """A Config pointing live.base_url/ca_file at the simulator, state_dir in tmp."""
+    return Config.model_validate(
+        {
+            "state_dir": str(tmp / "state"),
+            "live": {"base_url": sim.base_url, "ca_file": str(sim.certs.ca), **live},
+        }
+    )
