@@ -1,0 +1,221 @@
+"""`livespeaker doctor` on the rig: real PortAudio through the virtual card, the real SDK against the
+simulator over TLS, real openWakeWord, mock pins. The doctor runs as the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from device.config import Config
+from device.doctor.audio_io import tone_levels
+from device.doctor.gpio import configured_pins
+from device.doctor.result import SCHEMA, CheckResult, Report, Status
+from device.simhw.pulse import VirtualSoundCard
+from device.simulator.certs import CertFiles
+from device.simulator.server import LiveSimulator, SimulatorThread
+
+KEY = "doctor-test-key"
+
+
+@pytest.fixture(scope="module")
+def sim(tls_certs: CertFiles) -> Iterator[LiveSimulator]:
+    with SimulatorThread(tls_certs, api_keys=[KEY]) as sim:
+        yield sim
+
+
+def _config(tmp_path: Path, sim: LiveSimulator, certs: CertFiles, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n{extra}\n'
+        f'[live]\nbase_url = "{sim.base_url}"\nca_file = "{certs.ca}"\n'
+    )
+    return path
+
+
+def _doctor(
+    card: VirtualSoundCard, config: Path, *args: str, key: str = KEY
+) -> tuple[int, dict[str, Any], str]:
+    env = {**card.env, "GEMINI_API_KEY": key}
+    proc = subprocess.run(
+        [sys.executable, "-m", "device", "--config", str(config), "doctor", "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def _by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in doc["checks"]}
+
+
+@pytest.mark.integration
+def test_doctor_all_pass_on_the_rig(
+    sound_card: VirtualSoundCard, sim: LiveSimulator, tls_certs: CertFiles, tmp_path: Path
+) -> None:
+    import time
+
+    from device.live.handles import HandleStore
+
+    HandleStore(tmp_path / "state").save("h-old", "gemini-3.8-live", saved_at=time.time() - 600)
+    room = (np.random.default_rng(3).standard_normal(16000 * 40) * 200).astype(np.int16)
+    feeder = sound_card.feed_mic(room, 16000)  # a quiet room, so the mic has a level to measure
+    try:
+        with sound_card.record_speaker(16000) as rec:
+            rec.wait_until_flowing()
+            code, doc, err = _doctor(sound_card, _config(tmp_path, sim, tls_certs))
+    finally:
+        feeder.kill()
+        feeder.wait(5)
+    checks = _by_name(doc)
+    assert doc["schema"] == SCHEMA
+    assert list(checks) == [
+        "audio_devices",
+        "microphone",
+        "speaker",
+        "wakeword",
+        "gpio",
+        "api",
+        "state",
+    ]
+    assert {n: c["status"] for n, c in checks.items()} == dict.fromkeys(checks, "pass"), err
+    assert code == 0 and doc["ok"] is True and doc["failed"] == []
+    assert 16000 in checks["audio_devices"]["numbers"]["input_rates"]
+    mic = checks["microphone"]["numbers"]
+    # 200 RMS noise is about -44 dBFS
+    assert -50 < mic["rms_dbfs"] < -38 and mic["clipped_fraction"] == 0
+    assert checks["api"]["numbers"]["key_source"] == "environment GEMINI_API_KEY"
+    assert KEY not in json.dumps(doc)
+    assert any(c.key == KEY for c in sim.connections)
+    assert checks["gpio"]["numbers"]["factory"].startswith("Mock")
+    assert checks["wakeword"]["numbers"]["cpu_ms_per_frame"] > 0
+    assert 600 <= checks["state"]["numbers"]["handle_age_s"] < 900
+    # The test tone really reached the speaker: a 1 kHz component well above the silence around it.
+    levels = tone_levels(rec.samples, 16000, 1000.0)
+    assert levels.max() > 20 * max(float(np.percentile(levels, 10)), 1.0)
+
+
+@pytest.mark.integration
+def test_doctor_hears_echo_and_recommends_half_duplex(
+    sound_card: VirtualSoundCard, sim: LiveSimulator, tls_certs: CertFiles, tmp_path: Path
+) -> None:
+    # Route the speaker back into the microphone, like a speaker next to the mic in a box.
+    module = subprocess.run(
+        [
+            "pactl",
+            "load-module",
+            "module-loopback",
+            "source=speaker.monitor",
+            "sink=micfeed",
+            "latency_msec=20",
+        ],
+        env=sound_card.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout.strip()
+    try:
+        cfg = _config(tmp_path, sim, tls_certs, '[audio]\necho_mode = "full_duplex"')
+        code, doc, _ = _doctor(
+            sound_card, cfg, "--mic-seconds", "1", "--skip", "wakeword", "--skip", "api"
+        )
+    finally:
+        subprocess.run(["pactl", "unload-module", module], env=sound_card.env, timeout=10)
+    speaker = _by_name(doc)["speaker"]
+    assert speaker["numbers"]["echo_heard"] is True
+    assert speaker["numbers"]["recommended_echo_mode"] == "half_duplex"
+    assert speaker["status"] == "warn"  # configured full_duplex although the mic hears the speaker
+    assert code == 0
+
+
+@pytest.mark.integration
+def test_doctor_names_a_rejected_key(
+    sound_card: VirtualSoundCard, sim: LiveSimulator, tls_certs: CertFiles, tmp_path: Path
+) -> None:
+    code, doc, _ = _doctor(
+        sound_card,
+        _config(tmp_path, sim, tls_certs),
+        "--skip",
+        "microphone",
+        "--skip",
+        "speaker",
+        "--skip",
+        "wakeword",
+        key="not-the-key",
+    )
+    assert code == 1 and doc["ok"] is False and doc["failed"] == ["api"]
+    api = _by_name(doc)["api"]
+    assert api["numbers"]["error_kind"] == "bad_key"
+    assert "API key not valid" in api["detail"]
+    assert "not-the-key" not in json.dumps(doc)
+
+
+@pytest.mark.integration
+def test_doctor_names_a_missing_microphone(
+    sound_card: VirtualSoundCard, sim: LiveSimulator, tls_certs: CertFiles, tmp_path: Path
+) -> None:
+    cfg = _config(tmp_path, sim, tls_certs, '[audio]\ninput_device = "USB PnP Sound Device"')
+    code, doc, _ = _doctor(sound_card, cfg, "--skip", "wakeword", "--skip", "api")
+    checks = _by_name(doc)
+    assert code == 1 and doc["failed"] == ["audio_devices"]
+    assert "USB PnP Sound Device" in checks["audio_devices"]["detail"]
+    assert checks["microphone"]["status"] == "skip"
+    assert checks["speaker"]["status"] == "skip"
+
+
+@pytest.mark.unit
+def test_report_json_is_the_documented_schema() -> None:
+    report = Report(
+        (
+            CheckResult("a", Status.PASS, "fine", {"x": 1.5}),
+            CheckResult("b", Status.WARN, "hmm"),
+            CheckResult("c", Status.FAIL, "broken"),
+        ),
+        "9.9",
+    )
+    doc = json.loads(report.to_json())
+    assert doc == {
+        "schema": "livespeaker-doctor/1",
+        "version": "9.9",
+        "ok": False,
+        "failed": ["c"],
+        "summary": {"pass": 1, "warn": 1, "fail": 1, "skip": 0},
+        "checks": [
+            {"name": "a", "status": "pass", "detail": "fine", "numbers": {"x": 1.5}},
+            {"name": "b", "status": "warn", "detail": "hmm", "numbers": {}},
+            {"name": "c", "status": "fail", "detail": "broken", "numbers": {}},
+        ],
+    }
+
+
+@pytest.mark.unit
+def test_configured_pins_follow_the_led_mode() -> None:
+    cfg = Config.model_validate({"leds": {"mode": "per_state"}, "button": {"pin": 26}})
+    assert configured_pins(cfg) == [
+        ("led_listening", 5),
+        ("led_responding", 6),
+        ("led_error", 13),
+        ("button", 26),
+    ]
+    none = Config.model_validate({"leds": {"mode": "none"}, "button": {"enabled": False}})
+    assert configured_pins(none) == []
+
+
+@pytest.mark.unit
+def test_gpio_check_fails_on_a_pin_used_twice() -> None:
+    from device.doctor.context import DoctorContext
+    from device.doctor.gpio import check
+
+    cfg = Config.model_validate({"gpio": {"pin_factory": "mock"}, "button": {"pin": 17}})
+    result = check(DoctorContext(cfg))
+    assert result.status is Status.FAIL
+    assert "pin 17" in result.detail and "led_red" in result.detail and "button" in result.detail
