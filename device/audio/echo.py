@@ -1,0 +1,52 @@
+"""Echo control by gating: in half duplex the upload is closed while the speaker plays (plus a tail).
+
+    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
+    upload = mic.add_consumer("upload", 50, gate=gate)      # closed while the reply plays
+    wake = mic.add_consumer("wakeword", 50)                 # always open: "Hey Jarvis, stop" works
+
+The gate is evaluated once per microphone block on the loop, so it only needs `is_playing` and a
+clock (injectable for tests). full_duplex keeps it open for headsets or hardware echo cancellation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from device.config import EchoMode
+from device.events import AudioBlock
+
+
+class EchoGate:
+    """Callable gate for `Microphone.add_consumer(..., gate=)`: True = deliver the block."""
+
+    def __init__(
+        self,
+        mode: EchoMode,
+        tail_ms: int,
+        is_playing: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.mode = mode
+        self.tail_s = tail_ms / 1000.0
+        self._is_playing = is_playing
+        self._clock = clock
+        self._last_playing: float | None = None
+        self.blocked = 0
+        """Blocks withheld from the consumer so far."""
+
+    def is_open(self) -> bool:
+        """Whether microphone audio may go to the server right now."""
+        if self.mode is EchoMode.FULL_DUPLEX:
+            return True
+        now = self._clock()
+        if self._is_playing():
+            self._last_playing = now
+            return False
+        return self._last_playing is None or now - self._last_playing >= self.tail_s
+
+    def __call__(self, block: AudioBlock) -> bool:
+        if self.is_open():
+            return True
+        self.blocked += 1
+        return False

@@ -1,0 +1,256 @@
+"""The microphone: any device, any native rate and channel count -> 16 kHz mono blocks on asyncio.
+
+    mic = Microphone(cfg.audio, on_event=events.put_nowait)
+    wake = mic.add_consumer("wakeword", max_blocks=50)
+    upload = mic.add_consumer("upload", max_blocks=50, gate=echo_gate)
+    async with mic.running():              # opens (raises AudioDeviceError if it cannot) ...
+        block = await wake.get()           # AudioBlock(pcm=16 kHz mono int16, start=sample index)
+    # or: task = asyncio.create_task(mic.run(), name="microphone")  (retries forever)
+
+The PortAudio callback only copies the bytes to the loop (`call_soon_threadsafe`); converting
+(downmix + streaming soxr) and framing into `audio.block_ms` blocks happens on the loop. `start`
+counts 16 kHz samples since the first open and stays continuous across reopens. Each consumer has
+its own bounded drop-oldest queue; a gate decides per block whether that consumer gets it.
+Overflows (PortAudio's and the queues') are counted and summarised in the log every
+`summary_interval_s`, never logged per block. `progress` feeds the systemd watchdog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from device.audio import devices
+from device.audio.convert import BlockFramer, MicConverter
+from device.audio.devices import Direction, StreamFormat
+from device.audio.queues import DropOldestQueue
+from device.audio.supervisor import DeviceSupervisor, EventSink
+from device.config import AudioConfig
+from device.events import MIC_RATE, AudioBlock
+
+log = logging.getLogger(__name__)
+
+Gate = Callable[[AudioBlock], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class MicProgress:
+    """How far the microphone has got (for the watchdog): blocks delivered, when the last one was."""
+
+    blocks: int
+    last_block_monotonic: float | None
+
+
+@dataclass(slots=True)
+class _Consumer:
+    queue: DropOldestQueue[AudioBlock]
+    gate: Gate | None
+    reported_drops: int = 0
+
+
+class _InputStream:
+    """One open PortAudio input stream; the callback hands bytes to the loop and nothing else."""
+
+    def __init__(
+        self,
+        fmt: StreamFormat,
+        *,
+        block_ms: int,
+        loop: asyncio.AbstractEventLoop,
+        on_raw: Callable[[int, bytes, bool], None],
+        generation: int,
+        stall_s: float,
+    ) -> None:
+        import sounddevice as sd
+
+        self.fmt = fmt
+        self.stall_s = stall_s
+        self.last_data = time.monotonic()
+        self._finished = False
+
+        def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # RuntimeError: loop closed at shutdown
+                loop.call_soon_threadsafe(on_raw, generation, bytes(indata), bool(status))
+
+        def finished() -> None:
+            self._finished = True
+
+        try:
+            self.stream = sd.RawInputStream(
+                device=fmt.device.index,
+                samplerate=fmt.rate,
+                channels=fmt.channels,
+                dtype="int16",
+                blocksize=max(1, fmt.rate * block_ms // 1000),
+                callback=callback,
+                finished_callback=finished,
+            )
+        except Exception as exc:
+            raise devices.open_error(exc, fmt.device, Direction.INPUT) from exc
+        devices.stream_opened()
+
+    def start(self) -> None:
+        try:
+            self.stream.start()
+        except Exception as exc:
+            self.close()
+            raise devices.open_error(exc, self.fmt.device, Direction.INPUT) from exc
+        self.last_data = time.monotonic()
+
+    def failure(self) -> str | None:
+        if self._finished or not self.stream.active:
+            return f"input stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
+        silent = time.monotonic() - self.last_data
+        if silent > self.stall_s:
+            return f"no audio from {self.fmt.device.name!r} for {silent:.1f} s"
+        return None
+
+    def close(self) -> None:
+        try:
+            self.stream.close(ignore_errors=True)
+        finally:
+            devices.stream_closed()
+
+
+class Microphone:
+    """16 kHz mono AudioBlocks from the configured input device, fanned out to named consumers."""
+
+    def __init__(
+        self,
+        cfg: AudioConfig,
+        *,
+        on_event: EventSink | None = None,
+        rate: int | None = None,
+        channels: int | None = None,
+        stall_s: float = 3.0,
+        summary_interval_s: float = 60.0,
+    ) -> None:
+        """rate/channels force an opening format (None: the device's own)."""
+        self.cfg = cfg
+        self._rate = rate
+        self._channels = channels
+        self._stall_s = stall_s
+        self._summary_interval_s = summary_interval_s
+        self._consumers: dict[str, _Consumer] = {}
+        self._framer = BlockFramer(MIC_RATE * cfg.block_ms // 1000)
+        self._converter: MicConverter | None = None
+        self._stream: _InputStream | None = None
+        self._generation = 0
+        self._blocks = 0
+        self._last_block: float | None = None
+        self._overflows = 0
+        self._reported_overflows = 0
+        self._last_summary = time.monotonic()
+        self.format: StreamFormat | None = None
+        """The format of the open (or last opened) stream."""
+        self.supervisor = DeviceSupervisor(Direction.INPUT, self._open, on_event)
+
+    # --- consumers ------------------------------------------------------------------------
+
+    def add_consumer(
+        self, name: str, max_blocks: int, gate: Gate | None = None
+    ) -> DropOldestQueue[AudioBlock]:
+        """A new bounded queue that receives every block (for which `gate(block)` is true)."""
+        if name in self._consumers:
+            raise ValueError(f"consumer {name!r} already exists")
+        q: DropOldestQueue[AudioBlock] = DropOldestQueue(max_blocks, name)
+        self._consumers[name] = _Consumer(q, gate)
+        return q
+
+    def remove_consumer(self, name: str) -> None:
+        """Stop delivering to a consumer."""
+        self._consumers.pop(name, None)
+
+    @property
+    def progress(self) -> MicProgress:
+        """Blocks delivered so far and the monotonic time of the last one."""
+        return MicProgress(self._blocks, self._last_block)
+
+    @property
+    def position(self) -> int:
+        """Sample index (16 kHz) that the next block will start at."""
+        return self._framer.position
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the microphone open until cancelled (reopens with backoff on failures)."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self.supervisor.run()
+        finally:
+            self._summarise(final=True)
+
+    @contextlib.asynccontextmanager
+    async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Microphone]:
+        """Run in a task; raises the open error if the first open fails."""
+        task = asyncio.create_task(self.run(), name="microphone")
+        try:
+            await self.supervisor.wait_started(open_timeout_s)
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _open(self) -> _InputStream:
+        dev = devices.resolve(self.cfg.input_device, Direction.INPUT)
+        fmt = devices.choose_format(dev, Direction.INPUT, self._rate, self._channels)
+        stream = _InputStream(
+            fmt,
+            block_ms=self.cfg.block_ms,
+            loop=self._loop,
+            on_raw=self._on_raw,
+            generation=self._generation + 1,
+            stall_s=self._stall_s,
+        )
+        self._stream = stream
+        self.format = fmt
+        self._converter = MicConverter(fmt.rate, fmt.channels)
+        self._generation += 1
+        stream.start()
+        log.info(
+            "microphone open: %s at %d Hz, %d channel(s)", dev.describe(), fmt.rate, fmt.channels
+        )
+        return stream
+
+    # --- the loop side of the bridge ------------------------------------------------------
+
+    def _on_raw(self, generation: int, raw: bytes, overflowed: bool) -> None:
+        stream = self._stream
+        if generation != self._generation or stream is None or self._converter is None:
+            return  # late data from a stream that has been replaced
+        now = time.monotonic()
+        stream.last_data = now
+        if overflowed:
+            self._overflows += 1
+        for block in self._framer.feed(self._converter.convert(raw)):
+            self._blocks += 1
+            self._last_block = now
+            for consumer in self._consumers.values():
+                if consumer.gate is None or consumer.gate(block):
+                    consumer.queue.put_nowait(block)
+        if now - self._last_summary >= self._summary_interval_s:
+            self._summarise()
+
+    def _summarise(self, final: bool = False) -> None:
+        self._last_summary = time.monotonic()
+        parts = []
+        if self._overflows > self._reported_overflows:
+            parts.append(f"{self._overflows - self._reported_overflows} input overflows")
+            self._reported_overflows = self._overflows
+        for c in self._consumers.values():
+            if c.queue.dropped > c.reported_drops:
+                parts.append(
+                    f"{c.queue.dropped - c.reported_drops} blocks dropped by {c.queue.name}"
+                )
+                c.reported_drops = c.queue.dropped
+        if parts:
+            log.warning("microphone: %s (%d blocks so far)", "; ".join(parts), self._blocks)
+        elif final:
+            log.info("microphone: %d blocks delivered, no overflows", self._blocks)

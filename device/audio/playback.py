@@ -1,0 +1,76 @@
+"""The hand-off between the loop (fills) and the PortAudio output callback (drains).
+
+The loop appends float32 chunks to a deque (append/popleft/clear are atomic in CPython); the
+callback copies from the head chunk into PortAudio's buffer, scaled by the volume, with one
+`np.multiply(..., out=)` per chunk: no locks, no allocation. flush() bumps a generation number so the
+callback also drops the chunk it is half-way through: at most the block being rendered at the
+moment of the flush still plays.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import numpy.typing as npt
+
+Float32 = npt.NDArray[np.float32]
+
+
+class PlaybackBuffer:
+    """Chunks of mono float32 audio waiting to be played."""
+
+    def __init__(self) -> None:
+        self._chunks: collections.deque[Float32] = collections.deque()
+        self._head: Float32 | None = None
+        self._pos = 0
+        self._generation = 0
+        self._seen_generation = 0
+
+    # --- loop side ------------------------------------------------------------------------
+
+    def push(self, chunk: Float32) -> None:
+        """Queue audio behind what is already queued."""
+        if len(chunk):
+            self._chunks.append(chunk)
+
+    def flush(self) -> int:
+        """Discard everything queued (and the chunk being played); returns frames discarded."""
+        self._generation += 1
+        head = self._head
+        pending = sum(len(c) for c in list(self._chunks))
+        if head is not None:
+            pending += max(0, len(head) - self._pos)
+        self._chunks.clear()
+        return pending
+
+    def is_empty(self) -> bool:
+        """Nothing left to play (the callback may still be rendering its last block)."""
+        return self._head is None and not self._chunks
+
+    # --- callback side --------------------------------------------------------------------
+
+    def read_into(self, out: Float32, gain: float) -> int:
+        """Fill `out` (1-D) from the queue scaled by gain; returns frames written (rest untouched)."""
+        if self._seen_generation != self._generation:
+            self._seen_generation = self._generation
+            self._head = None
+            self._pos = 0
+        written = 0
+        want = len(out)
+        while written < want:
+            head = self._head
+            if head is None:
+                try:
+                    head = self._chunks.popleft()
+                except IndexError:
+                    break
+                self._head = head
+                self._pos = 0
+            take = min(want - written, len(head) - self._pos)
+            np.multiply(head[self._pos : self._pos + take], gain, out=out[written : written + take])
+            written += take
+            self._pos += take
+            if self._pos >= len(head):
+                self._head = None
+        return written

@@ -1,0 +1,263 @@
+"""The speaker: one output stream for the daemon's life, fed with the model's 24 kHz speech.
+
+    speaker = Speaker(cfg.audio, cfg.state_dir, on_event=events.put_nowait)
+    async with speaker.running():          # opens (raises AudioDeviceError if it cannot) ...
+        speaker.play(model_pcm_24k)        # queue audio (converted to the device rate with soxr)
+        speaker.flush()                    # barge-in: silent within one audio.output_block_ms
+        await speaker.drain()              # returns when the last sample has been heard
+        speaker.set_volume(40)             # 0-100, persisted in state_dir/volume
+        speaker.play_earcon(Earcon.WAKE)   # or an ErrorKind
+    # or: task = asyncio.create_task(speaker.run(), name="speaker")  (retries forever)
+
+The stream stays open (reopening per reply clips reply starts); when idle it plays silence. The
+callback drains a PlaybackBuffer filled by the loop, scales by the volume and records when its
+last sample reaches the DAC (PortAudio's time info), which is what `drain()` and `is_playing`
+use. Underruns (the buffer ran dry while a reply was still coming) play silence and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from device.audio import devices, earcons
+from device.audio.convert import SpeakerConverter
+from device.audio.devices import Direction, StreamFormat
+from device.audio.playback import PlaybackBuffer
+from device.audio.supervisor import DeviceSupervisor, EventSink
+from device.audio.volume import VolumeStore, clamp, gain
+from device.config import AudioConfig
+from device.events import MODEL_RATE, ErrorKind
+
+log = logging.getLogger(__name__)
+
+
+class _OutputStream:
+    """One open PortAudio output stream whose callback drains the PlaybackBuffer."""
+
+    def __init__(self, fmt: StreamFormat, block_ms: int, owner: Speaker) -> None:
+        import sounddevice as sd
+
+        self.fmt = fmt
+        self.callbacks = 0
+        self.last_dac_end = 0.0
+        """Stream time at which the last real sample written so far reaches the DAC."""
+        self.underruns = 0
+        self._finished = False
+        self._dry = True
+        self._last_progress = time.monotonic()
+        self._last_callbacks = 0
+        rate, buf = fmt.rate, owner.buffer
+
+        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            mono = outdata[:, 0]
+            n = buf.read_into(mono, owner.gain)
+            if n < frames:
+                mono[n:] = 0.0
+                if owner.expect_more and not self._dry:
+                    self.underruns += 1
+                self._dry = True
+            else:
+                self._dry = False
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
+            if n:
+                dac = time_info.outputBufferDacTime or (time_info.currentTime + self.latency)
+                self.last_dac_end = dac + n / rate
+            self.callbacks += 1
+
+        def finished() -> None:
+            self._finished = True
+
+        try:
+            self.stream = sd.OutputStream(
+                device=fmt.device.index,
+                samplerate=fmt.rate,
+                channels=fmt.channels,
+                dtype="float32",
+                blocksize=max(1, fmt.rate * block_ms // 1000),
+                latency="low",
+                callback=callback,
+                finished_callback=finished,
+            )
+        except Exception as exc:
+            raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
+        devices.stream_opened()
+        self.latency = float(self.stream.latency)
+        try:
+            self.stream.start()
+        except Exception as exc:
+            self.close()
+            raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
+
+    @property
+    def time(self) -> float:
+        """The stream's clock (same clock as the DAC times)."""
+        return float(self.stream.time)
+
+    def failure(self) -> str | None:
+        if self._finished or not self.stream.active:
+            return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
+        now = time.monotonic()
+        if self.callbacks != self._last_callbacks:
+            self._last_callbacks = self.callbacks
+            self._last_progress = now
+        elif now - self._last_progress > 3.0:
+            return (
+                f"output on {self.fmt.device.name!r} stalled for {now - self._last_progress:.1f} s"
+            )
+        return None
+
+    def close(self) -> None:
+        try:
+            self.stream.close(ignore_errors=True)
+        finally:
+            devices.stream_closed()
+
+
+class Speaker:
+    """Plays 24 kHz mono int16 speech and earcons on the configured output device."""
+
+    def __init__(
+        self,
+        cfg: AudioConfig,
+        state_dir: str | os.PathLike[str],
+        *,
+        on_event: EventSink | None = None,
+        rate: int | None = None,
+        channels: int | None = None,
+    ) -> None:
+        """rate/channels force an opening format (None: the device's own)."""
+        self.cfg = cfg
+        self._rate = rate
+        self._channels = channels
+        self.buffer = PlaybackBuffer()
+        self._volume = VolumeStore(state_dir, cfg.volume)
+        self._level = self._volume.load()
+        self.gain = gain(self._level)
+        """Linear gain applied in the callback (a float: replaced atomically)."""
+        self.expect_more = False
+        """A reply is in progress (set by play, cleared by drain/flush): dry buffer = underrun."""
+        self._stream: _OutputStream | None = None
+        self._converter: SpeakerConverter | None = None
+        self.dropped_while_down = 0
+        """24 kHz samples discarded because no output device was open."""
+        self.format: StreamFormat | None = None
+        """The format of the open (or last opened) stream."""
+        self.supervisor = DeviceSupervisor(Direction.OUTPUT, self._open, on_event)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the output open until cancelled (reopens with backoff on failures)."""
+        try:
+            await self.supervisor.run()
+        finally:
+            self._stream = None
+            log.info("speaker: %d underruns", self.underruns)
+
+    @contextlib.asynccontextmanager
+    async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Speaker]:
+        """Run in a task; raises the open error if the first open fails."""
+        task = asyncio.create_task(self.run(), name="speaker")
+        try:
+            await self.supervisor.wait_started(open_timeout_s)
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _open(self) -> _OutputStream:
+        dev = devices.resolve(self.cfg.output_device, Direction.OUTPUT)
+        fmt = devices.choose_format(dev, Direction.OUTPUT, self._rate, self._channels)
+        self.buffer.flush()  # audio converted for a previous stream's rate must not play
+        self._converter = SpeakerConverter(MODEL_RATE, fmt.rate)
+        stream = _OutputStream(fmt, self.cfg.output_block_ms, self)
+        self._stream = stream
+        self.format = fmt
+        log.info(
+            "speaker open: %s at %d Hz, %d channel(s), latency %.0f ms",
+            dev.describe(),
+            fmt.rate,
+            fmt.channels,
+            stream.latency * 1000,
+        )
+        return stream
+
+    # --- playback -------------------------------------------------------------------------
+
+    def play(self, pcm24k: bytes) -> None:
+        """Queue model audio (24 kHz mono int16) behind what is already queued."""
+        conv = self._converter
+        if not self.supervisor.ready.is_set() or conv is None:
+            self.dropped_while_down += len(pcm24k) // 2
+            return
+        self.expect_more = True
+        self.buffer.push(conv.convert(pcm24k))
+
+    def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
+        """Queue an earcon (nothing if `audio.earcons` is off)."""
+        if self.cfg.earcons:
+            self.play(earcons.pcm(kind))
+
+    def flush(self) -> float:
+        """Stop at once: discard everything queued; returns the seconds of audio discarded."""
+        self.expect_more = False
+        frames = self.buffer.flush()
+        if self._converter is not None:
+            self._converter.reset()
+        rate = self.format.rate if self.format else MODEL_RATE
+        return frames / rate
+
+    async def drain(self) -> None:
+        """Return when everything queued has been played, i.e. its last sample has been heard."""
+        conv = self._converter
+        if conv is not None:
+            self.buffer.push(conv.convert(b"", last=True))  # the resampler's tail
+        self.expect_more = False
+        seen: int | None = None
+        while True:  # polled: the callback thread only counts and stamps times
+            stream = self._stream
+            if stream is None or not self.supervisor.ready.is_set():
+                return
+            if not self.buffer.is_empty():
+                pass
+            elif seen is None:
+                # The callback that took the last chunk may still be running: let it finish.
+                seen = stream.callbacks
+            elif stream.callbacks >= seen + 2 and stream.last_dac_end <= stream.time:
+                return
+            await asyncio.sleep(0.005)
+
+    @property
+    def is_playing(self) -> bool:
+        """Audio is queued or still on its way to the DAC."""
+        stream = self._stream
+        if not self.buffer.is_empty():
+            return True
+        return stream is not None and stream.last_dac_end > stream.time
+
+    @property
+    def underruns(self) -> int:
+        """Times the buffer ran dry in the middle of a reply (on the current stream)."""
+        return self._stream.underruns if self._stream else 0
+
+    # --- volume ---------------------------------------------------------------------------
+
+    @property
+    def volume(self) -> int:
+        """Software volume 0-100."""
+        return self._level
+
+    def set_volume(self, level: int) -> int:
+        """Set and persist the volume (clamped to 0-100); returns the level set."""
+        self._level = clamp(level)
+        self.gain = gain(self._level)
+        self._volume.save(self._level)
+        return self._level

@@ -1,0 +1,54 @@
+"""Software volume level 0-100, persisted under state_dir so it survives restarts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILENAME = "volume"
+
+
+class VolumeStore:
+    """Reads and atomically writes the volume level file (`<state_dir>/volume`)."""
+
+    def __init__(self, state_dir: str | os.PathLike[str], default: int) -> None:
+        self.path = Path(state_dir) / FILENAME
+        self.default = clamp(default)
+
+    def load(self) -> int:
+        """The saved level, or the default when none (or an unreadable one) is saved."""
+        try:
+            return clamp(int(self.path.read_text(encoding="ascii").strip()))
+        except FileNotFoundError:
+            return self.default
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable volume file %s: %s", self.path, exc)
+            return self.default
+
+    def save(self, level: int) -> None:
+        """Write atomically (temp file + rename): a power cut leaves the old or the new level."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".volume-")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(f"{clamp(level)}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def clamp(level: int) -> int:
+    """Limit to 0..100."""
+    return max(0, min(100, int(level)))
+
+
+def gain(level: int) -> float:
+    """Linear gain for a level: a perceptual (squared) curve, 0 = silent, 100 = unity."""
+    return (clamp(level) / 100.0) ** 2
