@@ -94,8 +94,8 @@ class NotifySocket:
     async def until(
         self,
         predicate: Callable[[list[Message]], bool],
-        timeout: float,
-        what: str = "",  # noqa: ASYNC109
+        timeout: float,  # noqa: ASYNC109 -- mirrors wait_for()
+        what: str = "",
     ) -> list[Message]:
         """wait_for() for async tests (does not block the event loop)."""
         import asyncio
