@@ -48,6 +48,8 @@ def answer(user: str, history: tuple[str, ...], tools: set[str]) -> Reply:
         return Reply("The capital of France is Paris.")
     if "capital of brazil" in q:
         return Reply("The capital of Brazil is Brasilia.")
+    if "undeclared tool" in q:
+        return Reply(tool=ToolRequest("launch_rocket", {"target": "moon"}))
     if "turn it down" in q or "volume" in q or "quieter" in q:
         if "set_volume" in tools:
             return Reply(tool=ToolRequest("set_volume", {"level": 30}))

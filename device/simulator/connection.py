@@ -44,6 +44,7 @@ class SimConnection:
         self._tool_wait: tuple[str, asyncio.Future[Any]] | None = None
         self._tool_ids = 0
         self._timers: list[asyncio.Task[None]] = []
+        self._ready = False
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class SimConnection:
         self.tools = p.declared_tools(setup)
         self.manual_vad = p.auto_vad_disabled(setup)
         self.vad = EnergyVad(silence_ms=p.silence_ms(setup))
-        self.faults = self.sim.take_faults(key)
+        self.faults += self.sim.take_faults(key)
         for f in self.faults:
             if f.when is When.SETUP and f.action in (*_CLOSES, Action.DROP):
                 await self._fire(f)
@@ -127,12 +128,28 @@ class SimConnection:
         await self.send(p.setup_complete())
         if resumption is not None:
             await self._issue_handle()
+        self._ready = True
         for f in self.faults:
             if f.when is When.SETUP:
                 await self._fire(f)
             elif f.when is When.AFTER_S:
                 self._timers.append(asyncio.create_task(self._fire_later(f), name="sim-fault"))
         return True
+
+    def arm(self, f: Fault) -> None:
+        """Arm a fault on this (already open) connection; SETUP faults fire at once."""
+        if not self._ready:
+            self.faults.append(f)
+        elif f.when in (When.AFTER_S, When.SETUP):
+            delay = f.after_s if f.when is When.AFTER_S else 0.0
+            later = Fault(f.action, When.AFTER_S, after_s=delay)
+            self._timers.append(asyncio.create_task(self._fire_later(later), name="sim-fault"))
+        elif f.when is When.AUDIO_IN:  # counted from now
+            self.faults.append(
+                Fault(f.action, f.when, after_chunks=self.audio_chunks + f.after_chunks)
+            )
+        else:
+            self.faults.append(f)
 
     async def _issue_handle(self) -> None:
         handle = self.sim.new_handle(self.history)

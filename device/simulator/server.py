@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 from device.simulator import protocol as p
 from device.simulator.audio import UtteranceBook
 from device.simulator.certs import CertFiles
+from device.simulator.connection import SimConnection
 from device.simulator.faults import Fault
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class LiveSimulator:
         self.histories: dict[str, tuple[str, ...]] = {}
         """Resumption handle -> the user turns of the conversation when it was issued."""
         self._server: Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._open: list[SimConnection] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -144,7 +145,11 @@ class LiveSimulator:
     # --- control -------------------------------------------------------------------------------
 
     def inject(self, fault: Fault) -> Fault:
-        """Arm a failure for upcoming connections."""
+        """Arm a failure for the next `fault.times` connections, open ones (oldest first) included."""
+        for conn in self._open:
+            if fault.times > 0 and (fault.key is None or fault.key == conn.rec.key):
+                fault.times -= 1
+                conn.arm(fault)
         self.faults.append(fault)
         return fault
 
@@ -186,17 +191,18 @@ class LiveSimulator:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        from device.simulator.connection import SimConnection
-
         record = ConnectionRecord(
             id=len(self.connections), path=ws.request.path if ws.request else ""
         )
         self.connections.append(record)
+        conn = SimConnection(self, ws, record)
+        self._open.append(conn)
         try:
-            await SimConnection(self, ws, record).run()
+            await conn.run()
         except Exception:
             log.exception("simulator connection %d failed", record.id)
         finally:
+            self._open.remove(conn)
             if ws.close_code is not None and record.close_code is None:
                 record.close_code = ws.close_code
                 record.close_reason = ws.close_reason or ""

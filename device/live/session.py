@@ -1,0 +1,380 @@
+"""LiveClient: Gemini Live sessions on google-genai's client.aio.live, resumable across restarts.
+
+    client = LiveClient(cfg, api_key, tools)
+    async with client.session(resume=True) as conv:
+        await conv.send_audio(pcm16k)             # 20-40 ms chunks
+        async for ev in conv.events(): ...       # device.events session events, across turns
+
+A `goAway` makes the conversation open a replacement connection with the newest handle before the
+old one closes; audio sent meanwhile is buffered and delivered once, in order, on the new one.
+Failures surface as `LiveError`s (device.live.errors) with `retry_after` set by the retry policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google import genai
+from google.genai import types
+
+from device.apikey import ApiKey
+from device.config import Config
+from device.events import (
+    GenerationCompleted,
+    InputTranscribed,
+    ModelAudio,
+    OutputTranscribed,
+    ServerInterrupted,
+    SessionEvent,
+    SessionResumed,
+    ToolCalled,
+    ToolCallsCancelled,
+    ToolSpec,
+    TurnCompleted,
+    Usage,
+)
+from device.live.errors import (
+    BadKeyError,
+    HandleRejectedError,
+    LiveError,
+    ProtocolError,
+    RetryPolicy,
+    classify,
+)
+from device.live.handles import HandleStore
+from device.live.link import Link, Outgoing
+from device.live.setup import connect_config, make_client
+
+log = logging.getLogger(__name__)
+
+MAX_CHUNK_BYTES = 1280  # 40 ms of 16 kHz int16: longer audio is split
+
+
+@dataclass
+class SessionStats:
+    """Counters for one conversation (summaries instead of per-block logging)."""
+
+    audio_chunks_sent: int = 0
+    audio_bytes_sent: int = 0
+    connections: int = 0
+    handovers: int = 0
+    handover_gap_s: list[float] = field(default_factory=list)
+    """goAway received -> replacement connection live, per handover."""
+    malformed_frames: int = 0
+
+
+def _seconds(duration: str | None, default: float) -> float:
+    """A protobuf Duration string ("50s", "1.5s") in seconds."""
+    try:
+        return float((duration or "").removesuffix("s"))
+    except ValueError:
+        return default
+
+
+class LiveClient:
+    """Opens conversations; keeps the retry policy and the handle store between them."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        api_key: ApiKey | None,
+        tools: Sequence[ToolSpec] = (),
+        *,
+        store: HandleStore | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.live = cfg.live
+        self.tools = tuple(tools)
+        self.store = store or HandleStore(cfg.state_dir)
+        self.policy = policy or RetryPolicy(cfg.live)
+        self._api_key = api_key
+        self._genai: genai.Client | None = None
+
+    def fail(self, exc: BaseException) -> LiveError:
+        """Classify exc and attach the retry delay."""
+        return self.policy.apply(classify(exc, self.live))
+
+    @contextlib.asynccontextmanager
+    async def session(self, resume: bool = True) -> AsyncIterator[Conversation]:
+        """A conversation; resumes the saved handle if `resume` and it is still valid."""
+        saved = self.store.usable(self.live.model, self.live.resume_window_s) if resume else None
+        conv = Conversation(self)
+        try:
+            link = await self.connect(saved.handle if saved else None)
+        except HandleRejectedError as exc:
+            log.warning("the server rejected the saved resumption handle (%s): starting fresh", exc)
+            self.store.clear()
+            saved = None
+            try:
+                link = await self.connect(None)
+            except BaseException as exc2:
+                raise self.fail(exc2) from exc2
+        except LiveError as exc:
+            raise self.policy.apply(exc) from exc.__cause__
+        self.policy.succeeded()
+        conv.start(link, SessionResumed(saved is not None, saved.age_s if saved else None))
+        try:
+            yield conv
+        finally:
+            await conv.close()
+
+    async def connect(self, handle: str | None) -> Link:
+        """One connection through setupComplete, bounded by live.connect_timeout_s."""
+        if self._api_key is None:
+            raise BadKeyError(
+                "no API key: set GEMINI_API_KEY, live.api_key_file or the api-key credential"
+            )
+        if self._genai is None:
+            self._genai = make_client(self.live, self._api_key.value)
+        ctx = self._genai.aio.live.connect(
+            model=self.live.model, config=connect_config(self.live, self.tools, handle)
+        )
+        stack = contextlib.AsyncExitStack()
+        try:
+            async with asyncio.timeout(self.live.connect_timeout_s):
+                session = await stack.enter_async_context(ctx)
+        except BaseException as exc:
+            await stack.aclose()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise classify(exc, self.live) from exc
+        if session.setup_complete is None:
+            await stack.aclose()
+            raise ProtocolError("the server's first message was not setupComplete")
+        return Link(session, stack)
+
+
+class Conversation:
+    """One conversation, possibly over several connections (goAway handovers)."""
+
+    def __init__(self, client: LiveClient) -> None:
+        self._client = client
+        self._queue: asyncio.Queue[SessionEvent | LiveError | None] = asyncio.Queue()
+        self._link: Link | None = None
+        self._lock = asyncio.Lock()
+        self._pending: list[Outgoing] | None = None
+        self._handle: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._known_tools = {t.name for t in client.tools}
+        self._user_text: list[str] = []
+        self._model_text: list[str] = []
+        self.stats = SessionStats()
+
+    @property
+    def handle(self) -> str | None:
+        """The newest resumable handle seen in this conversation."""
+        return self._handle
+
+    def start(self, link: Link, first: SessionResumed) -> None:
+        """Begin reading from the first connection."""
+        self._link = link
+        self.stats.connections = 1
+        self._queue.put_nowait(first)
+        self._spawn(self._read(link), f"live-recv-{self.stats.connections}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def send_audio(self, pcm16k: bytes) -> None:
+        """Stream microphone audio (16 kHz mono int16); split into chunks of at most 40 ms."""
+        for i in range(0, len(pcm16k), MAX_CHUNK_BYTES):
+            await self._send(Outgoing.audio(pcm16k[i : i + MAX_CHUNK_BYTES]))
+
+    async def send_audio_end(self) -> None:
+        """The microphone stream paused (flushes the server's VAD)."""
+        await self._send(Outgoing("audio_end"))
+
+    async def send_text(self, text: str) -> None:
+        """A complete user text turn."""
+        log.info("user (text): %s", text, extra={"USER_TEXT": text})
+        await self._send(Outgoing("text", text=text))
+
+    async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
+        """Answer a ToolCalled with the same id."""
+        await self._send(Outgoing("tool", call_id=call_id, name=name, result=result))
+
+    async def _send(self, item: Outgoing) -> None:
+        async with self._lock:
+            if self._pending is not None:
+                self._pending.append(item)  # handover in progress: goes to the new connection
+                return
+            assert self._link is not None
+            await self._deliver(self._link, item)
+
+    async def _deliver(self, link: Link, item: Outgoing) -> None:
+        try:
+            await link.send(item)
+        except Exception as exc:
+            raise self._client.fail(exc) from exc
+        if item.kind == "audio":
+            self.stats.audio_chunks_sent += 1
+            self.stats.audio_bytes_sent += len(item.pcm)
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        """Session events, continuously across turns and handovers; raises LiveError on failure."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, LiveError):
+                raise item
+            yield item
+
+    async def _read(self, link: Link) -> None:
+        while True:
+            try:
+                async for msg in link.session.receive():
+                    for ev in await self._translate(link, msg):
+                        self._queue.put_nowait(ev)
+            except (ValueError, TypeError) as exc:  # a frame the SDK could not parse
+                self.stats.malformed_frames += 1
+                log.warning(
+                    "ignored a malformed server frame: %s",
+                    str(exc)[:200],
+                    extra={"LIVE_ERROR": "malformed_frame"},
+                )
+                continue
+            except Exception as exc:
+                if link.closing or link is not self._link or self._pending is not None:
+                    return  # replaced by a handover, or we closed it
+                err = self._client.fail(exc)
+                log.error(
+                    "live session failed: %s (retry after %s s)",
+                    err,
+                    err.retry_after,
+                    extra={"LIVE_ERROR": err.kind.value},
+                )
+                self._queue.put_nowait(err)
+                return
+
+    async def _translate(self, link: Link, msg: types.LiveServerMessage) -> list[SessionEvent]:
+        out: list[SessionEvent] = []
+        if (upd := msg.session_resumption_update) and upd.resumable and upd.new_handle:
+            self._handle = upd.new_handle
+            self._client.store.save(upd.new_handle, self._client.live.model)
+        if msg.go_away is not None and not link.going_away:
+            link.going_away = True
+            self._spawn(self._handover(link, msg.go_away), "live-handover")
+        if sc := msg.server_content:
+            out += self._content(link, sc, msg.usage_metadata)
+        if msg.tool_call and msg.tool_call.function_calls:
+            link.in_turn = True
+            for fc in msg.tool_call.function_calls:
+                if fc.name in self._known_tools:
+                    out.append(ToolCalled(fc.id or "", fc.name, dict(fc.args or {})))
+                else:
+                    log.warning("model called unknown tool %r: answering with an error", fc.name)
+                    await self.send_tool_response(
+                        fc.id or "", fc.name or "", {"error": f"unknown tool {fc.name}"}
+                    )
+        if (tc := msg.tool_call_cancellation) and tc.ids:
+            out.append(ToolCallsCancelled(tuple(tc.ids)))
+        return out
+
+    def _content(
+        self, link: Link, sc: types.LiveServerContent, usage: types.UsageMetadata | None
+    ) -> list[SessionEvent]:
+        out: list[SessionEvent] = []
+        if sc.input_transcription and sc.input_transcription.text:
+            self._user_text.append(sc.input_transcription.text)
+            out.append(InputTranscribed(sc.input_transcription.text))
+        for part in sc.model_turn.parts or [] if sc.model_turn else []:
+            if part.inline_data and part.inline_data.data:
+                link.in_turn = True
+                out.append(ModelAudio(part.inline_data.data))
+        if sc.output_transcription and sc.output_transcription.text:
+            link.in_turn = True
+            self._model_text.append(sc.output_transcription.text)
+            out.append(OutputTranscribed(sc.output_transcription.text))
+        if sc.interrupted:
+            link.end_turn()
+            out.append(ServerInterrupted())
+        if sc.generation_complete:
+            out.append(GenerationCompleted())
+        if sc.turn_complete:
+            link.end_turn()
+            out.append(TurnCompleted(self._log_turn(usage)))
+        return out
+
+    def _log_turn(self, usage: types.UsageMetadata | None) -> Usage | None:
+        u = None
+        if usage is not None:
+            u = Usage(
+                usage.prompt_token_count or 0,
+                usage.response_token_count or 0,
+                usage.total_token_count or 0,
+            )
+        user, model = "".join(self._user_text).strip(), "".join(self._model_text).strip()
+        self._user_text.clear()
+        self._model_text.clear()
+        log.info(
+            "turn: user=%r model=%r tokens=%s",
+            user,
+            model,
+            u.total_tokens if u else "?",
+            extra={
+                "USER_TEXT": user,
+                "MODEL_TEXT": model,
+                "PROMPT_TOKENS": u.prompt_tokens if u else 0,
+                "RESPONSE_TOKENS": u.response_tokens if u else 0,
+                "TOTAL_TOKENS": u.total_tokens if u else 0,
+            },
+        )
+        return u
+
+    # --- goAway handover ----------------------------------------------------------------------
+
+    async def _handover(self, old: Link, go_away: types.LiveServerGoAway) -> None:
+        t0 = asyncio.get_running_loop().time()
+        left = _seconds(go_away.time_left, 10.0)
+        log.info("goAway (%.0f s left): opening a replacement connection", left)
+        async with self._lock:
+            self._pending = []
+        try:
+            new = await self._client.connect(self._handle)
+            async with self._lock:
+                pending, self._pending = self._pending or [], None
+                self._link = new
+                for item in pending:
+                    await self._deliver(new, item)
+        except Exception as exc:
+            err = self._client.fail(exc)
+            log.error("goAway handover failed: %s", err, extra={"LIVE_ERROR": err.kind.value})
+            self._pending = None
+            self._queue.put_nowait(err)
+            return
+        self.stats.connections += 1
+        self.stats.handovers += 1
+        self.stats.handover_gap_s.append(asyncio.get_running_loop().time() - t0)
+        log.info("handover done: %d buffered messages sent on the new connection", len(pending))
+        self._queue.put_nowait(SessionResumed(True, None))
+        self._spawn(self._read(new), f"live-recv-{self.stats.connections}")
+        await old.close_after_turn(left)
+
+    async def close(self) -> None:
+        """End the conversation: stop the readers, close every connection."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._link is not None:
+            await self._link.close()
+        self._queue.put_nowait(None)
+        s = self.stats
+        log.info(
+            "conversation closed: %d audio chunks sent, %d connections, %d malformed frames",
+            s.audio_chunks_sent,
+            s.connections,
+            s.malformed_frames,
+        )
