@@ -23,7 +23,7 @@ def client_for(sim: LiveSimulator, tmp: Path, **live: object) -> LiveClient:
 async def events_until(
     conv: Conversation,
     stop: Callable[[SessionEvent], bool] = lambda e: isinstance(e, TurnCompleted),
-    timeout: float = 30.0,
+    within_s: float = 30.0,
 ) -> list[SessionEvent]:
     """Events up to and including the first one for which stop() is true."""
     out: list[SessionEvent] = []
@@ -35,7 +35,7 @@ async def events_until(
                 return
         raise AssertionError(f"events ended early: {out}")
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(run(), within_s)
     return out
 
 

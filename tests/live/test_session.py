@@ -62,11 +62,14 @@ async def test_text_turn(
     assert p.texts_of_turns(frames[1]["client_content"]["turns"]) == "Hello? Gemini are you there?"
     turn_logs = [r for r in caplog.records if getattr(r, "MODEL_TEXT", None)]
     assert "I am here" in turn_logs[-1].MODEL_TEXT  # type: ignore[attr-defined]
-    assert turn_logs[-1].TOTAL_TOKENS == done.usage.total_tokens  # type: ignore[attr-defined]
+    assert done.usage.total_tokens == turn_logs[-1].TOTAL_TOKENS  # type: ignore[attr-defined]
 
 
 async def test_audio_turn(
-    simulator: LiveSimulator, tmp_path: Path, speech: SpeechFactory, caplog: pytest.LogCaptureFixture
+    simulator: LiveSimulator,
+    tmp_path: Path,
+    speech: SpeechFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="device.live")
     question = "what is the capital of France"
@@ -106,7 +109,9 @@ async def test_resumes_saved_handle_and_remembers(simulator: LiveSimulator, tmp_
     saved = client_for(simulator, tmp_path).store.load()
     assert saved is not None and saved.handle == simulator.connections[0].handles[-1]
     assert saved.model == "gemini-3.8-live"
-    assert (saved_path := client_for(simulator, tmp_path).store.path).stat().st_mode & 0o777 == 0o600
+    assert (
+        saved_path := client_for(simulator, tmp_path).store.path
+    ).stat().st_mode & 0o777 == 0o600
     assert saved_path.exists()
     async with client_for(simulator, tmp_path).session() as conv:
         events = await events_until(conv, lambda e: isinstance(e, SessionResumed))
