@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 COMMANDS: dict[str, str] = {
     "config": "device.config_cmd",
     "doctor": "device.doctor.cmd",
+    "run": "device.run_cmd",
 }
 
 Handler = Callable[[argparse.Namespace, Config], int]

@@ -15,6 +15,7 @@ from device.events import (
     AudioDeviceFailed,
     AudioDeviceRecovered,
     ButtonHeld,
+    ButtonPressed,
     ButtonReleased,
     ErrorKind,
     ServerInterrupted,
@@ -113,6 +114,7 @@ AppEvent = (
     Started
     | StartedMuted
     | WakeDetected
+    | ButtonPressed
     | ButtonReleased
     | ButtonHeld
     | SessionOpened

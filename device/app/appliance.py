@@ -1,0 +1,252 @@
+"""The orchestrator: feeds every event through the transition table and carries out the actions.
+
+One dispatcher task takes events in order from a queue (wake word, button, the conversation's own
+findings, audio device failures); `device.app.states.step()` decides; this module does the I/O:
+LEDs, earcons, the microphone (mute), the speaker (barge-in) and the conversation task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from device.app.conversation import Conversation
+from device.app.memory import FailureMemory, MuteStore
+from device.app.ports import Parts
+from device.app.states import (
+    Action,
+    AppEvent,
+    EndRequested,
+    ErrorShown,
+    MuteRequested,
+    SessionFailed,
+    Started,
+    StartedMuted,
+    State,
+    Status,
+    Step,
+    Stopping,
+    log_step,
+    step,
+)
+from device.audio import earcons
+from device.config import Config, EchoMode
+from device.events import ButtonReleased, ErrorKind, WakeDetected
+from device.tools import ToolExecutor
+
+log = logging.getLogger(__name__)
+
+ERROR_SHOW_S = 3.0
+"""How long the error pattern stays before going back to idle."""
+END_TIMEOUT_S = 1.5
+"""Bound on closing a session (and saving its handle) when a conversation ends."""
+
+
+StatusListener = Callable[[Status], None]
+
+
+class Appliance:
+    """The smart speaker's behaviour; `run()` is the task, `post()` feeds it events."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        parts: Parts,
+        *,
+        on_status: StatusListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cfg = cfg
+        self._p = parts
+        self._listeners: list[StatusListener] = [on_status] if on_status else []
+        self._clock = clock
+        self._status = Status(State.STARTING)
+        self._events: asyncio.Queue[AppEvent] = asyncio.Queue()
+        self._conversation: Conversation | None = None
+        self._conv_task: asyncio.Task[None] | None = None
+        self._error_timer: asyncio.TimerHandle | None = None
+        self._mute_store = MuteStore(cfg.state_dir)
+        self.memory = FailureMemory(cfg.live, clock)
+        self.tools = ToolExecutor(self)
+        self._stopped = asyncio.Event()
+
+    # --- what others read ---------------------------------------------------------------------
+
+    @property
+    def status(self) -> Status:
+        """Current state (and error kind)."""
+        return self._status
+
+    @property
+    def state(self) -> State:
+        """Current state."""
+        return self._status.state
+
+    @property
+    def streaming(self) -> bool:
+        """Whether microphone audio may be sent now; the LEDs show listening whenever it is."""
+        if self.state is State.LISTENING:
+            return True
+        full = self._cfg.audio.echo_mode is EchoMode.FULL_DUPLEX
+        return full and self.state is State.RESPONDING
+
+    @property
+    def saved_muted(self) -> bool:
+        """Mute as persisted in state_dir (the daemon keeps the mic closed at start if so)."""
+        return self._mute_store.load()
+
+    def add_listener(self, listener: StatusListener) -> None:
+        """Also call listener(status) after every change (LEDs already updated)."""
+        self._listeners.append(listener)
+
+    # --- input --------------------------------------------------------------------------------
+
+    def post(self, event: AppEvent) -> None:
+        """Queue an event (loop thread only; foreign threads use loop.call_soon_threadsafe)."""
+        self._events.put_nowait(event)
+
+    def started(self, muted: bool) -> None:
+        """The daemon has the mic open (or closed for mute) and the wake model loaded."""
+        self.post(StartedMuted() if muted else Started())
+
+    async def run(self) -> None:
+        """Dispatch events until stop()."""
+        self._render()
+        while True:
+            event = await self._events.get()
+            try:
+                await self._dispatch(event)
+            except Exception:
+                log.exception("handling %s failed", type(event).__name__)
+            if isinstance(event, Stopping):
+                self._stopped.set()
+                return
+
+    async def stop(self, limit_s: float = 2.0) -> None:
+        """End any conversation (session closed, handle saved), LEDs off; bounded by limit_s."""
+        self.post(Stopping())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), limit_s)
+        if self._error_timer:
+            self._error_timer.cancel()
+        self._p.leds.off()
+
+    # --- the table and its actions ------------------------------------------------------------
+
+    async def _dispatch(self, event: AppEvent) -> None:
+        if isinstance(event, WakeDetected | ButtonReleased) and self.state in (
+            State.IDLE,
+            State.ERROR,
+        ):
+            remembered = self.memory.blocking()
+            if remembered is not None:
+                event = SessionFailed(remembered.kind, f"still failing: {remembered.message}")
+        result = step(self._status, event)
+        if result is None:
+            log.debug("%s ignored in %s", type(event).__name__, self.state.value)
+            return
+        before, self._status = self._status, result.status
+        if before != self._status or result.actions:
+            log_step(before, result)
+        self._render()
+        for action in result.actions:
+            await self._act(action, result, event)
+
+    def _render(self) -> None:
+        """LEDs, the wake word's barge-in threshold and the status listener follow the state."""
+        self._p.leds.show(self._status, self.streaming)
+        self._p.wake.set_barge_in(self.state is State.RESPONDING)
+        for listener in self._listeners:
+            listener(self._status)
+
+    async def _act(self, action: Action, result: Step, event: AppEvent) -> None:
+        if action is Action.WAKE_CHIME:
+            pass  # the conversation decides (no chime over speech right after the wake word)
+        elif action is Action.OPEN_SESSION:
+            self._open(event.end if isinstance(event, WakeDetected) else None)
+        elif action is Action.FLUSH_SPEAKER:
+            if self._conversation is not None:
+                self._conversation.barge_in()
+            else:
+                self._p.speaker.flush()
+        elif action is Action.END_CONVERSATION:
+            await self._end_conversation()
+        elif action is Action.END_CHIME:
+            self._earcon(earcons.Earcon.END)
+        elif action is Action.ERROR_EARCON:
+            self._show_error(result.status.error or ErrorKind.SERVER)
+        elif action is Action.CLOSE_MIC:
+            self._mute_store.save(True)
+            await self._p.mic_power.stop()
+        elif action is Action.OPEN_MIC:
+            self._mute_store.save(False)
+            await self._p.mic_power.start()
+        elif action is Action.MUTE_CHIME:
+            self._earcon(earcons.Earcon.MUTE_ON)
+        elif action is Action.UNMUTE_CHIME:
+            self._earcon(earcons.Earcon.MUTE_OFF)
+
+    def _earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
+        if self._cfg.audio.earcons:
+            self._p.speaker.play(earcons.pcm(kind))
+
+    def play_wake_chime(self) -> None:
+        """Called by the conversation when the chime should sound."""
+        if self.state is State.CONNECTING:
+            self._earcon(earcons.Earcon.WAKE)
+
+    def _show_error(self, kind: ErrorKind) -> None:
+        self._p.speaker.flush()
+        self._earcon(kind)
+        if self._error_timer:
+            self._error_timer.cancel()
+        if kind is not ErrorKind.AUDIO_DEVICE:  # that one clears on AudioDeviceRecovered
+            loop = asyncio.get_running_loop()
+            self._error_timer = loop.call_later(ERROR_SHOW_S, self.post, ErrorShown())
+
+    def _open(self, wake_end: int | None) -> None:
+        self._conversation = Conversation(
+            self._cfg,
+            self,
+            self._p,
+            tools=self.tools,
+            memory=self.memory,
+            wake_end=wake_end,
+            clock=self._clock,
+        )
+        self._conv_task = asyncio.get_running_loop().create_task(
+            self._conversation.run(), name="conversation"
+        )
+
+    async def _end_conversation(self) -> None:
+        task, self._conv_task, self._conversation = self._conv_task, None, None
+        self._p.speaker.flush()
+        if task is None or task.done():
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=END_TIMEOUT_S)
+        if not done:
+            log.warning("the session did not close within %.1f s", END_TIMEOUT_S)
+
+    # --- ToolHost -----------------------------------------------------------------------------
+
+    def get_volume(self) -> int:
+        """Current volume, 0..100."""
+        return self._p.speaker.volume
+
+    def set_volume(self, level: int) -> None:
+        """Set the volume (the speaker persists it)."""
+        self._p.speaker.set_volume(level)
+
+    def request_end(self) -> None:
+        """end_conversation tool: end after the current answer."""
+        if self._conversation is not None:
+            self._conversation.request_after_answer(EndRequested())
+
+    def request_mute(self) -> None:
+        """mute tool: mute after the current answer."""
+        if self._conversation is not None:
+            self._conversation.request_after_answer(MuteRequested())

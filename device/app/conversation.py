@@ -1,0 +1,335 @@
+"""One conversation: a Live session with its tasks (mic→server, server→speaker, timers).
+
+Started by the appliance when woken; cancelled by it to end (the session context closes the
+connection and saves the resumption handle). Everything the conversation learns is posted back
+to the appliance as an event; it never changes state itself. It only sends microphone audio while
+the appliance says audio may be streamed, so the LEDs always show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from device.app.memory import FailureMemory
+from device.app.ports import ConversationPort, Parts
+from device.app.states import (
+    AnswerPlayed,
+    AnswerStarted,
+    AppEvent,
+    ConversationTimedOut,
+    EndRequested,
+    MuteRequested,
+    SessionFailed,
+    SessionOpened,
+    SilenceTimedOut,
+    State,
+)
+from device.config import Config
+from device.events import (
+    MIC_RATE,
+    AudioBlock,
+    ErrorKind,
+    InputTranscribed,
+    ModelAudio,
+    OutputTranscribed,
+    ServerInterrupted,
+    SessionResumed,
+    ToolCalled,
+    TurnCompleted,
+)
+from device.tools import ToolExecutor
+
+log = logging.getLogger(__name__)
+
+UPLOAD_CONSUMER = "upload"
+UPLOAD_MAX_BLOCKS = 1000
+"""Up to 20 s of 20 ms blocks buffered while the session opens (drop-oldest beyond)."""
+VOICE_RMS = 500.0
+"""Block RMS (int16) above which the user counts as speaking (keeps the silence timer away)."""
+CHIME_LOOKAHEAD_S = 0.3
+"""Audio after the wake word looked at before the chime: if the user keeps talking, no chime."""
+TICK_S = 0.1
+
+
+class Host(Protocol):
+    """The appliance as the conversation sees it."""
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        ...
+
+    @property
+    def streaming(self) -> bool:
+        """Whether microphone audio may be sent now (the LEDs show listening)."""
+        ...
+
+    def post(self, event: AppEvent) -> None:
+        """Hand an event to the appliance."""
+        ...
+
+    def play_wake_chime(self) -> None:
+        """Play the wake chime."""
+        ...
+
+
+def rms(pcm: bytes) -> float:
+    """Root mean square of int16 samples."""
+    x = np.frombuffer(pcm, np.int16).astype(np.float64)
+    return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+
+
+class Conversation:
+    """A single conversation from wake-up to its end; `run()` is its task."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        host: Host,
+        parts: Parts,
+        *,
+        tools: ToolExecutor,
+        memory: FailureMemory,
+        wake_end: int | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cfg = cfg
+        self._host = host
+        self._live = parts.live
+        self._mic = parts.mic
+        self._speaker = parts.speaker
+        self._preroll = parts.preroll
+        self._gate = parts.upload_gate
+        self._tools = tools
+        self._memory = memory
+        self._wake_end = wake_end
+        self._clock = clock
+        self._conv: ConversationPort | None = None
+        self._pending: deque[AudioBlock] = deque()
+        self._next_sample: int | None = None
+        self._started = clock()
+        self._listen_since: float | None = None
+        self._last_voice = 0.0
+        self._answered = False
+        self._discarding = False
+        self._turn = 0
+        self._after_answer: AppEvent | None = None
+        self._first_seen: int | None = None
+        self._detected_at = parts.preroll.latest_end  # about where the detector fired
+        self._tg: asyncio.TaskGroup | None = None
+        self.sent_blocks = 0
+        self.sent_samples = 0
+
+    # --- called by the appliance (loop thread) ---------------------------------------------
+
+    def barge_in(self) -> None:
+        """Local barge-in (wake word, button): stop the answer and drop the rest of this turn."""
+        self._speaker.flush()
+        self._discarding = True
+        self._turn += 1
+
+    def request_after_answer(self, event: AppEvent) -> None:
+        """End or mute once the current answer has played (tool calls)."""
+        self._after_answer = event
+        if self._host.state is State.LISTENING and not self._speaker.is_playing:
+            self._host.post(event)
+
+    # --- the task -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Open the session and run until cancelled or the session fails."""
+        upload = self._mic.add_consumer(UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, gate=self._upload_gate)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self._uplink(upload), name="uplink")
+                tg.create_task(self._chime(), name="wake-chime")
+                tg.create_task(self._timers(), name="conversation-timers")
+                tg.create_task(self._session(), name="session")
+        except* Exception as eg:
+            self._failed(eg.exceptions[0])
+        finally:
+            self._mic.remove_consumer(UPLOAD_CONSUMER)
+            log.info(
+                "conversation over: %d blocks (%.1f s) of microphone audio sent",
+                self.sent_blocks,
+                self.sent_samples / MIC_RATE,
+            )
+
+    def _upload_gate(self, block: AudioBlock) -> bool:
+        # The first block offered marks where the live stream starts: pre-roll fills up to it
+        # (blocks the echo gate withholds, e.g. during the chime, are not taken from pre-roll).
+        if self._first_seen is None:
+            self._first_seen = block.start
+        return self._gate(block) if self._gate else True
+
+    def _failed(self, exc: BaseException) -> None:
+        kind = getattr(exc, "kind", None)
+        if not isinstance(kind, ErrorKind):
+            log.error("conversation failed unexpectedly", exc_info=exc)
+            kind = ErrorKind.SERVER
+        message = str(getattr(exc, "message", "") or exc)
+        self._memory.failed(kind, message, getattr(exc, "retry_after", None))
+        self._host.post(SessionFailed(kind, message))
+
+    async def _session(self) -> None:
+        async with self._live.session(resume=True) as conv:
+            self._conv = conv
+            self._memory.succeeded()
+            self._host.post(SessionOpened())
+            await self._downlink(conv)
+        raise _SessionEnded("the session ended")
+
+    async def _chime(self) -> None:
+        """Chime unless the user is still talking right after the wake word (one breath)."""
+        if self._wake_end is not None:
+            # The wake word's end is estimated early (some of it may follow wake_end), so look
+            # at what came after the detection itself.
+            await asyncio.sleep(CHIME_LOOKAHEAD_S)
+            after = self._preroll.take_from(max(self._wake_end, self._detected_at or 0))
+            level = rms(b"".join(b.pcm for b in after))
+            if level >= VOICE_RMS:
+                log.info("speech continues after the wake word (rms %.0f): no chime", level)
+                return
+        self._host.play_wake_chime()
+
+    # --- microphone -> server -------------------------------------------------------------------
+
+    async def _uplink(self, upload: object) -> None:
+        get = upload.get  # type: ignore[attr-defined]
+        while True:
+            block: AudioBlock = await get()
+            if self._host.state is State.CONNECTING or self._conv is None:
+                self._pending.append(block)
+                continue
+            if not self._host.streaming:
+                continue
+            if self._pending or self._next_sample is None:
+                await self._send_buffered(block)
+            await self._send(block)
+
+    async def _send_buffered(self, first_live: AudioBlock) -> None:
+        """Pre-roll from the wake word's end, then what was buffered while connecting, in order."""
+        blocks: list[AudioBlock] = []
+        if self._wake_end is not None:
+            head = self._first_seen if self._first_seen is not None else first_live.start
+            blocks = [b for b in self._preroll.take_from(self._wake_end) if b.start < head]
+        blocks += list(self._pending)
+        self._pending.clear()
+        if blocks:
+            log.info(
+                "sending %.2f s of audio said while connecting",
+                sum(len(b.pcm) for b in blocks) / 2 / MIC_RATE,
+            )
+        for b in blocks:
+            await self._send(b)
+
+    async def _send(self, block: AudioBlock) -> None:
+        assert self._conv is not None
+        if self._next_sample is not None and block.start < self._next_sample:
+            cut = self._next_sample - block.start
+            if cut * 2 >= len(block.pcm):
+                return
+            block = AudioBlock(block.pcm[cut * 2 :], self._next_sample)
+        self._next_sample = block.end
+        if rms(block.pcm) >= VOICE_RMS:
+            self._last_voice = self._clock()
+        await self._conv.send_audio(block.pcm)
+        self.sent_blocks += 1
+        self.sent_samples += len(block.pcm) // 2
+
+    # --- server -> speaker ----------------------------------------------------------------------
+
+    async def _downlink(self, conv: ConversationPort) -> None:
+        heard: list[str] = []
+        said: list[str] = []
+        async for ev in conv.events():
+            if isinstance(ev, ModelAudio):
+                if self._discarding:
+                    continue
+                if self._host.state is State.LISTENING:
+                    self._host.post(AnswerStarted())
+                self._answered = True
+                self._speaker.play(ev.pcm)
+            elif isinstance(ev, ServerInterrupted):
+                self._discarding = False
+                self._turn += 1
+                self._host.post(ev)
+            elif isinstance(ev, TurnCompleted):
+                self._turn_completed(ev, heard, said)
+            elif isinstance(ev, InputTranscribed):
+                self._last_voice = self._clock()
+                heard.append(ev.text)
+            elif isinstance(ev, OutputTranscribed):
+                said.append(ev.text)
+            elif isinstance(ev, ToolCalled):
+                result = self._tools.run(ev.name, ev.args)
+                await conv.send_tool_response(ev.id, ev.name, result)
+            elif isinstance(ev, SessionResumed):
+                log.info("session %s", "resumed" if ev.resumed else "started fresh")
+
+    def _turn_completed(self, ev: TurnCompleted, heard: list[str], said: list[str]) -> None:
+        usage = ev.usage
+        log.info(
+            "turn: heard %r, answered %r",
+            "".join(heard).strip(),
+            "".join(said).strip(),
+            extra={
+                "TOTAL_TOKENS": usage.total_tokens if usage else 0,
+                "TURN_S": round(self._clock() - self._started, 2),
+            },
+        )
+        heard.clear()
+        said.clear()
+        if self._discarding:
+            self._discarding = False
+            return
+        if self._tg is not None:
+            self._tg.create_task(self._playout(self._turn), name="playout")
+
+    async def _playout(self, turn: int) -> None:
+        await self._speaker.drain()
+        if turn != self._turn:
+            return  # barged in meanwhile
+        if self._host.state is State.RESPONDING:
+            self._host.post(AnswerPlayed())
+        if self._after_answer is not None:
+            self._host.post(self._after_answer)
+
+    # --- timers -------------------------------------------------------------------------------
+
+    async def _timers(self) -> None:
+        conv_cfg = self._cfg.conversation
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = self._clock()
+            if now - self._started >= conv_cfg.max_conversation_s:
+                log.info("conversation reached max_conversation_s")
+                self._host.post(ConversationTimedOut())
+                return
+            if self._host.state is not State.LISTENING:
+                self._listen_since = None
+                continue
+            if self._listen_since is None:
+                self._listen_since = now
+            window = conv_cfg.follow_up_s if self._answered else conv_cfg.no_speech_timeout_s
+            if now - max(self._listen_since, self._last_voice) >= window:
+                self._host.post(SilenceTimedOut())
+                return
+
+
+class _SessionEnded(Exception):
+    """The server ended the session while the conversation was still open."""
+
+    kind = ErrorKind.SERVER
+    message = "the server ended the session"
+
+
+__all__ = ["Conversation", "EndRequested", "MuteRequested"]

@@ -1,0 +1,162 @@
+"""What the orchestrator needs from the other parts, as Protocols (constructor-injected).
+
+The daemon passes the real microphone, speaker, wake-word detector and Live client; tests may pass
+the same real parts or fakes. Nothing here imports a vendor library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from device.events import AudioBlock, SessionEvent
+
+if TYPE_CHECKING:
+    from device.app.states import Status
+
+
+class BlockQueue(Protocol):
+    """A consumer's bounded queue of microphone blocks."""
+
+    async def get(self) -> AudioBlock:
+        """Wait for the next block."""
+        ...
+
+    def get_nowait(self) -> AudioBlock:
+        """The next block, or asyncio.QueueEmpty."""
+        ...
+
+
+Gate = Callable[[AudioBlock], bool]
+
+
+class MicrophonePort(Protocol):
+    """The microphone: fans blocks out to named consumers."""
+
+    def add_consumer(self, name: str, max_blocks: int, gate: Gate | None = None) -> Any:
+        """A new queue receiving every block from now on (only blocks the gate lets through)."""
+        ...
+
+    def remove_consumer(self, name: str) -> None:
+        """Stop delivering to that consumer."""
+        ...
+
+
+class MicPowerPort(Protocol):
+    """Opens and closes the microphone for mute (closed: nothing is captured at all)."""
+
+    async def start(self) -> None:
+        """Open the input stream (blocks flow)."""
+        ...
+
+    async def stop(self) -> None:
+        """Close the input stream."""
+        ...
+
+
+class SpeakerPort(Protocol):
+    """The speaker: queued 24 kHz playback that can be flushed at once."""
+
+    def play(self, pcm: bytes) -> None:
+        """Queue 24 kHz mono int16 audio."""
+        ...
+
+    def flush(self) -> float:
+        """Drop everything queued; silent within one output block. Returns seconds dropped."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until everything queued has been played."""
+        ...
+
+    @property
+    def is_playing(self) -> bool:
+        """True while queued audio is being played."""
+        ...
+
+    @property
+    def volume(self) -> int:
+        """Volume in percent."""
+        ...
+
+    def set_volume(self, level: int) -> int:
+        """Set (and persist) the volume in percent; returns the level set."""
+        ...
+
+
+class PreRollPort(Protocol):
+    """Recent microphone audio (the wake word path keeps it)."""
+
+    def take_from(self, sample: int) -> list[AudioBlock]:
+        """Audio from sample index `sample` on."""
+        ...
+
+    @property
+    def latest_end(self) -> int | None:
+        """Sample index just after the newest audio held."""
+        ...
+
+
+class WakePort(Protocol):
+    """The wake word detector's knob the appliance turns."""
+
+    def set_barge_in(self, on: bool) -> None:
+        """Use the higher barge-in threshold while the speaker plays."""
+        ...
+
+
+class ConversationPort(Protocol):
+    """One open Live session."""
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Stream 16 kHz mono int16 microphone audio."""
+        ...
+
+    async def send_audio_end(self) -> None:
+        """The microphone stream paused (flushes the server's buffer)."""
+        ...
+
+    async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
+        """Answer a ToolCalled."""
+        ...
+
+    def events(self) -> AsyncIterator[SessionEvent]:
+        """Everything the server says, as typed events, until the session ends."""
+        ...
+
+
+class LivePort(Protocol):
+    """The Live client: opens (and resumes) sessions; raises LiveError with a kind on failure."""
+
+    def session(self, resume: bool = True) -> AbstractAsyncContextManager[ConversationPort]:
+        """Open a session; on exit it is closed and its resumption handle saved."""
+        ...
+
+
+class LedsPort(Protocol):
+    """The status LEDs."""
+
+    def show(self, status: Status, streaming: bool = False) -> None:
+        """Render a status."""
+        ...
+
+    def off(self) -> None:
+        """All dark."""
+        ...
+
+
+@dataclass
+class Parts:
+    """Everything the appliance drives, built by the daemon (or a test)."""
+
+    mic: MicrophonePort
+    mic_power: MicPowerPort
+    speaker: SpeakerPort
+    preroll: PreRollPort
+    wake: WakePort
+    live: LivePort
+    leds: LedsPort
+    upload_gate: Gate | None = None
+    """Half-duplex echo gate for the upload consumer (None: always open)."""

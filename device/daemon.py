@@ -1,0 +1,279 @@
+"""The daemon: builds every part from the config, runs the appliance, talks to systemd.
+
+READY=1 is sent once the microphone is open (unless muted), the wake word model is loaded and the
+loop runs; STATUS= follows every state; the watchdog is fed by microphone blocks (by a loop
+heartbeat while muted, when the microphone is closed on purpose). SIGTERM: STOPPING=1, the
+conversation ends (session closed, handle saved), LEDs off, exit 0 within ~2 s. SIGHUP: the new
+config is validated; if it is bad the daemon keeps running on the old one (logged), otherwise it
+sends RELOADING=1, rebuilds every part in-process with the new config, and sends READY=1 again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device.apikey import find_api_key
+from device.app.appliance import Appliance
+from device.app.ports import Parts
+from device.app.states import State, Status, status_line
+from device.config import Config, ConfigError
+from device.events import AudioBlock
+from device.service import Notifier, Watchdog
+
+log = logging.getLogger(__name__)
+
+MIC_OPEN_TIMEOUT_S = 30.0
+STOP_LIMIT_S = 1.5
+HEARTBEAT_S = 0.5
+
+
+class Outcome(enum.Enum):
+    """Why one run of the parts ended."""
+
+    STOP = "stop"
+    """SIGTERM/SIGINT: exit."""
+    RELOAD = "reload"
+    """SIGHUP with a valid new config: rebuild."""
+
+
+def wake_phrase(model: str) -> str:
+    """'hey_jarvis' -> 'hey jarvis'; a model file -> its name."""
+    return Path(model).stem.replace("_", " ")
+
+
+class MicPower:
+    """Opens (a task running the microphone) and closes it for mute."""
+
+    def __init__(self, mic: Any) -> None:
+        self._mic = mic
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def on(self) -> bool:
+        """True while the microphone task runs."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start the microphone task (it reopens by itself on failures)."""
+        if not self.on:
+            self._task = asyncio.get_running_loop().create_task(self._mic.run(), name="microphone")
+
+    async def stop(self) -> None:
+        """Close the microphone: nothing is captured any more."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class PreRollTee:
+    """The wake word's block source: every block also goes into the pre-roll, in order."""
+
+    def __init__(self, queue: Any, preroll: Any) -> None:
+        self._queue = queue
+        self._preroll = preroll
+
+    async def get(self) -> AudioBlock:
+        """The next microphone block (after adding it to the pre-roll)."""
+        block: AudioBlock = await self._queue.get()
+        self._preroll.add(block)
+        return block
+
+
+@dataclass
+class Overrides:
+    """Parts a test may supply instead of the real ones (pins, systemd socket, api key source)."""
+
+    pin_factory: Any = None
+    notifier: Notifier | None = None
+    environ: dict[str, str] | None = None
+    on_appliance: Callable[[Appliance], None] | None = None
+    """Called with each appliance built (tests observe it)."""
+
+
+@dataclass
+class _Built:
+    appliance: Appliance
+    mic: Any
+    power: MicPower
+    speaker: Any
+    detector: Any
+    wake_source: PreRollTee
+
+
+class Daemon:
+    """`await Daemon(cfg, config_path).run()` until SIGTERM; returns the exit status."""
+
+    def __init__(
+        self, cfg: Config, config_path: str | None = None, overrides: Overrides | None = None
+    ) -> None:
+        self.cfg = cfg
+        self._config_path = config_path
+        self._o = overrides or Overrides()
+        self.notifier = self._o.notifier or Notifier()
+        self._signal: asyncio.Queue[signal.Signals] = asyncio.Queue()
+        self._muted = False
+        self._heartbeat = 0
+        self.appliance: Appliance | None = None
+
+    def request(self, sig: signal.Signals) -> None:
+        """Act as if the signal arrived (tests; the signal handlers call this too)."""
+        self._signal.put_nowait(sig)
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns 0."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request, sig)
+        try:
+            while await self._run_once() is Outcome.RELOAD:
+                self.notifier.reloading()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+        return 0
+
+    async def _run_once(self) -> Outcome:
+        """Build the parts, run until a signal, tear down."""
+        from device.leds import Leds
+
+        cfg = self.cfg
+        self.notifier.status("Starting")
+        pin_factory = self._o.pin_factory
+        if pin_factory is None:
+            from device.gpio import make_pin_factory
+
+            pin_factory = make_pin_factory(cfg.gpio)
+        leds = Leds(cfg.leds, pin_factory)
+        try:
+            return await self._run_parts(cfg, leds, pin_factory)
+        finally:
+            leds.close()
+
+    def _build(self, cfg: Config, leds: Any) -> _Built:
+        from device.audio.echo import EchoGate
+        from device.audio.mic import Microphone
+        from device.audio.speaker import Speaker
+        from device.live import LiveClient
+        from device.tools import local_tools
+        from device.wakeword.detector import Detector
+        from device.wakeword.preroll import PreRoll
+
+        sink: list[Appliance] = []
+
+        def on_device(ev: Any) -> None:
+            if sink:
+                sink[0].post(ev)
+
+        speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_device)
+        mic = Microphone(cfg.audio, on_event=on_device)
+        preroll = PreRoll(cfg.wakeword.preroll_s)
+        wake_source = PreRollTee(mic.add_consumer("wakeword", 100), preroll)
+        gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
+        api_key = find_api_key(cfg.live, self._o.environ)
+        if api_key is None:
+            log.error("no API key found: wake-ups will answer with the bad key sound")
+        live = LiveClient(cfg, api_key, local_tools())
+        power = MicPower(mic)
+        detector = Detector(cfg.wakeword)
+        parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate)
+        appliance = Appliance(cfg, parts, on_status=self._on_status)
+        sink.append(appliance)
+        return _Built(appliance, mic, power, speaker, detector, wake_source)
+
+    async def _run_parts(self, cfg: Config, leds: Any, pin_factory: Any) -> Outcome:
+        b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
+        appliance = self.appliance = b.appliance
+        if self._o.on_appliance:
+            self._o.on_appliance(appliance)
+        muted = self._muted = appliance.saved_muted
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(b.speaker.run(), name="speaker"),
+                tg.create_task(appliance.run(), name="appliance"),
+                tg.create_task(self._beat(), name="heartbeat"),
+                tg.create_task(b.detector.run(b.wake_source, appliance.post), name="wake"),
+            ]
+            button = self._button(cfg, pin_factory, appliance)
+            if not muted:
+                await b.power.start()
+                await self._wait_mic(b.mic)
+            appliance.started(muted)
+            await asyncio.sleep(0)
+            self.notifier.ready(status_line(appliance.status, wake_phrase(cfg.wakeword.model)))
+            watchdog = Watchdog.from_environment(
+                self.notifier, lambda: self._progress(b.mic), self._o.environ
+            )
+            if watchdog is not None:
+                tasks.append(tg.create_task(watchdog.run(), name="watchdog"))
+            outcome = await self._wait_signal()
+            if outcome is Outcome.STOP:
+                self.notifier.stopping("Stopping")
+            await appliance.stop(STOP_LIMIT_S)
+            leds.off()
+            if button is not None:
+                button.close()
+            await b.power.stop()
+            for t in tasks:
+                t.cancel()
+        return outcome
+
+    def _button(self, cfg: Config, pin_factory: Any, appliance: Appliance) -> Any:
+        if not cfg.button.enabled:
+            return None
+        from device.button import HardwareButton
+
+        return HardwareButton(cfg.button, pin_factory, asyncio.get_running_loop(), appliance.post)
+
+    async def _wait_mic(self, mic: Any) -> None:
+        """READY waits for an open microphone (the supervisor keeps retrying meanwhile)."""
+        try:
+            await asyncio.wait_for(mic.supervisor.ready.wait(), MIC_OPEN_TIMEOUT_S)
+        except TimeoutError:
+            log.error("the microphone did not open within %.0f s; continuing", MIC_OPEN_TIMEOUT_S)
+
+    async def _wait_signal(self) -> Outcome:
+        while True:
+            sig = await self._signal.get()
+            if sig is not signal.SIGHUP:
+                log.info("%s: stopping", sig.name)
+                return Outcome.STOP
+            if self._reload():
+                return Outcome.RELOAD
+
+    def _reload(self) -> bool:
+        """Validate the config again; True when a new one should be applied."""
+        from device.config import load_config
+
+        try:
+            new, source = load_config(self._config_path)
+        except ConfigError as exc:
+            log.error("SIGHUP: keeping the running configuration: %s", exc)
+            return False
+        log.info("SIGHUP: reloading the configuration from %s", source)
+        self.cfg = new
+        return True
+
+    def _on_status(self, status: Status) -> None:
+        self._muted = status.state is State.MUTED
+        self.notifier.status(status_line(status, wake_phrase(self.cfg.wakeword.model)))
+
+    def _progress(self, mic: Any) -> int:
+        """Microphone blocks; while muted (mic closed on purpose) the loop heartbeat."""
+        return int(mic.progress.blocks) + (self._heartbeat if self._muted else 0)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            self._heartbeat += 1
