@@ -136,14 +136,15 @@ class SimConnection:
                 self._timers.append(asyncio.create_task(self._fire_later(f), name="sim-fault"))
         return True
 
+    @property
+    def live(self) -> bool:
+        """Set up and not closed."""
+        return self._ready and self.rec.close_code is None and self.ws.close_code is None
+
     def arm(self, f: Fault) -> None:
-        """Arm a fault on this (already open) connection; SETUP faults fire at once."""
-        if not self._ready:
-            self.faults.append(f)
-        elif f.when in (When.AFTER_S, When.SETUP):
-            delay = f.after_s if f.when is When.AFTER_S else 0.0
-            later = Fault(f.action, When.AFTER_S, after_s=delay)
-            self._timers.append(asyncio.create_task(self._fire_later(later), name="sim-fault"))
+        """Arm a (non-SETUP) fault on this open connection."""
+        if f.when is When.AFTER_S:
+            self._timers.append(asyncio.create_task(self._fire_later(f), name="sim-fault"))
         elif f.when is When.AUDIO_IN:  # counted from now
             self.faults.append(
                 Fault(f.action, f.when, after_chunks=self.audio_chunks + f.after_chunks)

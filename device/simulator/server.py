@@ -30,7 +30,7 @@ from device.simulator import protocol as p
 from device.simulator.audio import UtteranceBook
 from device.simulator.certs import CertFiles
 from device.simulator.connection import SimConnection
-from device.simulator.faults import Fault
+from device.simulator.faults import Fault, When
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,13 @@ class LiveSimulator:
     # --- control -------------------------------------------------------------------------------
 
     def inject(self, fault: Fault) -> Fault:
-        """Arm a failure for the next `fault.times` connections, open ones (oldest first) included."""
+        """Arm a failure for the next `fault.times` connections.
+
+        Faults other than When.SETUP also arm connections already open (oldest first).
+        """
         for conn in self._open:
+            if fault.when is When.SETUP or not conn.live:
+                continue
             if fault.times > 0 and (fault.key is None or fault.key == conn.rec.key):
                 fault.times -= 1
                 conn.arm(fault)
