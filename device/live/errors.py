@@ -105,9 +105,14 @@ def classify(exc: BaseException, live: LiveConfig) -> LiveError:
         # The SDK says 1006 when the server sent no close frame; if the client itself closed
         # (e.g. 1009: a server frame over the 1 MiB limit), the wrapped exception tells.
         ctx = exc.__context__
-        if exc.code == 1006 and isinstance(ctx, ConnectionClosed) and ctx.sent and not ctx.rcvd:
-            if ctx.sent.code != 1000:
-                return close_error(ctx.sent.code, ctx.sent.reason, live)
+        if (
+            exc.code == 1006
+            and isinstance(ctx, ConnectionClosed)
+            and ctx.sent
+            and not ctx.rcvd
+            and ctx.sent.code != 1000
+        ):
+            return close_error(ctx.sent.code, ctx.sent.reason, live)
         reason = exc.details if isinstance(exc.details, str) else (exc.message or str(exc.details))
         return close_error(exc.code, reason, live)
     if isinstance(exc, InvalidStatus):
