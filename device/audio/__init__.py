@@ -29,7 +29,7 @@ from device.audio.devices import (
 )
 from device.audio.earcons import Earcon
 from device.audio.echo import EchoGate
-from device.audio.mic import Microphone, MicProgress
+from device.audio.mic import MicProgress, Microphone
 from device.audio.queues import DropOldestQueue
 from device.audio.speaker import Speaker
 

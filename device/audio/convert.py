@@ -99,6 +99,10 @@ class SpeakerConverter:
             else soxr.ResampleStream(self.in_rate, self.out_rate, 1, "float32", quality=QUALITY)
         )
 
+    def pending(self) -> int:
+        """Output frames held inside the resampler (they come out with the next chunk or last)."""
+        return 0 if self._stream is None else round(self._stream.delay())
+
     def convert(self, pcm: bytes, *, last: bool = False) -> Float32:
         """Convert the next chunk; `last=True` also emits the resampler's tail (end of speech)."""
         x = np.frombuffer(pcm[: len(pcm) // 2 * 2], np.int16).astype(np.float32) / 32768.0

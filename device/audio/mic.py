@@ -36,6 +36,8 @@ from device.events import MIC_RATE, AudioBlock
 log = logging.getLogger(__name__)
 
 Gate = Callable[[AudioBlock], bool]
+STARTUP_GRACE_S = 10.0
+"""How long a freshly opened input may stay silent before it counts as stalled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class _InputStream:
         self.fmt = fmt
         self.stall_s = stall_s
         self.last_data = time.monotonic()
+        self.had_data = False
         self._finished = False
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
@@ -106,7 +109,9 @@ class _InputStream:
         if self._finished or not self.stream.active:
             return f"input stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
         silent = time.monotonic() - self.last_data
-        if silent > self.stall_s:
+        # A new PulseAudio client can take seconds before its first data: allow more at start.
+        limit = self.stall_s if self.had_data else max(self.stall_s, STARTUP_GRACE_S)
+        if silent > limit:
             return f"no audio from {self.fmt.device.name!r} for {silent:.1f} s"
         return None
 
@@ -227,6 +232,7 @@ class Microphone:
             return  # late data from a stream that has been replaced
         now = time.monotonic()
         stream.last_data = now
+        stream.had_data = True
         if overflowed:
             self._overflows += 1
         for block in self._framer.feed(self._converter.convert(raw)):

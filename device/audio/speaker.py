@@ -211,6 +211,7 @@ class Speaker:
         self.expect_more = False
         frames = self.buffer.flush()
         if self._converter is not None:
+            frames += self._converter.pending()
             self._converter.reset()
         rate = self.format.rate if self.format else MODEL_RATE
         return frames / rate

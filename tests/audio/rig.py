@@ -1,0 +1,53 @@
+"""Helpers for the audio tests on the PulseAudio rig (every wait bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from device.audio.mic import Microphone
+from device.audio.queues import DropOldestQueue
+from device.events import AudioBlock
+from device.simhw.pulse import SpeakerRecording
+
+
+async def wait_for(cond: object, timeout: float, what: str) -> None:
+    """Poll a zero-argument callable until it returns true."""
+    assert callable(cond)
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_flowing(mic: Microphone, timeout: float = 20.0) -> None:
+    """A new PulseAudio client can take seconds before audio flows: wait for real blocks."""
+    start = mic.progress.blocks
+    await wait_for(lambda: mic.progress.blocks >= start + 10, timeout, "microphone blocks")
+
+
+def take_all(q: DropOldestQueue[AudioBlock]) -> list[AudioBlock]:
+    """Everything queued right now."""
+    out = []
+    while len(q):
+        out.append(q.get_nowait())
+    return out
+
+
+def samples(blocks: list[AudioBlock]) -> npt.NDArray[np.int16]:
+    """The blocks' audio joined."""
+    return np.frombuffer(b"".join(b.pcm for b in blocks), np.int16)
+
+
+async def wait_recording(rec: SpeakerRecording, timeout: float = 20.0) -> None:
+    """Wait until the speaker recorder delivers data."""
+    await asyncio.wait_for(asyncio.to_thread(rec.wait_until_flowing, timeout), timeout + 5)
+
+
+def loud(x: npt.NDArray[np.int16], threshold: int = 1000) -> npt.NDArray[np.intp]:
+    """Indices of samples louder than threshold."""
+    return np.nonzero(np.abs(x.astype(np.int32)) > threshold)[0]

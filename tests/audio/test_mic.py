@@ -1,0 +1,69 @@
+"""Microphone on the rig: speech played into `micfeed` arrives as 16 kHz mono blocks, intact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from device.audio.mic import Microphone
+from device.config import AudioConfig
+from device.events import MIC_RATE
+from device.simhw.pulse import VirtualSoundCard, read_wav
+from tests.audio.rig import samples, take_all, wait_flowing
+from tests.simhw.test_rig import best_correlation
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "expect"),
+    [
+        (None, None, (44100, 2)),  # what the device reports as native (ALSA pulse: 44.1 kHz)
+        (48000, 2, (48000, 2)),
+        (44100, 1, (44100, 1)),
+    ],
+    ids=["native", "48k-stereo", "44k1-mono"],
+)
+async def test_speech_arrives_as_16k_mono_blocks(
+    sound_card: VirtualSoundCard,
+    speech_wav: Callable[..., Path],
+    rate: int | None,
+    channels: int | None,
+    expect: tuple[int, int],
+) -> None:
+    wav = speech_wav("testing the microphone, one two three")
+    ref, ref_rate = read_wav(wav)
+    assert ref_rate == MIC_RATE
+    cfg = AudioConfig(block_ms=20)
+    mic = Microphone(cfg, rate=rate, channels=channels)
+    q = mic.add_consumer("test", max_blocks=100_000)
+    async with mic.running():
+        assert mic.format is not None
+        assert (mic.format.rate, mic.format.channels) == expect
+        await wait_flowing(mic)
+        player = sound_card.play_into_mic(wav)
+        assert await asyncio.wait_for(asyncio.to_thread(player.wait, 30), 35) == 0
+        await asyncio.sleep(0.5)
+    blocks = take_all(q)
+    assert all(len(b.pcm) == 2 * MIC_RATE * 20 // 1000 for b in blocks)
+    assert all(b.start == a.end for a, b in zip(blocks, blocks[1:], strict=False))
+    assert best_correlation(ref, samples(blocks)) > 0.9
+    assert mic.progress.blocks >= len(blocks)
+    assert mic.progress.last_block_monotonic is not None
+
+
+async def test_slow_consumer_loses_oldest_blocks_only(sound_card: VirtualSoundCard) -> None:
+    mic = Microphone(AudioConfig())
+    slow = mic.add_consumer("slow", max_blocks=5)
+    fast = mic.add_consumer("fast", max_blocks=10_000)
+    async with mic.running():
+        await wait_flowing(mic)
+        await asyncio.sleep(0.3)
+    kept = take_all(slow)
+    everything = take_all(fast)
+    assert len(kept) == 5
+    assert slow.dropped == len(everything) - 5
+    assert kept == everything[-5:]

@@ -1,0 +1,142 @@
+"""Speaker on the rig: what is played comes out of the `speaker` sink, stops and ends on cue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from device.audio import earcons
+from device.audio.earcons import Earcon
+from device.audio.speaker import Speaker
+from device.config import AudioConfig
+from device.events import MODEL_RATE, ErrorKind
+from device.simhw.pulse import VirtualSoundCard
+from tests.audio.rig import loud, wait_for, wait_recording
+from tests.conftest import SpeechFactory
+from tests.simhw.test_rig import best_correlation
+
+pytestmark = pytest.mark.integration
+
+BLOCK_MS = 20
+
+
+@pytest.fixture
+async def speaker(sound_card: VirtualSoundCard, tmp_path: Path) -> AsyncIterator[Speaker]:
+    spk = Speaker(AudioConfig(output_block_ms=BLOCK_MS, volume=100), tmp_path)
+    async with spk.running():
+        yield spk
+
+
+def chirp(seconds: float, amp: float = 0.5) -> npt.NDArray[np.int16]:
+    """Constant-level sweep 300 -> 3000 Hz: an unambiguous alignment and a sharp end."""
+    t = np.arange(int(MODEL_RATE * seconds)) / MODEL_RATE
+    phase = 2 * np.pi * (300 * t + (2700 / (2 * seconds)) * t**2)
+    return (amp * 32767 * np.sin(phase)).astype(np.int16)
+
+
+def align(ref: npt.NDArray[np.int16], rec: npt.NDArray[np.int16]) -> int:
+    """Offset in rec where ref starts (best cross-correlation)."""
+    a, b = ref.astype(np.float64), rec.astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    xc = np.fft.irfft(np.fft.rfft(b, n) * np.conj(np.fft.rfft(a, n)), n)[: len(b) - len(a) + 1]
+    return int(np.argmax(xc))
+
+
+async def test_model_speech_comes_out_intact(
+    sound_card: VirtualSoundCard, speaker: Speaker, speech: SpeechFactory
+) -> None:
+    clip = speech("the weather today is sunny with a light breeze", MODEL_RATE)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        for i in range(0, len(clip), 960):  # 40 ms chunks, as the Live API sends them
+            speaker.play(clip[i : i + 960].tobytes())
+        await asyncio.wait_for(speaker.drain(), 30)
+        await asyncio.sleep(0.2)
+    assert best_correlation(clip, rec.samples) > 0.9
+    assert speaker.underruns == 0
+
+
+async def test_drain_returns_after_the_last_sample_was_heard(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    clip = chirp(1.5)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        speaker.play(clip.tobytes())
+        assert speaker.is_playing
+        await asyncio.wait_for(speaker.drain(), 30)
+        at_return = rec.snapshot()
+        assert not speaker.is_playing
+        await asyncio.sleep(0.5)
+    start = align(clip, rec.samples)
+    end = start + len(clip)
+    # What the recorder had when drain() returned already holds the clip's end, up to the
+    # recorder's own buffering (10 ms fragments).
+    assert len(at_return) >= end - int(0.03 * MODEL_RATE)
+    assert len(loud(rec.samples[end + 100 :])) == 0
+
+
+async def test_flush_is_silent_within_one_block(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    clip = chirp(4.0)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        speaker.play(clip.tobytes())  # one chunk: flush must also cut the chunk in progress
+        await wait_for(lambda: len(loud(rec.snapshot())) > MODEL_RATE, 20, "a second of the clip")
+        discarded_s = speaker.flush()
+        await wait_for(lambda: not speaker.is_playing, 2, "is_playing to turn false")
+        await asyncio.sleep(1.0)
+        speaker.play(chirp(0.3).tobytes())  # the speaker still works after a flush
+        await asyncio.wait_for(speaker.drain(), 10)
+        await asyncio.sleep(0.3)
+    played = rec.samples
+    start = align(clip[: MODEL_RATE // 2], played)
+    sounding = loud(played[start:])
+    first_gap = int(np.argmax(np.diff(sounding) > MODEL_RATE // 10))
+    heard = int(sounding[first_gap]) + 1  # samples of the clip heard before the silence
+    flushed_at = len(clip) - round(discarded_s * MODEL_RATE)  # clip position at flush()
+    assert 0 < discarded_s < 3.0
+    # After flush() returned, at most the block being rendered at that moment was heard.
+    assert heard - flushed_at <= MODEL_RATE * BLOCK_MS // 1000 + 48  # + resampler delay
+    assert heard >= flushed_at - 48
+    # The content up to the cut is the clip itself.
+    assert best_correlation(clip[: heard - 500], played[start : start + heard]) > 0.9
+
+
+async def test_volume_scales_output_and_persists(
+    sound_card: VirtualSoundCard, tmp_path: Path
+) -> None:
+    clip = chirp(0.5)
+    levels = {}
+    for volume in (100, 50):
+        spk = Speaker(AudioConfig(volume=100), tmp_path)
+        async with spk.running():
+            if volume != 100:
+                assert spk.volume == 100
+                spk.set_volume(volume)
+            with sound_card.record_speaker(MODEL_RATE) as rec:
+                await wait_recording(rec)
+                spk.play(clip.tobytes())
+                await asyncio.wait_for(spk.drain(), 10)
+                await asyncio.sleep(0.2)
+            levels[volume] = float(np.percentile(np.abs(rec.samples.astype(float)), 99.5))
+    assert levels[50] / levels[100] == pytest.approx(0.25, rel=0.1)  # squared curve
+    assert Speaker(AudioConfig(volume=100), tmp_path).volume == 50
+
+
+@pytest.mark.parametrize("kind", [Earcon.WAKE, ErrorKind.NO_NETWORK])
+async def test_earcons_play_through_the_speaker(
+    sound_card: VirtualSoundCard, speaker: Speaker, kind: Earcon | ErrorKind
+) -> None:
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        speaker.play_earcon(kind)
+        await asyncio.wait_for(speaker.drain(), 10)
+        await asyncio.sleep(0.2)
+    assert best_correlation(earcons.render(kind), rec.samples) > 0.9
