@@ -14,20 +14,20 @@ from device.events import AudioBlock
 from device.simhw.pulse import SpeakerRecording
 
 
-async def wait_for(cond: object, timeout: float, what: str) -> None:
+async def wait_for(cond: object, limit_s: float, what: str) -> None:
     """Poll a zero-argument callable until it returns true."""
     assert callable(cond)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {limit_s:.0f} s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
-async def wait_flowing(mic: Microphone, timeout: float = 20.0) -> None:
+async def wait_flowing(mic: Microphone, limit_s: float = 20.0) -> None:
     """A new PulseAudio client can take seconds before audio flows: wait for real blocks."""
     start = mic.progress.blocks
-    await wait_for(lambda: mic.progress.blocks >= start + 10, timeout, "microphone blocks")
+    await wait_for(lambda: mic.progress.blocks >= start + 10, limit_s, "microphone blocks")
 
 
 def take_all(q: DropOldestQueue[AudioBlock]) -> list[AudioBlock]:
@@ -43,9 +43,9 @@ def samples(blocks: list[AudioBlock]) -> npt.NDArray[np.int16]:
     return np.frombuffer(b"".join(b.pcm for b in blocks), np.int16)
 
 
-async def wait_recording(rec: SpeakerRecording, timeout: float = 20.0) -> None:
+async def wait_recording(rec: SpeakerRecording, limit_s: float = 20.0) -> None:
     """Wait until the speaker recorder delivers data."""
-    await asyncio.wait_for(asyncio.to_thread(rec.wait_until_flowing, timeout), timeout + 5)
+    await asyncio.wait_for(asyncio.to_thread(rec.wait_until_flowing, limit_s), limit_s + 5)
 
 
 def loud(x: npt.NDArray[np.int16], threshold: int = 1000) -> npt.NDArray[np.intp]:

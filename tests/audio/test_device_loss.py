@@ -44,7 +44,7 @@ async def test_mic_and_speaker_reopen_after_the_card_vanishes(sound_card: Virtua
             card_down = False
             await wait_for(lambda: len(events) >= 4, 60, "recovery events")
             assert [type(e) for e in events[2:]] == [AudioDeviceRecovered] * 2
-            await wait_flowing(mic, timeout=30)
+            await wait_flowing(mic, limit_s=30)
             speaker.play(b"\0\0" * 2400)
             await asyncio.wait_for(speaker.drain(), 10)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +50,7 @@ async def test_speech_arrives_as_16k_mono_blocks(
         await asyncio.sleep(0.5)
     blocks = take_all(q)
     assert all(len(b.pcm) == 2 * MIC_RATE * 20 // 1000 for b in blocks)
-    assert all(b.start == a.end for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(b.start == a.end for a, b in itertools.pairwise(blocks))
     assert best_correlation(ref, samples(blocks)) > 0.9
     assert mic.progress.blocks >= len(blocks)
     assert mic.progress.last_block_monotonic is not None
