@@ -21,9 +21,12 @@ log = logging.getLogger(__name__)
 
 # Subcommand name -> module that registers it. Add new commands here.
 COMMANDS: dict[str, str] = {
+    "ask": "device.live.ask_cmd",
     "config": "device.config_cmd",
     "doctor": "device.doctor.cmd",
     "run": "device.run_cmd",
+    "simulator": "device.simulator.cmd",
+    "wakeword": "device.wakeword.cli",
 }
 
 Handler = Callable[[argparse.Namespace, Config], int]

@@ -160,6 +160,7 @@ class Conversation:
         self._lock = asyncio.Lock()
         self._pending: list[Outgoing] | None = None
         self._handle: str | None = None
+        self._new_handle = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._known_tools = {t.name for t in client.tools}
         self._user_text: list[str] = []
@@ -169,6 +170,15 @@ class Conversation:
     @property
     def handle(self) -> str | None:
         """The newest resumable handle seen in this conversation."""
+        return self._handle
+
+    async def wait_for_handle(self, newer_than: str | None, timeout_s: float) -> str | None:
+        """Wait (bounded) until a handle other than `newer_than` arrived; returns the newest."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self._handle == newer_than:
+                    self._new_handle.clear()
+                    await self._new_handle.wait()
         return self._handle
 
     def start(self, link: Link, first: SessionResumed) -> None:
@@ -196,7 +206,7 @@ class Conversation:
 
     async def send_text(self, text: str) -> None:
         """A complete user text turn."""
-        log.info("user (text): %s", text, extra={"USER_TEXT": text})
+        self._user_text.append(text)
         await self._send(Outgoing("text", text=text))
 
     async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
@@ -264,6 +274,7 @@ class Conversation:
         if (upd := msg.session_resumption_update) and upd.resumable and upd.new_handle:
             self._handle = upd.new_handle
             self._client.store.save(upd.new_handle, self._client.live.model)
+            self._new_handle.set()
         if msg.go_away is not None and not link.going_away:
             link.going_away = True
             self._spawn(self._handover(link, msg.go_away), "live-handover")
