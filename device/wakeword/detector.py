@@ -103,6 +103,13 @@ class Detector:
         self.last_score = 0.0
         self.on_score: Callable[[float, int], None] | None = None
 
+    def reset(self) -> None:
+        """Forget all audio heard (a new, unrelated stream follows)."""
+        self.model.reset()
+        self.trigger.reset()
+        self._fill = 0
+        self._next = -1
+
     def set_barge_in(self, playing: bool) -> None:
         """Use the barge-in threshold while the speaker plays (thread-safe: a plain flag)."""
         self.trigger.barge_in = playing

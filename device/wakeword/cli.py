@@ -1,0 +1,144 @@
+"""Try the wake word: score WAV files, or watch a live score meter on the microphone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from device.cli import Handler
+from device.config import Config, WakewordConfig
+from device.events import MIC_RATE, AudioBlock, WakeDetected
+
+BLOCK_SAMPLES = 320
+"""The files are fed in 20 ms blocks, as the microphone delivers them."""
+METER_WIDTH = 40
+
+
+def register(parser: argparse.ArgumentParser) -> Handler:
+    """`wakeword test FILE.wav...` and `wakeword listen`."""
+    sub = parser.add_subparsers(dest="wakeword_command", required=True, metavar="ACTION")
+    test = sub.add_parser(
+        "test", help="print each file's peak score and detection times (exit 1 if one never fires)"
+    )
+    test.add_argument("files", nargs="+", metavar="FILE.wav")
+    listen = sub.add_parser("listen", help="live score meter on the configured microphone")
+    listen.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
+    for p in (test, listen):
+        p.add_argument("--model", help="override wakeword.model")
+        p.add_argument("--threshold", type=float, help="override wakeword.threshold")
+    return _run
+
+
+def _wake_cfg(args: argparse.Namespace, cfg: Config) -> WakewordConfig:
+    changes: dict[str, object] = {}
+    if args.model:
+        changes["model"] = args.model
+    if args.threshold is not None:
+        changes["threshold"] = args.threshold
+    return cfg.wakeword.model_copy(update=changes)
+
+
+def _run(args: argparse.Namespace, cfg: Config) -> int:
+    wcfg = _wake_cfg(args, cfg)
+    if args.wakeword_command == "test":
+        return test_files([Path(f) for f in args.files], wcfg)
+    return asyncio.run(listen(cfg, wcfg, args.seconds))
+
+
+def read_audio(path: Path) -> npt.NDArray[np.int16]:
+    """A 16-bit WAV as 16 kHz mono int16 (other rates are resampled, channels averaged)."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"expected 16-bit samples, got {8 * w.getsampwidth()}-bit")
+        rate, ch = w.getframerate(), w.getnchannels()
+        data = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    mono = data.reshape(-1, ch).mean(axis=1) if ch > 1 else data.astype(np.float64)
+    if rate != MIC_RATE:
+        import soxr
+
+        mono = soxr.resample(mono.astype(np.float32), rate, MIC_RATE, "HQ")
+    out: npt.NDArray[np.int16] = np.clip(mono, -32768, 32767).astype(np.int16)
+    return out
+
+
+def test_files(files: list[Path], wcfg: WakewordConfig) -> int:
+    """Score each file in a fresh detector (1 s of silence before and after); print a line each."""
+    from device.wakeword.detector import Detector
+
+    detector = Detector(wcfg)
+    missed = 0
+    for path in files:
+        try:
+            audio = read_audio(path)
+        except (OSError, ValueError, EOFError, wave.Error) as exc:
+            print(f"{path}: cannot read: {exc}", file=sys.stderr)
+            return 2
+        detector.reset()
+        pad = np.zeros(MIC_RATE, np.int16)
+        padded = np.concatenate([pad, audio, pad])
+        peak = (0.0, 0)
+        hits: list[WakeDetected] = []
+
+        def on_score(score: float, end: int) -> None:
+            nonlocal peak
+            if score > peak[0]:
+                peak = (score, end)
+
+        detector.on_score = on_score
+        for i in range(0, len(padded), BLOCK_SAMPLES):
+            hits += detector.process(AudioBlock(padded[i : i + BLOCK_SAMPLES].tobytes(), i))
+
+        def at(sample: int) -> str:
+            return f"{(sample - MIC_RATE) / MIC_RATE:.2f}s"
+
+        fired = ", ".join(f"{at(h.end)} (score {h.score:.2f})" for h in hits) or "none"
+        print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}; wake word ends: {fired}")
+        missed += not hits
+    return 1 if missed else 0
+
+
+def meter(score: float, threshold: float) -> str:
+    """A one-line bar for a score (| marks the threshold)."""
+    filled = round(score * METER_WIDTH)
+    mark = round(threshold * METER_WIDTH)
+    bar = "".join(
+        "|" if i == mark else ("#" if i < filled else " ") for i in range(METER_WIDTH + 1)
+    )
+    return f"[{bar}] {score:.2f}"
+
+
+async def listen(cfg: Config, wcfg: WakewordConfig, seconds: float) -> int:
+    """Show a live score meter (one line, redrawn) and print each detection."""
+    from device.audio.mic import Microphone
+    from device.wakeword.detector import Detector
+
+    detector = await asyncio.to_thread(Detector, wcfg)
+    mic = Microphone(cfg.audio)
+    source = mic.add_consumer("wakeword", 100)
+    started = time.monotonic()
+
+    def on_score(score: float, end: int) -> None:
+        print(f"\r{meter(score, wcfg.threshold)} {end / MIC_RATE:7.1f}s", end="", flush=True)
+
+    def on_detect(hit: WakeDetected) -> None:
+        print(f"\n{time.monotonic() - started:7.1f}s  {hit.model} (score {hit.score:.2f})")
+
+    detector.on_score = on_score
+    async with mic.running():
+        task = asyncio.create_task(detector.run(source, on_detect), name="wake")
+        try:
+            await asyncio.sleep(seconds if seconds > 0 else float("inf"))
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            print()
+    return 0

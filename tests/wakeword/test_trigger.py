@@ -1,0 +1,55 @@
+"""Trigger: threshold, frames above threshold, refractory time, barge-in threshold, end estimate."""
+
+from __future__ import annotations
+
+import pytest
+
+from device.config import WakewordConfig
+from device.events import WakeDetected
+from device.wakeword.detector import Trigger
+
+pytestmark = pytest.mark.unit
+F = 1280
+
+
+def feed(t: Trigger, scores: list[float], start_frame: int = 1) -> list[WakeDetected]:
+    out = []
+    for i, s in enumerate(scores):
+        hit = t.update(s, (start_frame + i) * F)
+        if hit:
+            out.append(hit)
+    return out
+
+
+def test_single_frame_trigger_reports_peak_and_end_before_crossing() -> None:
+    t = Trigger(WakewordConfig(), "hey_jarvis", end_lead_s=0.1)
+    hits = feed(t, [0.1, 0.2, 0.7, 0.9, 0.3])
+    assert len(hits) == 1
+    assert hits[0].model == "hey_jarvis"
+    assert hits[0].score == pytest.approx(0.7)
+    assert hits[0].end == 3 * F - 1600
+
+
+def test_trigger_frames_needs_consecutive_frames() -> None:
+    t = Trigger(WakewordConfig(trigger_frames=3), "m", end_lead_s=0)
+    assert feed(t, [0.9, 0.9, 0.1, 0.9, 0.9]) == []
+    hits = feed(t, [0.8], start_frame=6)
+    assert len(hits) == 1
+    assert hits[0].end == 4 * F  # the run started at frame 4
+    assert hits[0].score == pytest.approx(0.9)
+
+
+def test_refractory_blocks_repeat_detections() -> None:
+    t = Trigger(WakewordConfig(refractory_s=1.0), "m", end_lead_s=0)
+    hits = feed(t, [0.9] * 30)  # 2.4 s above threshold
+    # frame 1, then the first frame ending >= 1 s later (frame 14), then frame 27
+    assert [h.end for h in hits] == [1 * F, 14 * F, 27 * F]
+
+
+def test_barge_in_uses_the_higher_threshold() -> None:
+    t = Trigger(WakewordConfig(threshold=0.5, barge_in_threshold=0.8), "m")
+    t.barge_in = True
+    assert feed(t, [0.7, 0.75, 0.6]) == []
+    assert len(feed(t, [0.85], start_frame=10)) == 1
+    t.barge_in = False
+    assert t.threshold == 0.5
