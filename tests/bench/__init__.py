@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run with `uv run python -m tests.bench.<name>`, not tests."""
