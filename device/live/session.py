@@ -25,18 +25,11 @@ from google.genai import types
 from device.apikey import ApiKey
 from device.config import Config
 from device.events import (
-    GenerationCompleted,
-    InputTranscribed,
-    ModelAudio,
-    OutputTranscribed,
-    ServerInterrupted,
     SessionEvent,
     SessionResumed,
     ToolCalled,
     ToolCallsCancelled,
     ToolSpec,
-    TurnCompleted,
-    Usage,
 )
 from device.live.errors import (
     BadKeyError,
@@ -49,6 +42,7 @@ from device.live.errors import (
 from device.live.handles import HandleStore
 from device.live.link import Link, Outgoing
 from device.live.setup import connect_config, make_client
+from device.live.turns import TurnLog
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +112,8 @@ class LiveClient:
         except LiveError as exc:
             raise self.policy.apply(exc) from exc.__cause__
         self.policy.succeeded()
-        conv.start(link, SessionResumed(saved is not None, saved.age_s if saved else None))
+        resumed = SessionResumed(saved is not None, saved.age_s if saved else None)
+        conv.start(link, resumed, saved.handle if saved else None)
         try:
             yield conv
         finally:
@@ -157,14 +152,14 @@ class Conversation:
         self._client = client
         self._queue: asyncio.Queue[SessionEvent | LiveError | None] = asyncio.Queue()
         self._link: Link | None = None
+        self._links: list[Link] = []
         self._lock = asyncio.Lock()
         self._pending: list[Outgoing] | None = None
         self._handle: str | None = None
         self._new_handle = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._known_tools = {t.name for t in client.tools}
-        self._user_text: list[str] = []
-        self._model_text: list[str] = []
+        self._turns = TurnLog()
         self.stats = SessionStats()
 
     @property
@@ -181,9 +176,11 @@ class Conversation:
                     await self._new_handle.wait()
         return self._handle
 
-    def start(self, link: Link, first: SessionResumed) -> None:
-        """Begin reading from the first connection."""
+    def start(self, link: Link, first: SessionResumed, handle: str | None = None) -> None:
+        """Begin reading from the first connection (opened with `handle`, if resuming)."""
         self._link = link
+        self._links.append(link)
+        self._handle = handle
         self.stats.connections = 1
         self._queue.put_nowait(first)
         self._spawn(self._read(link), f"live-recv-{self.stats.connections}")
@@ -206,7 +203,7 @@ class Conversation:
 
     async def send_text(self, text: str) -> None:
         """A complete user text turn."""
-        self._user_text.append(text)
+        self._turns.user_text.append(text)
         await self._send(Outgoing("text", text=text))
 
     async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
@@ -279,7 +276,7 @@ class Conversation:
             link.going_away = True
             self._spawn(self._handover(link, msg.go_away), "live-handover")
         if sc := msg.server_content:
-            out += self._content(link, sc, msg.usage_metadata)
+            out += self._turns.content(link, sc, msg.usage_metadata)
         if msg.tool_call and msg.tool_call.function_calls:
             link.in_turn = True
             for fc in msg.tool_call.function_calls:
@@ -294,57 +291,6 @@ class Conversation:
             out.append(ToolCallsCancelled(tuple(tc.ids)))
         return out
 
-    def _content(
-        self, link: Link, sc: types.LiveServerContent, usage: types.UsageMetadata | None
-    ) -> list[SessionEvent]:
-        out: list[SessionEvent] = []
-        if sc.input_transcription and sc.input_transcription.text:
-            self._user_text.append(sc.input_transcription.text)
-            out.append(InputTranscribed(sc.input_transcription.text))
-        for part in sc.model_turn.parts or [] if sc.model_turn else []:
-            if part.inline_data and part.inline_data.data:
-                link.in_turn = True
-                out.append(ModelAudio(part.inline_data.data))
-        if sc.output_transcription and sc.output_transcription.text:
-            link.in_turn = True
-            self._model_text.append(sc.output_transcription.text)
-            out.append(OutputTranscribed(sc.output_transcription.text))
-        if sc.interrupted:
-            link.end_turn()
-            out.append(ServerInterrupted())
-        if sc.generation_complete:
-            out.append(GenerationCompleted())
-        if sc.turn_complete:
-            link.end_turn()
-            out.append(TurnCompleted(self._log_turn(usage)))
-        return out
-
-    def _log_turn(self, usage: types.UsageMetadata | None) -> Usage | None:
-        u = None
-        if usage is not None:
-            u = Usage(
-                usage.prompt_token_count or 0,
-                usage.response_token_count or 0,
-                usage.total_token_count or 0,
-            )
-        user, model = "".join(self._user_text).strip(), "".join(self._model_text).strip()
-        self._user_text.clear()
-        self._model_text.clear()
-        log.info(
-            "turn: user=%r model=%r tokens=%s",
-            user,
-            model,
-            u.total_tokens if u else "?",
-            extra={
-                "USER_TEXT": user,
-                "MODEL_TEXT": model,
-                "PROMPT_TOKENS": u.prompt_tokens if u else 0,
-                "RESPONSE_TOKENS": u.response_tokens if u else 0,
-                "TOTAL_TOKENS": u.total_tokens if u else 0,
-            },
-        )
-        return u
-
     # --- goAway handover ----------------------------------------------------------------------
 
     async def _handover(self, old: Link, go_away: types.LiveServerGoAway) -> None:
@@ -354,7 +300,10 @@ class Conversation:
         async with self._lock:
             self._pending = []
         try:
+            if self._handle is None:
+                log.warning("goAway before any resumption handle: the new connection starts fresh")
             new = await self._client.connect(self._handle)
+            self._links.append(new)
             async with self._lock:
                 pending, self._pending = self._pending or [], None
                 self._link = new
@@ -379,8 +328,8 @@ class Conversation:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._link is not None:
-            await self._link.close()
+        for link in self._links:
+            await link.close()
         self._queue.put_nowait(None)
         s = self.stats
         log.info(
