@@ -9,7 +9,8 @@
 
 The PortAudio callback only copies the bytes to the loop (`call_soon_threadsafe`); converting
 (downmix + streaming soxr) and framing into `audio.block_ms` blocks happens on the loop. `start`
-counts 16 kHz samples since the first open and stays continuous across reopens. Each consumer has
+counts 16 kHz samples since the first open; after a reopen (device lost, or `run()` restarted
+for mute) it jumps forward by the time nothing was captured, so it keeps tracking real time. Each consumer has
 its own bounded drop-oldest queue; a gate decides per block whether that consumer gets it.
 Overflows (PortAudio's and the queues') are counted and summarised in the log every
 `summary_interval_s`, never logged per block. `progress` feeds the systemd watchdog.
@@ -146,6 +147,7 @@ class Microphone:
         self._converter: MicConverter | None = None
         self._stream: _InputStream | None = None
         self._generation = 0
+        self._framed_generation = 0
         self._blocks = 0
         self._last_block: float | None = None
         self._overflows = 0
@@ -231,6 +233,9 @@ class Microphone:
         if generation != self._generation or stream is None or self._converter is None:
             return  # late data from a stream that has been replaced
         now = time.monotonic()
+        if generation != self._framed_generation:
+            self._framed_generation = generation
+            self._skip_gap(now)
         stream.last_data = now
         stream.had_data = True
         if overflowed:
@@ -243,6 +248,14 @@ class Microphone:
                     consumer.queue.put_nowait(block)
         if now - self._last_summary >= self._summary_interval_s:
             self._summarise()
+
+    def _skip_gap(self, now: float) -> None:
+        """After a reopen (or mute), move `start` on by the time nothing was captured."""
+        if self._last_block is None:
+            return
+        gap = now - self._last_block - self.cfg.block_ms / 1000
+        if gap > 0:
+            self._framer.skip(round(gap * MIC_RATE))
 
     def _summarise(self, final: bool = False) -> None:
         self._last_summary = time.monotonic()

@@ -84,6 +84,7 @@ class DeviceSupervisor:
         """Open, watch, reopen; returns only by cancellation."""
         backoff = self.initial_backoff_s
         failed = False
+        self.attempted.clear()
         while True:
             try:
                 stream = await asyncio.to_thread(self._open, failed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,3 +69,33 @@ async def test_slow_consumer_loses_oldest_blocks_only(sound_card: VirtualSoundCa
     assert len(kept) == 5
     assert slow.dropped == len(everything) - 5
     assert kept == everything[-5:]
+
+
+async def test_restart_for_mute_keeps_start_on_real_time(sound_card: VirtualSoundCard) -> None:
+    mic = Microphone(AudioConfig())
+    q = mic.add_consumer("test", max_blocks=100_000)
+    async with mic.running():
+        await wait_flowing(mic)
+    before = take_all(q)
+    await asyncio.sleep(2.0)  # muted: the stream is closed
+    async with mic.running():
+        await wait_flowing(mic)
+    after = take_all(q)
+    gap_s = (after[0].start - before[-1].end) / MIC_RATE
+    assert gap_s > 1.9  # at least the closed time (plus the new stream's start-up)
+    assert all(b.start == a.end for a, b in itertools.pairwise(after))
+
+
+async def test_overflows_are_summarised_not_logged_per_block(
+    sound_card: VirtualSoundCard, caplog: pytest.LogCaptureFixture
+) -> None:
+    mic = Microphone(AudioConfig(), summary_interval_s=0.5)
+    slow = mic.add_consumer("slow", max_blocks=2)
+    with caplog.at_level(logging.DEBUG, logger="device.audio"):
+        async with mic.running():
+            await wait_flowing(mic)
+            await asyncio.sleep(1.2)
+    summaries = [r.getMessage() for r in caplog.records if "dropped by slow" in r.getMessage()]
+    assert summaries
+    assert sum(int(s.split(" blocks dropped")[0].split()[-1]) for s in summaries) == slow.dropped
+    assert len(caplog.records) < mic.progress.blocks / 5  # a summary, not a line per block
