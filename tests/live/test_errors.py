@@ -171,7 +171,11 @@ async def test_oversized_frame_is_a_protocol_error(
     [
         (1007, "API key not valid. Please pass a valid API key.", ErrorKind.BAD_KEY),
         (1007, "Request contains an invalid argument.", ErrorKind.CONFIG),
-        (1008, "models/x is not found for API version v1beta, or is not supported", ErrorKind.CONFIG),
+        (
+            1008,
+            "models/x is not found for API version v1beta, or is not supported",
+            ErrorKind.CONFIG,
+        ),
         (1008, "Deadline expired before operation could complete.", ErrorKind.SERVER),
         (1011, "You exceeded your current quota, please check your plan", ErrorKind.QUOTA),
         (1011, "Resource has been exhausted (e.g. check quota).", ErrorKind.QUOTA),
@@ -214,4 +218,3 @@ def test_retry_policy_by_kind() -> None:
     assert policy.apply(QuotaError("x")).retry_after == 300
     first = policy.apply(NetworkError("x")).retry_after
     assert first is not None and 1.6 <= first <= 2.4
-

@@ -17,6 +17,7 @@ from device.events import (
     ServerInterrupted,
     SessionResumed,
     ToolCalled,
+    ToolCallsCancelled,
     ToolSpec,
     TurnCompleted,
 )
@@ -198,7 +199,8 @@ async def test_go_away_mid_reply_lets_the_reply_finish(
 
 
 async def test_tool_call_round_trip(simulator: LiveSimulator, tmp_path: Path) -> None:
-    client = LiveClient(sim_config(simulator, tmp_path), KEY, tools=[SET_VOLUME])
+    cfg = sim_config(simulator, tmp_path, google_search=True)
+    client = LiveClient(cfg, KEY, tools=[SET_VOLUME])
     async with client.session() as conv:
         await conv.send_text("Please turn it down")
         events = await events_until(conv, lambda e: isinstance(e, ToolCalled))
@@ -208,8 +210,9 @@ async def test_tool_call_round_trip(simulator: LiveSimulator, tmp_path: Path) ->
         await conv.send_tool_response(call.id, call.name, {"result": "ok"})
         events = await events_until(conv)
     assert "volume down to 30 percent" in text_of(events, OutputTranscribed)
-    decls = p.declared_tools(simulator.connections[0].setup)
-    assert decls == {"set_volume"}
+    setup = simulator.connections[0].setup
+    assert p.declared_tools(setup) == {"set_volume"}
+    assert {"googleSearch": {}} in setup["tools"]
 
 
 async def test_unknown_tool_call_gets_an_error_response(
@@ -234,3 +237,18 @@ async def test_speech_during_reply_interrupts(
         events = await events_until(conv, lambda e: isinstance(e, ServerInterrupted))
     assert not any(isinstance(e, GenerationCompleted) for e in events)
     assert "serverContent.interrupted" in simulator.connections[0].sent
+
+
+async def test_barge_in_cancels_a_pending_tool_call(
+    simulator: LiveSimulator, tmp_path: Path, speech: SpeechFactory
+) -> None:
+    client = LiveClient(sim_config(simulator, tmp_path), KEY, tools=[SET_VOLUME])
+    barge = np.concatenate([speech("never mind"), np.zeros(16000, np.int16)]).tobytes()
+    async with client.session() as conv:
+        await conv.send_text("Turn it down")
+        call = (await events_until(conv, lambda e: isinstance(e, ToolCalled)))[-1]
+        await conv.send_audio(barge)
+        events = await events_until(conv, lambda e: isinstance(e, ToolCallsCancelled))
+    assert isinstance(call, ToolCalled)
+    assert events[-1] == ToolCallsCancelled((call.id,))
+    assert ServerInterrupted() in events
