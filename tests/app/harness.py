@@ -114,7 +114,9 @@ async def running_daemon(
     card: VirtualSoundCard,
     sim: LiveSimulator,
     api_key: str,
+    *,
     notifier: Notifier | None = None,
+    start: State = State.IDLE,
 ) -> AsyncIterator[Rig]:
     """Start the real daemon (real audio, real wake word, real SDK) and stop it afterwards."""
     import sounddevice as sd
@@ -148,7 +150,7 @@ async def running_daemon(
         )
         if appliance.state is not State.STARTING:  # it started before we listened
             rig.seen.append(Seen(appliance.status, snapshot_pins(factory), time.monotonic()))
-        await rig.wait_state(State.IDLE, 60)
+        await rig.wait_state(start, 60)
         yield rig
     finally:
         import signal
