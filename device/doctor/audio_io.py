@@ -70,50 +70,51 @@ def play_while_capturing(
     in_rate: int,
     *,
     lead_s: float = 1.0,
+    warmup_s: float = 0.5,
     tail_s: float = 1.0,
 ) -> tuple[Played, Captured]:
-    """Start recording, wait `lead_s`, play `signal`, keep recording `tail_s` after it was consumed."""
+    """Record throughout; after `lead_s` play `warmup_s` silence, `signal`, `tail_s` silence."""
     import sounddevice as sd
 
-    pos = [0]
-    underflows = [0]
-    done = threading.Event()
-
-    def out_cb(outdata: Any, frames: int, t: Any, status: Any) -> None:
-        if status.output_underflow:
-            underflows[0] += 1
-        chunk = signal[pos[0] : pos[0] + frames]
-        outdata[: len(chunk), 0] = chunk
-        outdata[len(chunk) :, 0] = 0
-        pos[0] += len(chunk)
-        if pos[0] >= len(signal):
-            done.set()
-
-    total_s = lead_s + len(signal) / out_rate + tail_s
+    # Blocking writes into a generous device buffer: a loaded machine (or a Pi Zero) must not turn
+    # the test tone into a string of underruns. The silence before lets a new PulseAudio client
+    # start flowing; the silence after keeps the stream open until the tone has left the buffer.
+    block = int(out_rate * 0.05)
+    pcm = np.concatenate(
+        [
+            np.zeros(int(out_rate * warmup_s), np.int16),
+            signal,
+            np.zeros(int(out_rate * tail_s), np.int16),
+        ]
+    )
+    total_s = lead_s + len(pcm) / out_rate + 1.0
     rec_result: list[Captured] = []
     errors: list[BaseException] = []
 
     def recorder() -> None:
         try:
-            rec_result.append(capture(in_device, in_rate, total_s + 1.0))
+            rec_result.append(capture(in_device, in_rate, total_s))
         except BaseException as exc:  # reported to the caller below
             errors.append(exc)
 
     rec = threading.Thread(target=recorder, name="doctor-capture", daemon=True)
     rec.start()
     time.sleep(lead_s)
+    written = underflows = 0
     with sd.OutputStream(
-        device=out_device, samplerate=out_rate, channels=1, dtype="int16", callback=out_cb
-    ):
-        if not done.wait(len(signal) / out_rate * 3 + 5):
-            raise AudioTimeout(f"speaker consumed {pos[0] / out_rate:.2f} s of the test tone")
-        time.sleep(0.3)  # let the last block leave the device buffer
+        device=out_device, samplerate=out_rate, channels=1, dtype="int16", latency=0.3
+    ) as stream:
+        for off in range(0, len(pcm), block):
+            if stream.write(pcm[off : off + block].reshape(-1, 1)):
+                underflows += 1
+            written = off + block
     rec.join(total_s * 3 + 10)
     if errors:
         raise errors[0]
     if not rec_result:
         raise AudioTimeout("microphone recording did not finish")
-    return Played(pos[0], underflows[0]), rec_result[0]
+    tone = max(0, min(written - int(out_rate * warmup_s), len(signal)))
+    return Played(tone, underflows), rec_result[0]
 
 
 def dbfs(x: npt.NDArray[np.floating[Any]] | float) -> Any:

@@ -100,7 +100,10 @@ def test_doctor_all_pass_on_the_rig(
     assert 600 <= checks["state"]["numbers"]["handle_age_s"] < 900
     # The test tone really reached the speaker: a 1 kHz component well above the silence around it.
     levels = tone_levels(rec.samples, 16000, 1000.0)
-    assert levels.max() > 20 * max(float(np.percentile(levels, 10)), 1.0)
+    assert levels.max() > 20 * max(float(np.percentile(levels, 10)), 1.0), (
+        len(rec.samples),
+        checks["speaker"],
+    )
 
 
 @pytest.mark.integration
