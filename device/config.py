@@ -97,6 +97,8 @@ class AudioConfig(_Table):
     """Microphone block size delivered to the app (also the upload chunk: 20-40 ms)."""
     output_block_ms: Annotated[int, Field(ge=5, le=100)] = 20
     """Speaker callback block: flush() is silent within one block."""
+    output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 100
+    """Speaker buffering behind the callback: lower stops sooner on barge-in, higher never stutters on a busy CPU."""
     echo_mode: EchoMode = EchoMode.HALF_DUPLEX
     """half_duplex: no upload while the speaker plays; full_duplex: always upload."""
     echo_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 300
@@ -113,7 +115,9 @@ class WakewordConfig(_Table):
     model: str = "hey_jarvis"
     """Built-in name (hey_jarvis, alexa, hey_mycroft, hey_rhasspy, okay_nabu) or a .tflite/.onnx path."""
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    """Score that counts as a detection."""
+    """Score that counts as a detection (in quiet surroundings)."""
+    noisy_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.08
+    """With noise_suppression: threshold in steady loud noise (suppression lowers all scores there)."""
     trigger_frames: Annotated[int, Field(ge=1, le=20)] = 1
     """80 ms frames at or above threshold needed to trigger."""
     refractory_s: Annotated[float, Field(ge=0, le=30)] = 2.0

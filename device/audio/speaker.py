@@ -9,7 +9,9 @@
         speaker.play_earcon(Earcon.WAKE)   # or an ErrorKind
     # or: task = asyncio.create_task(speaker.run(), name="speaker")  (retries forever)
 
-The stream stays open (reopening per reply clips reply starts); when idle it plays silence. The
+The stream stays open (reopening per reply clips reply starts); when idle it plays silence.
+`audio.output_latency_ms` is the buffering behind the callback: what flush() cannot take back
+(it is silent within one `output_block_ms` of the callback's position, plus this latency). The
 callback drains a PlaybackBuffer filled by the loop, scales by the volume and records when its
 last sample reaches the DAC (PortAudio's time info), which is what `drain()` and `is_playing`
 use. Underruns (the buffer ran dry while a reply was still coming) play silence and are counted.
@@ -81,7 +83,7 @@ class _OutputStream:
                 channels=fmt.channels,
                 dtype="float32",
                 blocksize=max(1, fmt.rate * block_ms // 1000),
-                latency="low",
+                latency=owner.cfg.output_latency_ms / 1000,
                 callback=callback,
                 finished_callback=finished,
             )

@@ -17,7 +17,7 @@ from device.audio.speaker import Speaker
 from device.config import AudioConfig, EchoMode
 from device.events import MIC_RATE, MODEL_RATE
 from device.simhw.pulse import VirtualSoundCard, read_wav
-from tests.audio.rig import samples, take_all, wait_flowing
+from tests.audio.rig import samples, take_all, wait_flowing, wait_for
 from tests.conftest import SpeechFactory
 from tests.simhw.test_rig import best_correlation
 
@@ -48,8 +48,9 @@ async def test_upload_is_gated_while_the_speaker_plays(
         speaker.play(reply.tobytes())
         await asyncio.wait_for(speaker.drain(), 20)
         play_to = mic.position
+        after_tail = play_to + MIC_RATE * (cfg.echo_tail_ms + 200) // 1000
         assert await asyncio.wait_for(asyncio.to_thread(player.wait, 30), 35) == 0
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: mic.position > after_tail + MIC_RATE // 5, 20, "audio after tail")
     uploaded, heard = take_all(upload), take_all(wake)
     during = [b for b in uploaded if b.end > play_from and b.start < play_to]
     wake_during = [b for b in heard if b.end > play_from and b.start < play_to]
@@ -61,7 +62,6 @@ async def test_upload_is_gated_while_the_speaker_plays(
     if mode is EchoMode.HALF_DUPLEX:
         assert during == []
         assert gate.blocked > 0
-        after_tail = play_to + MIC_RATE * (cfg.echo_tail_ms + 200) // 1000
         assert any(b.start < play_from for b in uploaded)  # open before the reply ...
         assert any(b.start >= after_tail for b in uploaded)  # ... and again after the tail
     else:

@@ -42,6 +42,7 @@ from tests.audio.rig import wait_flowing, wait_for
 MON_RATE = 24000
 LOUD = 2000
 BLOCK_MS = 20
+LATENCY_S = AudioConfig().output_latency_ms / 1000
 
 
 class Monitor:
@@ -137,7 +138,7 @@ def speaker_baseline(mon: Monitor, trials: int, rate: int, channels: int) -> dic
 
     starts, stops = [], []
     with sd.OutputStream(samplerate=rate, channels=channels, dtype="float32",
-                         blocksize=rate * BLOCK_MS // 1000, latency="low", callback=callback):  # fmt: skip
+                         blocksize=rate * BLOCK_MS // 1000, latency=LATENCY_S, callback=callback):  # fmt: skip
         time.sleep(1.5)
         for _ in range(trials):
             t0 = time.monotonic()
