@@ -27,19 +27,25 @@ SILENCE_LEVEL = 3.9636
 class MelDenoiser:
     """Stateful spectral subtraction on rows of openWakeWord's transformed log-mel features."""
 
-    def __init__(self, over: float = 2.0, window_rows: int = 150, chunk_rows: int = 25) -> None:
+    def __init__(
+        self, over: float = 2.0, keep: float = 0.0, window_rows: int = 150, chunk_rows: int = 25
+    ) -> None:
         self.over = over
+        self.keep = keep
         self._chunk_rows = chunk_rows
         self._mins: deque[FloatArray] = deque(maxlen=max(1, window_rows // chunk_rows))
         self._cur: FloatArray | None = None
         self._cur_rows = 0
         self._floor = np.float32(10.0 ** (SILENCE_LEVEL - 2.0))
+        self.noise_level = SILENCE_LEVEL
+        """Mean over the bands of the current noise estimate (transformed log-mel units: 1 = 10 dB)."""
 
     def reset(self) -> None:
         """Forget the noise estimate."""
         self._mins.clear()
         self._cur = None
         self._cur_rows = 0
+        self.noise_level = SILENCE_LEVEL
 
     def _track(self, power: FloatArray) -> FloatArray:
         """Update the running minimum with these rows; return the noise estimate per band."""
@@ -52,6 +58,7 @@ class MelDenoiser:
             self._cur_rows = 0
         parts = [*self._mins, *([self._cur] if self._cur is not None else [])]
         noise: FloatArray = np.min(parts, axis=0)
+        self.noise_level = float(np.mean(np.log10(noise))) + 2.0
         return noise
 
     def process(self, rows: FloatArray) -> FloatArray:
@@ -61,6 +68,6 @@ class MelDenoiser:
         power = np.power(np.float32(10.0), rows - np.float32(2.0)).astype(np.float32)
         noise = self._track(power)
         excess = np.maximum(noise - self._floor, 0)
-        clean = np.maximum(power - self.over * excess, self._floor)
+        clean = np.maximum(power - self.over * excess, self._floor + self.keep * excess)
         out: FloatArray = (np.log10(clean) + np.float32(2.0)).astype(np.float32)
         return out

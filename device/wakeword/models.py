@@ -182,6 +182,11 @@ class WakeModel:
         """The model's name (built-in name or file stem)."""
         return self.spec.name
 
+    @property
+    def noise_level(self) -> float | None:
+        """The noise suppressor's background level (log-mel units, 1 = 10 dB); None when off."""
+        return self._denoiser.noise_level if self._denoiser is not None else None
+
     def reset(self) -> None:
         """Forget all audio heard so far."""
         self._features.reset()

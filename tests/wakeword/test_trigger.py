@@ -53,3 +53,19 @@ def test_barge_in_uses_the_higher_threshold() -> None:
     assert len(feed(t, [0.85], start_frame=10)) == 1
     t.barge_in = False
     assert t.threshold == 0.5
+
+
+def test_threshold_slides_with_background_noise() -> None:
+    t = Trigger(WakewordConfig(threshold=0.5, noisy_threshold=0.1), "m")
+    assert t.threshold_at(None) == 0.5  # noise suppression off
+    assert t.threshold_at(4.0) == 0.5  # digital silence / quiet room
+    assert t.threshold_at(9.0) == pytest.approx(0.1)  # loud steady noise
+    mid = t.threshold_at(6.75)
+    assert 0.1 < mid < 0.5
+    assert feed_noisy(t, 0.3, 9.0) and not feed_noisy(Trigger(WakewordConfig(), "m"), 0.3, 4.0)
+    t.barge_in = True
+    assert t.threshold_at(9.0) == WakewordConfig().barge_in_threshold
+
+
+def feed_noisy(t: Trigger, score: float, level: float) -> bool:
+    return t.update(score, 10 * F, level) is not None
