@@ -1,0 +1,1 @@
+"""`livespeaker demo`: the whole appliance on simulated hardware, drawn in the terminal."""

@@ -1,0 +1,80 @@
+"""What the demo prints: state changes with the LEDs drawn from the mock pins, transcripts, latency.
+
+Colour only on a terminal; piped output (CI, tests) gets plain text with the same content.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+from device.app.states import Status, status_line
+from device.config import Config, LedMode
+from device.doctor.gpio import configured_pins
+
+TURN_MESSAGE = "turn: heard %r, answered %r"
+"""The conversation's log message for a finished turn (its args are the two transcripts)."""
+
+
+class Panel:
+    """Prints one line per event; reads LED levels from the pin factory."""
+
+    def __init__(self, cfg: Config, factory: Any, out: TextIO = sys.stdout) -> None:
+        self._cfg = cfg
+        self._factory = factory
+        self._out = out
+        self._color = out.isatty()
+        self._t0 = time.monotonic()
+        self._leds = [(r, p) for r, p in configured_pins(cfg) if r != "button"]
+        self.turns: list[tuple[str, str]] = []
+        self.states: list[str] = []
+
+    def say(self, text: str) -> None:
+        """A timestamped line."""
+        self._out.write(f"[{time.monotonic() - self._t0:6.2f}s] {text}\n")
+        self._out.flush()
+
+    def leds(self) -> str:
+        """The LEDs as text: a coloured dot on a terminal, pin levels otherwise."""
+        levels = {role: float(self._factory.pin(pin).state) for role, pin in self._leds}
+        if not self._cfg.leds.active_high:
+            levels = {k: 1.0 - v for k, v in levels.items()}
+        if self._cfg.leds.mode is LedMode.RGB:
+            r, g, b = (levels[k] for k in ("led_red", "led_green", "led_blue"))
+            text = f"LED rgb({r:.2f},{g:.2f},{b:.2f})"
+            if self._color:
+                rgb = ";".join(str(round(v * 255)) for v in (r, g, b))
+                dot = f"\033[38;2;{rgb}m●\033[0m" if r + g + b > 0 else "○"
+                text = f"{dot} {text}"
+            return text
+        if not levels:
+            return "no LEDs"
+        return " ".join(f"{role.removeprefix('led_')}={v:.2f}" for role, v in levels.items())
+
+    def status(self, status: Status) -> None:
+        """A state change: state, LEDs, the systemd status line."""
+        if self.states and self.states[-1] == status.state.value:
+            return
+        self.states.append(status.state.value)
+        phrase = self._cfg.wakeword.model.replace("_", " ")
+        self.say(f"state {status.state.value:<10} {self.leds():<28} {status_line(status, phrase)}")
+
+    def turn(self, heard: str, answered: str) -> None:
+        """A finished turn's transcripts."""
+        self.turns.append((heard, answered))
+        self.say(f"you said:  {heard!r}")
+        self.say(f"assistant: {answered!r}")
+
+
+class TurnLogTap(logging.Handler):
+    """Hands the conversation's per-turn transcripts (from its log record) to the panel."""
+
+    def __init__(self, panel: Panel) -> None:
+        super().__init__(logging.INFO)
+        self._panel = panel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == TURN_MESSAGE and isinstance(record.args, tuple) and len(record.args) == 2:
+            self._panel.turn(str(record.args[0]), str(record.args[1]))
