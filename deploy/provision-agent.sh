@@ -121,18 +121,39 @@ install_release() {
   rm -rf "$dir"
   mkdir -p "$APP/releases"
   # --system-site-packages: python3-systemd (and python3-lgpio) come from apt, not from wheels.
-  python3 -m venv --system-site-packages "$dir"
-  note "installing the locked dependencies (pip --require-hashes)"
-  if ! "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input --require-hashes \
-      --no-deps --only-binary=:all: -r "$stage/requirements.txt"; then
-    rm -rf "$dir"; die "dependency installation failed"
+  python3 -m venv --system-site-packages --without-pip "$dir"
+  local deps_id reuse="" site r
+  deps_id=$( { sha_of "$stage/requirements.txt"; printf '%s\n' "$pyver"; } | sha256sum | cut -c1-16)
+  site=$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  for r in "$APP"/releases/*/; do
+    if [ -f "$r.complete" ] && [ "$(cat "$r/deps.id" 2>/dev/null)" = "$deps_id" ]; then reuse=${r%/}; fi
+  done
+  if [ -n "$reuse" ]; then
+    # Same lock, same Python: the dependencies are identical, so hard-link them from that
+    # release (releases are never modified) instead of unpacking ~150 MB again on a Pi Zero.
+    note "locked dependencies unchanged: linking them from $(basename "$reuse")"
+    cp -al "$("$reuse/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/." "$site/"
+  else
+    "$dir/bin/python" -m ensurepip --default-pip >/dev/null
+    note "installing the locked dependencies (pip --require-hashes)"
+    # Exactly the lock's pins, like `uv sync --locked` in CI. uv does not enforce a pinned
+    # package's Requires-Python (the lock pins backports-strenum 1.3.1, which says <3.11 yet
+    # works), so pip must not either, or the Pi would diverge from what CI tested.
+    if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        --require-hashes --no-deps --only-binary=:all: --ignore-requires-python \
+        -r "$stage/requirements.txt"; then
+      rm -rf "$dir"; die "dependency installation failed"
+    fi
   fi
-  if ! "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input --no-deps "$wheel"; then
+  # --force-reinstall: linked dependencies include the previous build of the same version.
+  if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --no-deps \
+      --force-reinstall "$wheel"; then
     rm -rf "$dir"; die "installing $(basename "$wheel") failed"
   fi
   if ! "$dir/bin/livespeaker" --version >/dev/null; then
     rm -rf "$dir"; die "the new release does not start ('livespeaker --version' failed)"
   fi
+  printf '%s\n' "$deps_id" >"$dir/deps.id"
   install -m 0644 "$stage/$UNIT" "$dir/$UNIT"
   install -m 0644 "$stage/SHA256SUMS" "$dir/SHA256SUMS"
   touch "$dir/.complete"
@@ -165,7 +186,8 @@ install_config() {
     CONFIG_REPLACED=yes
     install -m 0644 "$new" "$ETC/config.toml.new"
     mv -f "$ETC/config.toml.new" "$ETC/config.toml"
-    changed "config.toml ${have:+replaced (old one in config.toml.bak)}${have:-installed}"
+    if [ -n "$have" ]; then changed "config.toml replaced (old one in config.toml.bak)"
+    else changed "config.toml installed"; fi
   fi
   printf '%s\n' "$want" >"$STATE/config.sha256"
 }
@@ -301,16 +323,42 @@ prune_releases() {
   done
 }
 
+# Exports the unit's Environment= (e.g. a drop-in's PULSE_SERVER) into this (sub)shell.
+service_env() {
+  local assignments=() a
+  read -ra assignments <<<"$(systemctl show -p Environment --value "$UNIT")"
+  for a in "${assignments[@]}"; do
+    [[ $a == *=* ]] && export "${a?}"
+  done
+  return 0
+}
+
+# Prints one line per check from the doctor's JSON report.
+doctor_lines() {
+  python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for c in r["checks"]:
+    print("     [%-4s] %-14s %s" % (c["status"], c["name"], c["detail"]))
+' 2>/dev/null
+}
+
 self_check() {
   step "self-check (livespeaker doctor --json)"
-  local bin=$APP/venv/bin/livespeaker out rc=0
+  local bin=$APP/venv/bin/livespeaker out err rc=0
   if ! "$bin" doctor --help >/dev/null 2>&1; then
     note "SKIPPED: this build has no 'livespeaker doctor' command yet"
     DOCTOR=skipped; return 0
   fi
-  # Same credential and config as the service; the key stays in its root-only file.
-  out=$(CREDENTIALS_DIRECTORY=$ETC "$bin" --config "$ETC/config.toml" doctor --json 2>&1) || rc=$?
-  printf '%s\n' "$out" | sed 's/^/     | /'
+  err=$(mktemp)
+  # The service's config and credential; the key stays in its root-only file. The daemon keeps
+  # running: on a real Pi the microphone check then shares the device with it (dsnoop/PipeWire).
+  out=$(service_env && CREDENTIALS_DIRECTORY=$ETC exec "$bin" --config "$ETC/config.toml" doctor --json 2>"$err") || rc=$?
+  if ! doctor_lines <<<"$out"; then
+    printf '%s\n' "$out" | sed 's/^/     | /'
+  fi
+  if [ $rc -ne 0 ]; then sed 's/^/     ! /' "$err" | tail -n 20; fi
+  rm -f "$err"
   if [ $rc -eq 0 ]; then DOCTOR=passed; else DOCTOR="FAILED (exit $rc)"; fi
   return $rc
 }

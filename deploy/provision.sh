@@ -140,7 +140,7 @@ build() {
   uv build --quiet --wheel --out-dir "$stage" "$SOURCE" || die "uv build failed"
   # The same lock as CI. systemd-python comes from apt (python3-systemd); tflite-runtime is
   # overridden away in pyproject.toml.
-  uv export --quiet --project "$SOURCE" --locked --no-dev --no-emit-project \
+  uv export --quiet --no-header --project "$SOURCE" --locked --no-dev --no-emit-project \
     --no-emit-package systemd-python --no-emit-package tflite-runtime \
     --format requirements-txt --output-file "$stage/requirements.txt" ||
     die "uv export failed: is uv.lock up to date with pyproject.toml? (uv lock)"
