@@ -124,6 +124,11 @@ class Daemon:
         self._muted = False
         self._heartbeat = 0
         self.appliance: Appliance | None = None
+        self._mic: Any = None
+
+    def mic_blocks(self) -> int:
+        """Microphone blocks delivered so far by the current build (0 before it)."""
+        return int(self._mic.progress.blocks) if self._mic is not None else 0
 
     def request(self, sig: signal.Signals) -> None:
         """Act as if the signal arrived (tests; the signal handlers call this too)."""
@@ -194,6 +199,7 @@ class Daemon:
 
     async def _run_parts(self, cfg: Config, leds: Any, pin_factory: Any) -> Outcome:
         b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
+        self._mic = b.mic
         appliance = self.appliance = b.appliance
         if self._o.on_appliance:
             self._o.on_appliance(appliance)
