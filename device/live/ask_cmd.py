@@ -77,11 +77,10 @@ async def _ask(args: argparse.Namespace, cfg: Config) -> int:
             text = (pending.pop() if pending else None) if args.text else await _prompt()
             if text is None:
                 break
-            before = conv.handle
             await conv.send_text(text)
             reply = await _collect(events, audio, speaker, args.reply_timeout)
             print(reply, flush=True)
-            saved = await conv.wait_for_handle(before, 5.0)
+            saved = await conv.wait_for_handle(conv.stats.turns, 5.0)
             log.debug("newest resumption handle saved: %s", saved is not None)
             if speaker is not None:
                 await speaker.drain()

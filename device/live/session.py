@@ -30,6 +30,7 @@ from device.events import (
     ToolCalled,
     ToolCallsCancelled,
     ToolSpec,
+    TurnCompleted,
 )
 from device.live.errors import (
     BadKeyError,
@@ -60,6 +61,8 @@ class SessionStats:
     handover_gap_s: list[float] = field(default_factory=list)
     """goAway received -> replacement connection live, per handover."""
     malformed_frames: int = 0
+    turns: int = 0
+    """Turns completed (turnComplete received)."""
 
 
 def _seconds(duration: str | None, default: float) -> float:
@@ -157,6 +160,7 @@ class Conversation:
         self._pending: list[Outgoing] | None = None
         self._handle: str | None = None
         self._new_handle = asyncio.Event()
+        self._handle_turns = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._known_tools = {t.name for t in client.tools}
         self._turns = TurnLog()
@@ -167,11 +171,15 @@ class Conversation:
         """The newest resumable handle seen in this conversation."""
         return self._handle
 
-    async def wait_for_handle(self, newer_than: str | None, timeout_s: float) -> str | None:
-        """Wait (bounded) until a handle other than `newer_than` arrived; returns the newest."""
+    async def wait_for_handle(self, after_turns: int, timeout_s: float) -> str | None:
+        """Wait (bounded) for a handle issued after `after_turns` completed turns; the newest.
+
+        The service sends the handle that covers a turn just after its turnComplete: wait for it
+        before closing if the next session should remember that turn.
+        """
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                while self._handle == newer_than:
+                while self._handle_turns < after_turns:
                     self._new_handle.clear()
                     await self._new_handle.wait()
         return self._handle
@@ -271,12 +279,14 @@ class Conversation:
         if (upd := msg.session_resumption_update) and upd.resumable and upd.new_handle:
             self._handle = upd.new_handle
             self._client.store.save(upd.new_handle, self._client.live.model)
+            self._handle_turns = self.stats.turns
             self._new_handle.set()
         if msg.go_away is not None and not link.going_away:
             link.going_away = True
             self._spawn(self._handover(link, msg.go_away), "live-handover")
         if sc := msg.server_content:
             out += self._turns.content(link, sc, msg.usage_metadata)
+            self.stats.turns += sum(isinstance(e, TurnCompleted) for e in out)
         if msg.tool_call and msg.tool_call.function_calls:
             link.in_turn = True
             for fc in msg.tool_call.function_calls:

@@ -106,7 +106,7 @@ async def test_resumes_saved_handle_and_remembers(simulator: LiveSimulator, tmp_
     async with client_for(simulator, tmp_path).session() as conv:
         await conv.send_text("What is the capital of Brazil?")
         await events_until(conv)
-        await asyncio.sleep(0.2)  # the handle arrives right after turnComplete
+        assert await conv.wait_for_handle(conv.stats.turns, 10)
     saved = client_for(simulator, tmp_path).store.load()
     assert saved is not None and saved.handle == simulator.connections[0].handles[-1]
     assert saved.model == "gemini-3.8-live"
@@ -163,7 +163,7 @@ async def test_go_away_handover_keeps_every_chunk_once_in_order(
     async with client.session() as conv:
         await conv.send_text("What is the capital of France?")
         await events_until(conv)
-        await asyncio.sleep(0.2)  # the resumable handle after the turn
+        assert await conv.wait_for_handle(conv.stats.turns, 10)
         simulator.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=30))
         # 150 chunks of 20 ms, each tagged with its number (quiet: no VAD turn).
         chunks = [np.full(320, i, np.int16).tobytes() for i in range(150)]
