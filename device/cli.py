@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from device import __version__
 from device.config import EX_CONFIG, Config, ConfigError, load_config
-from device.logsetup import LEVELS, setup_logging
+from device.logsetup import LEVELS, print_error, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg, source = load_config(getattr(args, "config_path", None) or args.config)
     except ConfigError as exc:
-        print(f"livespeaker: {exc}", file=sys.stderr)
+        print_error(f"livespeaker: {exc}")
         return EX_CONFIG
     log.debug("configuration from %s", source)
     handler: Handler = args.handler
     try:
         return handler(args, cfg)
     except ConfigError as exc:
-        print(f"livespeaker: {exc}", file=sys.stderr)
+        print_error(f"livespeaker: {exc}")
         return EX_CONFIG
     except KeyboardInterrupt:
         return 130

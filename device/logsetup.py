@@ -15,6 +15,27 @@ def under_systemd(environ: dict[str, str] | None = None) -> bool:
     return bool(env.get("JOURNAL_STREAM") or env.get("INVOCATION_ID"))
 
 
+def stderr_is_journal(environ: dict[str, str] | None = None) -> bool:
+    """True when our stderr is the journal stream systemd connected (JOURNAL_STREAM=dev:inode)."""
+    env = os.environ if environ is None else environ
+    try:
+        dev, ino = (int(x) for x in env.get("JOURNAL_STREAM", "").split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+def print_error(text: str) -> None:
+    """An error for the user on stderr, before (or instead of) logging.
+
+    When stderr is the journal each line gets the `<3>` prefix systemd reads as priority "err", so
+    `journalctl -p err` shows e.g. why the service refused its config (exit 78).
+    """
+    prefix = "<3>" if stderr_is_journal() else ""
+    print("\n".join(prefix + line for line in text.splitlines()), file=sys.stderr, flush=True)
+
+
 class _FieldsFormatter(logging.Formatter):
     """stderr format; structured `extra` fields (upper-case names) are appended as k=v."""
 
