@@ -117,6 +117,7 @@ async def running_daemon(
     *,
     notifier: Notifier | None = None,
     start: State = State.IDLE,
+    config_path: str | None = None,
 ) -> AsyncIterator[Rig]:
     """Start the real daemon (real audio, real wake word, real SDK) and stop it afterwards."""
     import sounddevice as sd
@@ -127,6 +128,7 @@ async def running_daemon(
     built: list[Appliance] = []
     daemon = Daemon(
         cfg,
+        config_path,
         overrides=Overrides(
             pin_factory=factory,
             notifier=notifier,
@@ -155,7 +157,8 @@ async def running_daemon(
     finally:
         import signal
 
-        daemon.request(signal.SIGTERM)
+        if not task.done():
+            daemon.request(signal.SIGTERM)
         await asyncio.wait_for(task, 20)
         factory.reset()
         if rig is not None:
