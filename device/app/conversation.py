@@ -136,10 +136,8 @@ class Conversation:
         self._turn += 1
 
     def request_after_answer(self, event: AppEvent) -> None:
-        """End or mute once the current answer has played (tool calls)."""
+        """End or mute once the model's next answer (e.g. "Goodbye!") has played."""
         self._after_answer = event
-        if self._host.state is State.LISTENING and not self._speaker.is_playing:
-            self._host.post(event)
 
     # --- the task -----------------------------------------------------------------------------
 
