@@ -140,3 +140,21 @@ async def test_earcons_play_through_the_speaker(
         await asyncio.wait_for(speaker.drain(), 10)
         await asyncio.sleep(0.2)
     assert best_correlation(earcons.render(kind), rec.samples) > 0.9
+
+
+async def test_late_audio_underruns_are_counted_and_play_silence(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    piece = chirp(0.1)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        for _ in range(3):  # 100 ms of audio every 400 ms: the buffer runs dry in between
+            speaker.play(piece.tobytes())
+            await asyncio.sleep(0.4)
+        speaker.play(piece.tobytes())
+        await asyncio.wait_for(speaker.drain(), 10)  # the end of the reply is no underrun
+        await asyncio.sleep(0.2)
+    assert speaker.underruns == 3  # the dry spells inside the reply, not the end after drain()
+    sounding = loud(rec.samples)
+    gaps = np.diff(sounding)
+    assert np.count_nonzero(gaps > MODEL_RATE // 5) == 3  # silence between the pieces
