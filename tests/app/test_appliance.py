@@ -1,0 +1,277 @@
+"""The orchestrator with fakes injected through its constructor: the privacy invariant and pre-roll.
+
+The fakes stand in for the microphone, speaker and Live session so that every block can be
+checked the moment it is sent; the LEDs are the real Leds on gpiozero mock pins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from device.app.appliance import Appliance
+from device.app.ports import Parts
+from device.app.states import State
+from device.audio.queues import DropOldestQueue
+from device.config import Config
+from device.events import (
+    AudioBlock,
+    ErrorKind,
+    ModelAudio,
+    SessionEvent,
+    TurnCompleted,
+    WakeDetected,
+)
+from device.leds import STATE_PATTERNS, Leds
+from device.live.errors import BadKeyError
+from device.wakeword.preroll import PreRoll
+
+pytestmark = pytest.mark.unit
+BLOCK = 320  # 20 ms at 16 kHz
+LISTENING = STATE_PATTERNS[State.LISTENING]
+
+
+class FakeMic:
+    """Blocks pushed by the test go to every consumer whose gate lets them through."""
+
+    def __init__(self, preroll: PreRoll) -> None:
+        self.consumers: dict[str, tuple[DropOldestQueue[AudioBlock], Any]] = {}
+        self.position = 0
+        self.preroll = preroll
+        self.on = True
+
+    def add_consumer(self, name: str, max_blocks: int, gate: Any = None) -> Any:
+        q: DropOldestQueue[AudioBlock] = DropOldestQueue(max_blocks, name)
+        self.consumers[name] = (q, gate)
+        return q
+
+    def remove_consumer(self, name: str) -> None:
+        self.consumers.pop(name, None)
+
+    async def start(self) -> None:
+        self.on = True
+
+    async def stop(self) -> None:
+        self.on = False
+
+    def feed(self, loud: bool = True) -> AudioBlock:
+        level = 3000 if loud else 0
+        pcm = (level.to_bytes(2, "little", signed=True)) * BLOCK
+        block = AudioBlock(pcm, self.position)
+        self.position += BLOCK
+        if self.on:
+            self.preroll.add(block)  # the wake word path keeps the pre-roll
+            for q, gate in self.consumers.values():
+                if gate is None or gate(block):
+                    q.put_nowait(block)
+        return block
+
+
+class FakeSpeaker:
+    """Keeps what is played; 'plays' it when the test says so."""
+
+    def __init__(self) -> None:
+        self.queued: list[bytes] = []
+        self.played: list[bytes] = []
+        self.flushes = 0
+        self.volume = 50
+        self._drained = asyncio.Event()
+
+    def play(self, pcm: bytes) -> None:
+        self.queued.append(pcm)
+        self._drained.clear()
+
+    def flush(self) -> float:
+        self.flushes += 1
+        self.queued.clear()
+        self._drained.set()
+        return 0.0
+
+    def finish(self) -> None:
+        self.played += self.queued
+        self.queued.clear()
+        self._drained.set()
+
+    async def drain(self) -> None:
+        if self.queued:
+            await self._drained.wait()
+
+    @property
+    def is_playing(self) -> bool:
+        return bool(self.queued)
+
+    def set_volume(self, level: int) -> int:
+        self.volume = level
+        return level
+
+
+class FakeWake:
+    def __init__(self) -> None:
+        self.barge_in: list[bool] = []
+
+    def set_barge_in(self, on: bool) -> None:
+        self.barge_in.append(on)
+
+
+class FakeConversation:
+    """Checks the LEDs at every block sent: the privacy invariant."""
+
+    def __init__(self, leds: Leds) -> None:
+        self.leds = leds
+        self.sent: list[bytes] = []
+        self.violations = 0
+        self.server: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
+
+    async def send_audio(self, pcm: bytes) -> None:
+        if self.leds.pattern != LISTENING:
+            self.violations += 1
+        self.sent.append(pcm)
+
+    async def send_audio_end(self) -> None:
+        pass
+
+    async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
+        pass
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        while (ev := await self.server.get()) is not None:
+            yield ev
+
+
+class FakeLive:
+    def __init__(self, leds: Leds) -> None:
+        self.leds = leds
+        self.opened: list[FakeConversation] = []
+        self.fail_with: Exception | None = None
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    @asynccontextmanager
+    async def session(self, resume: bool = True) -> AsyncIterator[FakeConversation]:
+        await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        conv = FakeConversation(self.leds)
+        self.opened.append(conv)
+        yield conv
+
+
+@pytest.fixture
+def factory() -> Iterator[Any]:
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.reset()
+
+
+async def until(cond: Any, limit_s: float = 5.0) -> None:
+    async with asyncio.timeout(limit_s):
+        while not cond():  # noqa: ASYNC110 -- polling fakes with no event to wait on
+            await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def appliance(
+    tmp_path: Path, factory: Any, **conversation: float
+) -> AsyncIterator[tuple[Appliance, FakeMic, FakeSpeaker, FakeLive]]:
+    cfg = Config.model_validate(
+        {"state_dir": str(tmp_path), "conversation": {"no_speech_timeout_s": 1.0, **conversation}}
+    )
+    preroll = PreRoll(3.0)
+    leds = Leds(cfg.leds, factory)
+    mic, speaker, live = FakeMic(preroll), FakeSpeaker(), FakeLive(leds)
+    app = Appliance(cfg, Parts(mic, mic, speaker, preroll, FakeWake(), live, leds))
+    task = asyncio.create_task(app.run(), name="appliance")
+    app.started(False)
+    await until(lambda: app.state is State.IDLE)
+    try:
+        yield app, mic, speaker, live
+    finally:
+        await app.stop(2.0)
+        await asyncio.wait_for(task, 5)
+        leds.close()
+
+
+async def test_audio_only_leaves_while_the_leds_show_listening(
+    tmp_path: Path, factory: Any
+) -> None:
+    async with appliance(tmp_path, factory, follow_up_s=0.5) as (app, mic, speaker, live):
+        for _ in range(50):  # idle: the wake word path hears it, nothing is sent
+            mic.feed()
+        live.gate.clear()  # the session takes a while to open
+        wake_end = mic.position - 10 * BLOCK
+        app.post(WakeDetected("hey_jarvis", 0.9, wake_end))
+        await until(lambda: app.state is State.CONNECTING)
+        for _ in range(20):
+            mic.feed()
+            await asyncio.sleep(0.002)
+        live.gate.set()
+        await until(lambda: app.state is State.LISTENING)
+        for _ in range(20):
+            mic.feed()
+            await asyncio.sleep(0.002)
+        conv = live.opened[0]
+        await until(lambda: len(conv.sent) >= 50)
+        # The answer: half duplex, nothing is sent while it plays.
+        await conv.server.put(ModelAudio(b"\1\0" * 2400))
+        await until(lambda: app.state is State.RESPONDING)
+        n = len(conv.sent)
+        for _ in range(20):
+            mic.feed()
+            await asyncio.sleep(0.002)
+        assert len(conv.sent) == n
+        await conv.server.put(TurnCompleted())
+        speaker.finish()
+        await until(lambda: app.state is State.LISTENING)
+        # Silence through the follow-up window ends the conversation.
+        while app.state is State.LISTENING:
+            mic.feed(loud=False)
+            await asyncio.sleep(0.02)
+        assert app.state is State.IDLE
+        n = len(conv.sent)
+        for _ in range(20):
+            mic.feed()
+            await asyncio.sleep(0.002)
+        assert len(conv.sent) == n
+        assert conv.violations == 0
+
+
+async def test_sent_audio_starts_at_the_wake_words_end_without_gaps(
+    tmp_path: Path, factory: Any
+) -> None:
+    async with appliance(tmp_path, factory) as (app, mic, _, live):
+        blocks = [mic.feed() for _ in range(30)]
+        live.gate.clear()
+        wake_end = blocks[-8].start + 100  # mid-block
+        app.post(WakeDetected("hey_jarvis", 0.9, wake_end))
+        await until(lambda: app.state is State.CONNECTING)
+        blocks += [mic.feed() for _ in range(10)]
+        live.gate.set()
+        await until(lambda: app.state is State.LISTENING)
+        blocks += [mic.feed() for _ in range(5)]
+        conv = live.opened[0]
+        await until(lambda: len(b"".join(conv.sent)) // 2 >= mic.position - wake_end)
+        expected = b"".join(b.pcm for b in blocks)[wake_end * 2 :]
+        assert b"".join(conv.sent) == expected
+
+
+async def test_a_rejected_key_answers_the_next_wake_up_at_once(
+    tmp_path: Path, factory: Any
+) -> None:
+    async with appliance(tmp_path, factory) as (app, mic, speaker, live):
+        mic.feed()
+        live.fail_with = BadKeyError("the API key was rejected")
+        app.post(WakeDetected("hey_jarvis", 0.9, 0))
+        await until(lambda: app.state is State.ERROR)
+        assert app.status.error is ErrorKind.BAD_KEY
+        assert speaker.queued  # the bad key sound
+        live.gate.clear()  # a second dial would hang here
+        app.post(WakeDetected("hey_jarvis", 0.9, 0))
+        await asyncio.sleep(0.1)
+        assert app.status.error is ErrorKind.BAD_KEY
+        assert live.opened == []
