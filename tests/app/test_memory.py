@@ -1,0 +1,48 @@
+"""Mute persistence and the memory of fatal failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from device.app.memory import FailureMemory, MuteStore
+from device.config import LiveConfig
+from device.events import ErrorKind
+
+pytestmark = pytest.mark.unit
+
+
+def test_mute_survives_a_new_store(tmp_path: Path) -> None:
+    assert not MuteStore(tmp_path / "state").load()
+    MuteStore(tmp_path / "state").save(True)
+    assert MuteStore(tmp_path / "state").load()
+    MuteStore(tmp_path / "state").save(False)
+    assert not MuteStore(tmp_path / "state").load()
+
+
+def test_unwritable_state_dir_does_not_break_mute(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    MuteStore(blocker / "state").save(True)  # logged, not raised
+    assert not MuteStore(blocker / "state").load()
+
+
+def test_fatal_failures_are_remembered_for_their_backoff() -> None:
+    now = [0.0]
+    mem = FailureMemory(LiveConfig(retry_max_s=60, quota_backoff_s=300), clock=lambda: now[0])
+    mem.failed(ErrorKind.NO_NETWORK, "down")
+    assert mem.blocking() is None  # transient: the next wake-up tries again
+    mem.failed(ErrorKind.BAD_KEY, "rejected")
+    got = mem.blocking()
+    assert got is not None and got.kind is ErrorKind.BAD_KEY
+    now[0] = 61
+    assert mem.blocking() is None
+    mem.failed(ErrorKind.QUOTA, "429", retry_after=600)
+    now[0] = 61 + 599
+    assert mem.blocking() is not None
+    now[0] = 61 + 601
+    assert mem.blocking() is None
+    mem.failed(ErrorKind.CONFIG, "no such model")
+    mem.succeeded()
+    assert mem.blocking() is None
