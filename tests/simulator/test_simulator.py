@@ -165,3 +165,38 @@ def test_utterance_matching_tells_phrases_apart(speech: SpeechFactory) -> None:
     assert book.match(np.concatenate([np.zeros(8000, np.int16), speech(a)])) == a
     assert book.match(speech(b)) == b
     assert book.match(speech("a completely different sentence of some length")) is None
+
+
+@pytest.mark.integration
+def test_thread_runner_and_per_key_faults(tls_certs: Any, tmp_path: Any) -> None:
+    from device.apikey import ApiKey
+    from device.config import Config
+    from device.live import LiveClient, QuotaError
+    from device.simulator.server import SimulatorThread
+
+    runner = SimulatorThread(tls_certs, api_keys=["good", "limited"], realtime_factor=20)
+    with runner as sim:
+        runner.call(sim.inject, Fault(Action.CLOSE_QUOTA, When.SETUP, key="limited", times=5))
+        cfg = Config.model_validate(
+            {
+                "state_dir": str(tmp_path),
+                "live": {"base_url": sim.base_url, "ca_file": str(sim.certs.ca)},
+            }
+        )
+
+        async def ask(key: str) -> str:
+            async with LiveClient(cfg, ApiKey(key, "test")).session(resume=False) as conv:
+                await conv.send_text("What is the capital of France?")
+                words = []
+                async with asyncio.timeout(30):
+                    async for ev in conv.events():
+                        words.append(getattr(ev, "text", ""))
+                        if type(ev).__name__ == "TurnCompleted":
+                            return "".join(words)
+            raise AssertionError("no turn")
+
+        assert "Paris" in asyncio.run(ask("good"))
+        with pytest.raises(QuotaError):
+            asyncio.run(ask("limited"))
+        keys = runner.call(lambda: [(c.key, c.close_code) for c in sim.connections])
+    assert keys[1] == ("limited", 1011)
