@@ -132,3 +132,37 @@ async def test_spoken_conversation_follow_up_and_resume(
         await rig.wait_state(State.RESPONDING, 30, since=mark)
         assert len(simulator.connections) == 2
         assert simulator.connections[1].resumed_from == saved.handle
+
+
+async def test_wake_word_during_the_answer_stops_it(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    speech: SpeechFactory,
+    tmp_path: Path,
+) -> None:
+    story = speech("Please tell me a story.")
+    simulator.register_utterance("tell me a story", story)
+    cfg = sim_config(simulator, tmp_path)
+    # The rig has no acoustic path from speaker to microphone, so the barge-in threshold only
+    # has to accept espeak-ng's "hey jarvis" through the rig (its scores vary from 0.5 to 0.9).
+    cfg = cfg.model_copy(
+        update={"wakeword": cfg.wakeword.model_copy(update={"barge_in_threshold": 0.45})}
+    )
+    async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
+        mark = len(rig.seen)
+        await asyncio.to_thread(rig.press)
+        await rig.wait_state(State.LISTENING, 20, since=mark)
+        rig.play(story)
+        await rig.wait_state(State.RESPONDING, 30, since=mark)
+        with sound_card.record_speaker(48000) as rec:
+            rec.wait_until_flowing()
+            mark = len(rig.seen)
+            rig.play(speech("Hey Jarvis!"))
+            back = await rig.wait_state(State.LISTENING, 20, since=mark)
+            assert back.pins == LISTENING_RGB
+            at_flush = len(rec.snapshot())
+            await asyncio.sleep(1.5)
+            after = rec.snapshot()[at_flush:]
+        # The story (about 12 s) stopped: the sink is silent soon after the barge-in.
+        tail = after[int(0.6 * 48000) :]
+        assert np.sqrt(np.mean(tail.astype(np.float64) ** 2)) < 50
