@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -99,8 +100,11 @@ class _OutputStream:
 
     @property
     def time(self) -> float:
-        """The stream's clock (same clock as the DAC times)."""
-        return float(self.stream.time)
+        """The stream's clock (same clock as the DAC times); +inf once the stream is dead."""
+        try:
+            return float(self.stream.time)
+        except Exception:  # a dead stream has no clock: everything it had is gone
+            return math.inf
 
     def failure(self) -> str | None:
         if self._finished or not self.stream.active:
@@ -242,9 +246,11 @@ class Speaker:
     def is_playing(self) -> bool:
         """Audio is queued or still on its way to the DAC."""
         stream = self._stream
+        if stream is None or not self.supervisor.ready.is_set():
+            return False
         if not self.buffer.is_empty():
             return True
-        return stream is not None and stream.last_dac_end > stream.time
+        return stream.last_dac_end > stream.time
 
     @property
     def underruns(self) -> int:

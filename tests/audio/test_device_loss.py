@@ -16,7 +16,7 @@ from device.audio.mic import Microphone
 from device.audio.speaker import Speaker
 from device.audio.supervisor import DeviceEvent
 from device.config import AudioConfig
-from device.events import AudioDeviceFailed, AudioDeviceRecovered
+from device.events import MODEL_RATE, AudioDeviceFailed, AudioDeviceRecovered
 from device.simhw.pulse import VirtualSoundCard
 from tests.audio.rig import wait_flowing, wait_for
 
@@ -33,8 +33,13 @@ async def test_mic_and_speaker_reopen_after_the_card_vanishes(sound_card: Virtua
     try:
         async with speaker.running(), mic.running():
             await wait_flowing(mic)
+            speaker.play(b"\x10\x10" * MODEL_RATE * 10)  # gone in the middle of a reply
+            await wait_for(lambda: speaker.is_playing, 5, "playback")
             sound_card.stop()  # the card is gone
             card_down = True
+            await asyncio.wait_for(speaker.drain(), 10)  # returns: nothing more can be played
+            assert not speaker.is_playing
+            speaker.play(b"\0\0" * 2400)  # dropped quietly while there is no device
             await wait_for(lambda: len(events) >= 2, 20, "failure events")
             assert {type(e) for e in events} == {AudioDeviceFailed}
             assert {e.direction for e in events} == {"input", "output"}
