@@ -160,6 +160,8 @@ class Conversation:
         self._pending: list[Outgoing] | None = None
         self._handle: str | None = None
         self._new_handle = asyncio.Event()
+        self._error: LiveError | None = None
+        self._raised: LiveError | None = None
         self._handle_turns = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._known_tools = {t.name for t in client.tools}
@@ -219,6 +221,8 @@ class Conversation:
         await self._send(Outgoing("tool", call_id=call_id, name=name, result=result))
 
     async def _send(self, item: Outgoing) -> None:
+        if self._error is not None:
+            raise self._error
         async with self._lock:
             if self._pending is not None:
                 self._pending.append(item)  # handover in progress: goes to the new connection
@@ -230,7 +234,7 @@ class Conversation:
         try:
             await link.send(item)
         except Exception as exc:
-            raise self._client.fail(exc) from exc
+            raise self._failed(exc) from exc
         if item.kind == "audio":
             self.stats.audio_chunks_sent += 1
             self.stats.audio_bytes_sent += len(item.pcm)
@@ -240,12 +244,28 @@ class Conversation:
     async def events(self) -> AsyncIterator[SessionEvent]:
         """Session events, continuously across turns and handovers; raises LiveError on failure."""
         while True:
+            if self._raised is not None:
+                raise self._raised
             item = await self._queue.get()
             if item is None:
                 return
             if isinstance(item, LiveError):
+                self._raised = item
                 raise item
             yield item
+
+    def _failed(self, exc: BaseException) -> LiveError:
+        """The conversation's one failure: classified (and backoff counted) once, then queued."""
+        if self._error is None:
+            err = self._error = self._client.fail(exc)
+            log.error(
+                "live session failed: %s (retry after %s s)",
+                err,
+                err.retry_after,
+                extra={"LIVE_ERROR": err.kind.value},
+            )
+            self._queue.put_nowait(err)
+        return self._error
 
     async def _read(self, link: Link) -> None:
         while True:
@@ -264,14 +284,7 @@ class Conversation:
             except Exception as exc:
                 if link.closing or link is not self._link or self._pending is not None:
                     return  # replaced by a handover, or we closed it
-                err = self._client.fail(exc)
-                log.error(
-                    "live session failed: %s (retry after %s s)",
-                    err,
-                    err.retry_after,
-                    extra={"LIVE_ERROR": err.kind.value},
-                )
-                self._queue.put_nowait(err)
+                self._failed(exc)
                 return
 
     async def _translate(self, link: Link, msg: types.LiveServerMessage) -> list[SessionEvent]:
@@ -320,10 +333,9 @@ class Conversation:
                 for item in pending:
                     await self._deliver(new, item)
         except Exception as exc:
-            err = self._client.fail(exc)
-            log.error("goAway handover failed: %s", err, extra={"LIVE_ERROR": err.kind.value})
+            log.error("goAway handover failed")
             self._pending = None
-            self._queue.put_nowait(err)
+            self._failed(exc)
             return
         self.stats.connections += 1
         self.stats.handovers += 1

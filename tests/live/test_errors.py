@@ -218,3 +218,21 @@ def test_retry_policy_by_kind() -> None:
     assert policy.apply(QuotaError("x")).retry_after == 300
     first = policy.apply(NetworkError("x")).retry_after
     assert first is not None and 1.6 <= first <= 2.4
+
+
+@pytest.mark.integration
+async def test_one_failure_counts_once_while_the_mic_keeps_sending(
+    simulator: LiveSimulator, tmp_path: Path
+) -> None:
+    client = client_for(simulator, tmp_path)
+    simulator.inject(Fault(Action.DROP, When.AUDIO_IN, after_chunks=20))
+    async with client.session() as conv:
+        with pytest.raises(NetworkError) as info:
+            async with asyncio.timeout(30):
+                while True:  # a microphone that does not stop: sends fail once the link is gone
+                    await conv.send_audio(bytes(640))
+                    await asyncio.sleep(0.005)
+        with pytest.raises(NetworkError) as from_events:
+            await events_until(conv, lambda e: False)
+    assert from_events.value is info.value
+    assert client.policy.backoff.failures == 1
