@@ -1,0 +1,75 @@
+"""Run every benchmark and assemble one JSON and one chart: `uv run python -m tests.bench`.
+
+Each benchmark runs in its own process (its own private PulseAudio where it needs one) and writes
+its JSON into bench-results/; this collects them into bench-results/bench.json and draws
+bench-results/bench.png. `--soak N` sets the number of spoken conversations (default 200);
+`--quick` runs short versions of everything (for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.chart import draw
+
+OUT = Path("bench-results")
+
+
+def benches(quick: bool, soak: int) -> dict[str, list[str]]:
+    """Name -> command (each writes OUT/<name>.json)."""
+    py = [sys.executable]
+    return {
+        "wakeword": [*py, "-m", "tests.bench.bench_wakeword", "--out", str(OUT / "wakeword.json"),
+                     *(["--seconds", "30", "--trials", "1"] if quick else [])],
+        "audio": [*py, "-m", "tests.bench.bench_audio", "--out", str(OUT / "audio.json"),
+                  *(["--trials", "3", "--mic-seconds", "3"] if quick else [])],
+        "handover": [*py, "tests/bench/bench_live_handover.py", "--out", str(OUT / "handover.json"),
+                     "--rounds", "3" if quick else "10"],
+        "daemon": [*py, "-m", "tests.bench.bench_daemon", "--out", str(OUT / "daemon.json"),
+                   "--soak", str(soak),
+                   *(["--idle-seconds", "10", "--starts", "1", "--trials", "2"] if quick else [])],
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--soak", type=int, default=200, help="spoken conversations in the soak")
+    p.add_argument("--quick", action="store_true", help="short runs of everything")
+    p.add_argument("--only", action="append", default=[], help="run only these (repeatable)")
+    args = p.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+    }
+    failed = []
+    for name, cmd in benches(
+        args.quick, 20 if args.quick and args.soak == 200 else args.soak
+    ).items():
+        if args.only and name not in args.only:
+            continue
+        print(f"==> {name}: {' '.join(cmd[1:])}", flush=True)
+        t0 = time.monotonic()
+        if subprocess.run(cmd, env=env).returncode != 0:
+            failed.append(name)
+            continue
+        results[name] = json.loads((OUT / f"{name}.json").read_text())
+        results[name]["bench_seconds"] = round(time.monotonic() - t0, 1)
+    results["failed_benchmarks"] = failed
+    (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    draw(results, OUT / "bench.png")
+    print(f"wrote {OUT / 'bench.json'} and {OUT / 'bench.png'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

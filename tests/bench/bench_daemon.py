@@ -1,0 +1,219 @@
+"""Whole-daemon benchmark (not a test): `uv run python -m tests.bench.bench_daemon [--soak N]`.
+
+On the rig (private PulseAudio card, Live API simulator over TLS, mock pins), in one run:
+- idle: CPU and RSS of `livespeaker run` listening for the wake word, against a bare openWakeWord
+  loop (sounddevice + `Model.predict` on 80 ms frames) reading the same microphone at the same time;
+- start → READY=1 (sd_notify on a real NOTIFY_SOCKET), median of several starts;
+- in-process daemon (tests/app/harness): wake detected → first question audio at the server;
+  model audio received → heard at the speaker sink; barge-in by button and by the server's
+  `interrupted` → silence at the sink;
+- soak: N spoken conversations in a row: RSS and open fds at start and end, speaker underruns and
+  microphone overflows (from the engines' summaries), failed conversations.
+Writes bench-results/daemon.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from device.events import MIC_RATE
+from device.simhw.pulse import VirtualSoundCard
+from device.simhw.speech import synthesize
+from device.simulator.certs import ensure_certs
+
+Int16 = npt.NDArray[np.int16]
+KEY = "bench-key"
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# --- process measurements -------------------------------------------------------------------
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process (all threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident set size in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_fds(pid: int | str = "self") -> int:
+    """Number of open file descriptors."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def idle_audio(seconds: float) -> Int16:
+    """Room audio with no wake word: ordinary speech over pink-ish noise, `seconds` long."""
+    talk = synthesize(
+        "The kettle is on. I think it will rain later, so take a coat when you go out.", MIC_RATE
+    )
+    n = int(seconds * MIC_RATE)
+    rng = np.random.default_rng(7)
+    noise = np.cumsum(rng.standard_normal(n)) * 2.0
+    noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
+    out = noise.astype(np.float64)
+    gap = np.zeros(int(2 * MIC_RATE))
+    speech = np.tile(np.concatenate([talk, gap]), n // (len(talk) + len(gap)) + 1)[:n]
+    return np.clip(out + speech, -32768, 32767).astype(np.int16)
+
+
+BARE_LOOP = """
+import sys, numpy as np, sounddevice as sd
+from device.wakeword.models import install_tflite_shim, models_dir
+install_tflite_shim()
+from openwakeword.model import Model
+d = models_dir()
+m = Model(wakeword_models=[str(d / "hey_jarvis.tflite")], inference_framework="tflite",
+          melspec_model_path=str(d / "melspectrogram.tflite"),
+          embedding_model_path=str(d / "embedding_model.tflite"))
+with sd.InputStream(samplerate=16000, channels=1, dtype="int16", blocksize=1280) as s:
+    print("READY", flush=True)
+    while True:
+        frame, _ = s.read(1280)
+        m.predict(frame[:, 0])
+"""
+
+
+def _notify_socket(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.2)
+    return sock
+
+
+def _wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], limit: float) -> float:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode} before READY")
+        try:
+            msg = sock.recv(4096).decode()
+        except TimeoutError:
+            continue
+        if "READY=1" in msg.split("\n"):
+            return time.monotonic()
+    raise RuntimeError("no READY=1")
+
+
+def _config(tmp: Path, base_url: str, ca: Path, **conversation: float) -> Path:
+    conv = "".join(f"{k} = {v}\n" for k, v in conversation.items())
+    path = tmp / "config.toml"
+    path.write_text(
+        f'state_dir = "{tmp / "state"}"\n[live]\nbase_url = "{base_url}"\nca_file = "{ca}"\n'
+        f'[gpio]\npin_factory = "mock"\n[conversation]\n{conv}'
+    )
+    return path
+
+
+def idle_and_ready(
+    card: VirtualSoundCard, tmp: Path, seconds: float, starts: int
+) -> dict[str, Any]:
+    """Start → READY (median of `starts`), then idle CPU/RSS: daemon vs bare loop, same audio."""
+    from device.simulator.server import SimulatorThread
+
+    certs = ensure_certs(tmp / "certs")
+    env = {**card.env, "GEMINI_API_KEY": KEY, "PYTHONPATH": str(Path.cwd())}
+    ready_s: list[float] = []
+    with SimulatorThread(certs, api_keys=[KEY]) as sim:
+        cfg = _config(tmp, sim.base_url, certs.ca)
+        daemon: subprocess.Popen[bytes] | None = None
+        for i in range(starts):
+            sock_path = tmp / f"notify-{i}"
+            sock = _notify_socket(sock_path)
+            t0 = time.monotonic()
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "device", "--config", str(cfg), "run"],
+                env={**env, "NOTIFY_SOCKET": str(sock_path)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            ready_s.append(_wait_ready(sock, daemon, 120) - t0)
+            sock.close()
+            if i < starts - 1:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(30)
+        assert daemon is not None
+        bare = subprocess.Popen(
+            [sys.executable, "-c", BARE_LOOP],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert bare.stdout is not None
+        bare.stdout.readline()
+        audio = idle_audio(seconds + 10)
+        feeder = card.feed_mic(audio, MIC_RATE)
+        time.sleep(5)  # both settled, audio flowing
+        pids = {"daemon": daemon.pid, "bare_openwakeword": bare.pid}
+        c0 = {k: cpu_s(p) for k, p in pids.items()}
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        dt = time.monotonic() - t0
+        c1 = {k: cpu_s(p) for k, p in pids.items()}
+        rss = {k: rss_mib(p) for k, p in pids.items()}
+        feeder.kill()
+        daemon.send_signal(signal.SIGTERM)
+        bare.kill()
+        for proc in (daemon, bare, feeder):
+            proc.wait(30)
+    cpu = {k: (c1[k] - c0[k]) / dt for k in pids}
+    return {
+        "start_to_ready_s": {"median": statistics.median(ready_s), "all": ready_s},
+        "idle": {
+            "seconds": round(dt, 1),
+            "cpu_fraction": cpu,
+            "rss_mib": rss,
+            "cpu_ratio_daemon_vs_bare": cpu["daemon"] / cpu["bare_openwakeword"],
+            "rss_ratio_daemon_vs_bare": rss["daemon"] / rss["bare_openwakeword"],
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--idle-seconds", type=float, default=30.0)
+    p.add_argument("--starts", type=int, default=3)
+    p.add_argument("--trials", type=int, default=5, help="latency trials per measurement")
+    p.add_argument("--soak", type=int, default=200, help="conversations in the soak")
+    p.add_argument("--out", default="bench-results/daemon.json")
+    args = p.parse_args(argv)
+    from tests.bench.bench_conversations import run_conversations
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as d, VirtualSoundCard() as card:
+        tmp = Path(d)
+        results.update(idle_and_ready(card, tmp / "idle", args.idle_seconds, args.starts))
+        print(json.dumps(results, indent=2), flush=True)
+        results.update(asyncio.run(run_conversations(card, tmp / "conv", args.trials, args.soak)))
+    results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
