@@ -45,6 +45,8 @@ class SimConnection:
         self._tool_ids = 0
         self._timers: list[asyncio.Task[None]] = []
         self._ready = False
+        self.resumable = False
+        """The client asked for resumption handles (sessionResumption in the setup)."""
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -126,7 +128,8 @@ class SimConnection:
                 await self._fire(f)
                 return False
         await self.send(p.setup_complete())
-        if resumption is not None:
+        self.resumable = resumption is not None
+        if self.resumable:
             await self._issue_handle()
         self._ready = True
         for f in self.faults:
@@ -230,7 +233,8 @@ class SimConnection:
 
     async def _respond(self, user: str, prior: tuple[str, ...]) -> None:
         try:
-            await self.send(p.resumption_update(None))
+            if self.resumable:
+                await self.send(p.resumption_update(None))
             reply = brain.answer(user, prior, self.tools)
             text = reply.text
             if reply.tool is not None:
@@ -239,7 +243,8 @@ class SimConnection:
             await self.send(
                 p.turn_complete(sum(map(brain.tokens, (*prior, user))), brain.tokens(text))
             )
-            await self._issue_handle()
+            if self.resumable:
+                await self._issue_handle()
         except ConnectionClosed:
             pass
 
