@@ -360,6 +360,19 @@ def _pi_ids(root: Path) -> int:
     raise LookupError("no user pi in the rootfs")
 
 
+def discard(path: Path) -> None:
+    """Delete a used rootfs copy in the background (a venv-sized tree takes tens of seconds)."""
+    trash = path.with_name(f".trash-{uuid.uuid4().hex[:8]}")
+    path.rename(trash)
+    subprocess.Popen(
+        ["nice", "rm", "-rf", "--one-file-system", str(trash)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def clone_rootfs(base: Path, dest: Path) -> Path:
     """A private copy of a cached rootfs (reflinked where the filesystem can)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -388,7 +401,7 @@ def booted(
     finally:
         c.stop()
         if not keep:
-            shutil.rmtree(root, ignore_errors=True)
+            discard(root)
 
 
 def quote(*words: str) -> str:
