@@ -14,7 +14,7 @@ from device.audio.mic import Microphone
 from device.config import AudioConfig
 from device.events import MIC_RATE
 from device.simhw.pulse import VirtualSoundCard, read_wav
-from tests.audio.rig import samples, take_all, wait_flowing
+from tests.audio.rig import samples, take_all, wait_flowing, wait_for
 from tests.simhw.test_rig import best_correlation
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,9 @@ async def test_speech_arrives_as_16k_mono_blocks(
         await wait_flowing(mic)
         player = sound_card.play_into_mic(wav)
         assert await asyncio.wait_for(asyncio.to_thread(player.wait, 30), 35) == 0
-        await asyncio.sleep(0.5)
+        # pacat exits with its last audio still on the way through PulseAudio: capture 1 s more.
+        until = mic.position + MIC_RATE
+        await wait_for(lambda: mic.position > until, 20, "the rest of the speech")
     blocks = take_all(q)
     assert all(len(b.pcm) == 2 * MIC_RATE * 20 // 1000 for b in blocks)
     assert all(b.start == a.end for a, b in itertools.pairwise(blocks))
