@@ -177,7 +177,7 @@ async def until(cond: Any, limit_s: float = 5.0) -> None:
 
 @asynccontextmanager
 async def appliance(
-    tmp_path: Path, factory: Any, **conversation: float
+    tmp_path: Path, factory: Any, clock: Any = None, **conversation: float
 ) -> AsyncIterator[tuple[Appliance, FakeMic, FakeSpeaker, FakeLive]]:
     cfg = Config.model_validate(
         {"state_dir": str(tmp_path), "conversation": {"no_speech_timeout_s": 1.0, **conversation}}
@@ -185,7 +185,8 @@ async def appliance(
     preroll = PreRoll(3.0)
     leds = Leds(cfg.leds, factory)
     mic, speaker, live = FakeMic(preroll), FakeSpeaker(), FakeLive(leds)
-    app = Appliance(cfg, Parts(mic, mic, speaker, preroll, FakeWake(), live, leds))
+    parts = Parts(mic, mic, speaker, preroll, FakeWake(), live, leds)
+    app = Appliance(cfg, parts, clock=clock) if clock else Appliance(cfg, parts)
     task = asyncio.create_task(app.run(), name="appliance")
     app.started(False)
     await until(lambda: app.state is State.IDLE)
@@ -275,3 +276,30 @@ async def test_a_rejected_key_answers_the_next_wake_up_at_once(
         await asyncio.sleep(0.1)
         assert app.status.error is ErrorKind.BAD_KEY
         assert live.opened == []
+
+
+async def test_no_speech_and_max_length_end_the_conversation(tmp_path: Path, factory: Any) -> None:
+    now = [1000.0]
+    async with appliance(
+        tmp_path, factory, lambda: now[0], no_speech_timeout_s=5.0, max_conversation_s=60.0
+    ) as (app, mic, speaker, _live):
+        # Woken, but nobody speaks: the conversation ends after no_speech_timeout_s.
+        app.post(WakeDetected("hey_jarvis", 0.9, 0))
+        await until(lambda: app.state is State.LISTENING)
+        mic.feed(loud=False)
+        await asyncio.sleep(0.3)
+        assert app.state is State.LISTENING
+        now[0] += 5.1
+        await until(lambda: app.state is State.IDLE)
+        assert speaker.queued  # the end chime
+        # Someone keeps talking: max_conversation_s still ends it.
+        app.post(WakeDetected("hey_jarvis", 0.9, mic.position))
+        await until(lambda: app.state is State.LISTENING)
+        for _ in range(13):
+            now[0] += 4.9
+            mic.feed()
+            await asyncio.sleep(0.25)
+            if app.state is not State.LISTENING:
+                break
+        assert app.state is State.IDLE
+        assert now[0] - 1005.1 >= 60.0
