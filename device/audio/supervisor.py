@@ -50,8 +50,11 @@ class DeviceSupervisor:
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
         poll_s: float = 0.2,
+        reinit: Callable[[], bool] = devices.reinitialize,
     ) -> None:
+        """reinit re-enumerates devices before a retry (PortAudio's, unless a test injects one)."""
         self.direction = direction
+        self._reinit = reinit
         self._opener = opener
         self._on_event = on_event
         self.initial_backoff_s = initial_backoff_s
@@ -76,7 +79,7 @@ class DeviceSupervisor:
 
     def _open(self, reinit: bool) -> OpenStream:
         if reinit:
-            devices.reinitialize()
+            self._reinit()
         with devices.LOCK:
             return self._opener()
 
