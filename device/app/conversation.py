@@ -18,14 +18,12 @@ from typing import Protocol
 import numpy as np
 
 from device.app.memory import FailureMemory
-from device.app.ports import ConversationPort, Parts
+from device.app.ports import BlockQueue, ConversationPort, Parts
 from device.app.states import (
     AnswerPlayed,
     AnswerStarted,
     AppEvent,
     ConversationTimedOut,
-    EndRequested,
-    MuteRequested,
     SessionFailed,
     SessionOpened,
     SilenceTimedOut,
@@ -200,10 +198,9 @@ class Conversation:
 
     # --- microphone -> server -------------------------------------------------------------------
 
-    async def _uplink(self, upload: object) -> None:
-        get = upload.get  # type: ignore[attr-defined]
+    async def _uplink(self, upload: BlockQueue) -> None:
         while True:
-            block: AudioBlock = await get()
+            block = await upload.get()
             if self._host.state is State.CONNECTING or self._conv is None:
                 self._pending.append(block)
                 continue
@@ -328,6 +325,3 @@ class _SessionEnded(Exception):
 
     kind = ErrorKind.SERVER
     message = "the server ended the session"
-
-
-__all__ = ["Conversation", "EndRequested", "MuteRequested"]

@@ -35,7 +35,7 @@ Gate = Callable[[AudioBlock], bool]
 class MicrophonePort(Protocol):
     """The microphone: fans blocks out to named consumers."""
 
-    def add_consumer(self, name: str, max_blocks: int, gate: Gate | None = None) -> Any:
+    def add_consumer(self, name: str, max_blocks: int, gate: Gate | None = None) -> BlockQueue:
         """A new queue receiving every block from now on (only blocks the gate lets through)."""
         ...
 
