@@ -78,10 +78,16 @@ class DeviceSupervisor:
             log.exception("audio device event handler failed")
 
     def _open(self, reinit: bool) -> OpenStream:
-        if reinit:
-            self._reinit()
-        with devices.LOCK:
-            return self._opener()
+        try:
+            if reinit:
+                self._reinit()
+            with devices.LOCK:
+                return self._opener()
+        except AudioDeviceError:
+            raise
+        except Exception as exc:  # component boundary: PortAudio itself failed
+            log.exception("audio %s: unexpected error while opening", self.direction.value)
+            raise AudioDeviceError(f"audio {self.direction.value} failed: {exc}") from exc
 
     async def run(self) -> None:
         """Open, watch, reopen; returns only by cancellation."""

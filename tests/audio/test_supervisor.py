@@ -93,3 +93,22 @@ async def test_a_failing_event_handler_does_not_stop_the_loop() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_unexpected_open_errors_are_retried_not_raised() -> None:
+    opener = ScriptedOpener([OSError("PortAudio not initialized")])
+    events: list[DeviceEvent] = []
+    sup = DeviceSupervisor(
+        Direction.INPUT, opener, events.append, initial_backoff_s=0.01, reinit=lambda: True
+    )
+    task = asyncio.create_task(sup.run(), name="supervisor")
+    try:
+        await asyncio.wait_for(sup.ready.wait(), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert events == [
+        AudioDeviceFailed("input", "audio input failed: PortAudio not initialized"),
+        AudioDeviceRecovered("input"),
+    ]
