@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from device.config import Config
 
@@ -24,5 +25,7 @@ class DoctorContext:
     """A rate the microphone accepts (16 kHz preferred)."""
     output_rate: int | None = None
     """A rate the speaker accepts (its default rate preferred)."""
+    pin_factory: Any = None
+    """A gpiozero pin factory to use instead of the configured one (tests)."""
     notes: dict[str, object] = field(default_factory=dict)
     """Free-form facts for later checks (e.g. the microphone noise floor)."""

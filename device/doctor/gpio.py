@@ -35,6 +35,12 @@ def configured_pins(cfg: Config) -> list[tuple[str, int]]:
     return pins
 
 
+def busy(exc: BaseException) -> bool:
+    """True when a pin (or device) failed only because another user holds it."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "busy" in text or "inuse" in text or "in use" in text
+
+
 def check(ctx: DoctorContext) -> CheckResult:
     """Load the factory, claim each pin once (button: read its idle level), then release."""
     from gpiozero import Button, DigitalOutputDevice
@@ -49,7 +55,7 @@ def check(ctx: DoctorContext) -> CheckResult:
             )
         seen[pin] = role
     try:
-        factory = make_pin_factory(ctx.cfg.gpio)
+        factory = ctx.pin_factory or make_pin_factory(ctx.cfg.gpio)
     except Exception as exc:
         return CheckResult(
             NAME, Status.FAIL, f"pin factory {ctx.cfg.gpio.pin_factory!r}: {exc}", numbers
@@ -73,9 +79,13 @@ def check(ctx: DoctorContext) -> CheckResult:
                     )
                 dev.close()
             except Exception as exc:  # busy pin, no permission, not a GPIO
+                if busy(exc):  # the running daemon holds its pins: they exist and work
+                    warn.append(f"{role} GPIO{pin} is in use (by the running daemon?)")
+                    continue
                 return CheckResult(NAME, Status.FAIL, f"{role} GPIO{pin}: {exc}", numbers)
     finally:
-        factory.close()
+        if ctx.pin_factory is None:
+            factory.close()
     mock = "mock pins (no GPIO here)" if kind.startswith("Mock") else f"{kind}"
     detail = (
         f"{mock}; claimed " + ", ".join(f"{r} GPIO{p}" for r, p in pins)

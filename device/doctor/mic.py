@@ -6,6 +6,7 @@ import numpy as np
 
 from device.doctor.audio_io import AudioTimeout, block_rms, capture, dbfs
 from device.doctor.context import DoctorContext
+from device.doctor.gpio import busy
 from device.doctor.result import CheckResult, Status
 
 NAME = "microphone"
@@ -27,6 +28,10 @@ def check(ctx: DoctorContext) -> CheckResult:
     try:
         rec = capture(ctx.input_device, rate, ctx.mic_seconds)
     except (AudioTimeout, sd.PortAudioError) as exc:
+        if busy(exc):  # e.g. a raw ALSA device the running daemon holds
+            return CheckResult(
+                NAME, Status.WARN, f"recording failed: device busy (in use by the daemon?): {exc}"
+            )
         return CheckResult(NAME, Status.FAIL, f"recording failed: {exc}")
     x = rec.samples
     blocks = block_rms(x, rate)

@@ -7,6 +7,7 @@ import numpy as np
 from device.config import EchoMode
 from device.doctor.audio_io import AudioTimeout, dbfs, play_while_capturing, tone_levels
 from device.doctor.context import DoctorContext
+from device.doctor.gpio import busy
 from device.doctor.result import CheckResult, Status
 
 NAME = "speaker"
@@ -42,6 +43,10 @@ def check(ctx: DoctorContext) -> CheckResult:
             ctx.output_device, ctx.output_rate, tone, ctx.input_device, ctx.input_rate
         )
     except (AudioTimeout, sd.PortAudioError) as exc:
+        if busy(exc):  # e.g. a raw ALSA device the running daemon holds
+            return CheckResult(
+                NAME, Status.WARN, f"test tone failed: device busy (in use by the daemon?): {exc}"
+            )
         return CheckResult(NAME, Status.FAIL, f"test tone failed: {exc}")
     levels = tone_levels(rec.samples, ctx.input_rate, TONE_HZ)
     quiet = float(np.percentile(levels, 10)) if len(levels) else 0.0

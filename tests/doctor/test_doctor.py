@@ -222,3 +222,22 @@ def test_gpio_check_fails_on_a_pin_used_twice() -> None:
     result = check(DoctorContext(cfg))
     assert result.status is Status.FAIL
     assert "pin 17" in result.detail and "led_red" in result.detail and "button" in result.detail
+
+
+@pytest.mark.unit
+def test_gpio_check_warns_when_the_daemon_holds_the_pins() -> None:
+    from gpiozero import Button
+    from gpiozero.pins.mock import MockFactory
+
+    from device.doctor import gpio
+    from device.doctor.context import DoctorContext
+
+    cfg = Config.model_validate({"gpio": {"pin_factory": "mock"}})
+    factory = MockFactory()
+    held = Button(cfg.button.pin, pin_factory=factory)  # as the running daemon would
+    try:
+        result = gpio.check(DoctorContext(cfg, pin_factory=factory))
+    finally:
+        held.close()
+    assert result.status is Status.WARN
+    assert "button GPIO23 is in use" in result.detail
