@@ -141,6 +141,8 @@ async def test_ask_play_sounds_on_the_speaker(
         await asyncio.sleep(0.5)
     assert rc == 0, err
     reply = synthesize(out.strip(), rate)
-    # The first playback into an idle null sink can lose its start: compare the middle.
-    middle = reply[rate : rate * 5 // 2]
-    assert best_correlation(middle, rec.samples) > 0.8
+    # An idle null sink can lose the start, the ALSA plugin may swallow the very end on exit:
+    # compare the middle of the reply.
+    middle = reply[rate * 4 // 5 : rate * 2]
+    corr = best_correlation(middle, rec.samples)
+    assert corr > 0.8, (corr, len(reply) / rate, len(rec.samples) / rate, err[-2000:])
