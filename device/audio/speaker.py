@@ -24,6 +24,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -145,6 +146,7 @@ class Speaker:
         self.buffer = PlaybackBuffer()
         self._volume = VolumeStore(state_dir, cfg.volume)
         self._level = self._volume.load()
+        self._persist_lock = threading.Lock()
         self.gain = gain(self._level)
         """Linear gain applied in the callback (a float: replaced atomically)."""
         self.expect_more = False
@@ -268,5 +270,17 @@ class Speaker:
         """Set and persist the volume (clamped to 0-100); returns the level set."""
         self._level = clamp(level)
         self.gain = gain(self._level)
-        self._volume.save(self._level)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._persist()
+        else:  # fsync on an SD card can take a while: not on the loop
+            loop.run_in_executor(None, self._persist)
         return self._level
+
+    def _persist(self) -> None:
+        with self._persist_lock:  # the latest level wins, whatever order the writes run in
+            try:
+                self._volume.save(self._level)
+            except OSError as exc:
+                log.warning("cannot save the volume to %s: %s", self._volume.path, exc)
