@@ -11,13 +11,14 @@ with the real virtual sound card, on mock GPIO pins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
 import shutil
 import subprocess
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +28,14 @@ from device.simhw.pulse import VirtualSoundCard
 from device.simulator.certs import CertFiles
 from device.simulator.server import LiveSimulator
 from tests.system.conftest import BootContainer
-from tests.system.container import CACHE, Container
+from tests.system.container import CACHE, Container, booted
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISION = REPO / "deploy" / "provision.sh"
-PIP_CACHE = CACHE / "pip-bookworm"
+PIP_CACHE = CACHE / "pip"
+"""pip's download cache, shared by the containers (what a Pi would download from PyPI)."""
 PI = "pi"  # provision as the sudoer, like on a fresh Raspberry Pi OS
 
 
@@ -246,6 +248,38 @@ class Pi:
     tmp: Path
 
 
+def setup_pi(
+    boot: Callable[[list[tuple[str, str]]], Container],
+    sim: LiveSimulator,
+    api_key: str,
+    card: VirtualSoundCard,
+    tmp: Path,
+) -> Pi:
+    """Boot a Pi-like container; give the operator a config, the key and a checkout."""
+    PIP_CACHE.mkdir(parents=True, exist_ok=True)
+    sock_dir = tmp / "host-sound"
+    pulse_socket = attach_sound_card(card, sock_dir)
+    c = boot([(str(PIP_CACHE), "/root/.cache/pip"), (str(sock_dir), "/run/host-sound")])
+    prepare_pi(c, sim.certs.ca, pulse_socket)
+    c.wait_booted()
+    config = tmp / "config.toml"
+    config.write_text(
+        f'[live]\nbase_url = "{sim.base_url}"\n'
+        'ca_file = "/usr/local/share/livespeaker-test/sim-ca.pem"\n'
+        '[gpio]\npin_factory = "mock"\n'
+    )
+    key_file = tmp / "api-key"
+    key_file.write_text(api_key + "\n")
+    key_file.chmod(0o600)
+    op = Operator(c, known_hosts_for(c, tmp / "known_hosts"), config, key_file)
+    # Someone else's host key, as if the address led to another machine.
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "other")], check=True
+    )
+    (tmp / "wrong_hosts").write_text(f"[{c.host}]:{c.ssh_port} {(tmp / 'other.pub').read_text()}")
+    return Pi(c, op, api_key, copy_checkout(tmp / "v1"), tmp)
+
+
 @pytest.fixture
 def pi(
     boot_container: BootContainer,
@@ -253,34 +287,23 @@ def pi(
     sound_card: VirtualSoundCard,
     tmp_path: Path,
 ) -> Pi:
-    """A fresh, booted Pi-like container and an operator with config, key and a checkout."""
+    """A fresh Debian bookworm (Raspberry Pi OS Bookworm, Python 3.11) container, ready to provision."""
     sim, api_key = sim_with_key
-    PIP_CACHE.mkdir(parents=True, exist_ok=True)
-    sock_dir = tmp_path / "host-sound"
-    pulse_socket = attach_sound_card(sound_card, sock_dir)
-    c = boot_container(
-        binds=[(str(PIP_CACHE), "/root/.cache/pip"), (str(sock_dir), "/run/host-sound")]
-    )
-    prepare_pi(c, sim.certs.ca, pulse_socket)
-    c.wait_booted()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[live]\nbase_url = "{sim.base_url}"\n'
-        'ca_file = "/usr/local/share/livespeaker-test/sim-ca.pem"\n'
-        '[gpio]\npin_factory = "mock"\n'
-    )
-    key_file = tmp_path / "api-key"
-    key_file.write_text(api_key + "\n")
-    key_file.chmod(0o600)
-    op = Operator(c, known_hosts_for(c, tmp_path / "known_hosts"), config, key_file)
-    # Someone else's host key, as if the address led to another machine.
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True
-    )
-    (tmp_path / "wrong_hosts").write_text(
-        f"[{c.host}]:{c.ssh_port} {(tmp_path / 'other.pub').read_text()}"
-    )
-    return Pi(c, op, api_key, copy_checkout(tmp_path / "v1"), tmp_path)
+    return setup_pi(lambda binds: boot_container(binds=binds), sim, api_key, sound_card, tmp_path)
+
+
+@pytest.fixture
+def pi_trixie(
+    sim_with_key: tuple[LiveSimulator, str], sound_card: VirtualSoundCard, tmp_path: Path
+) -> Iterator[Pi]:
+    """The same on Debian trixie (Raspberry Pi OS Trixie, Python 3.13)."""
+    sim, api_key = sim_with_key
+    with contextlib.ExitStack() as stack:
+
+        def boot(binds: list[tuple[str, str]]) -> Container:
+            return stack.enter_context(booted(tmp_path / "c", suite="trixie", binds=binds))
+
+        yield setup_pi(boot, sim, api_key, sound_card, tmp_path)
 
 
 async def refuses_unknown_host_key(pi: Pi) -> None:
@@ -387,4 +410,13 @@ async def test_provision_lifecycle(pi: Pi) -> None:
     await keeps_config_edited_on_the_pi(pi)
     good = await upgrades(pi)
     await rolls_back_a_broken_build(pi, good)
+    await uninstalls(pi)
+
+
+async def test_provision_trixie_python313(pi_trixie: Pi) -> None:
+    """The newer OS: fresh install healthy, a rerun changes nothing, uninstall is clean."""
+    pi = pi_trixie
+    assert "3.13" in pi.c.run("python3 -V").stdout
+    await fresh_install(pi)
+    await second_run_changes_nothing(pi)
     await uninstalls(pi)
