@@ -156,6 +156,7 @@ async def _run_daemon(
         cfg, overrides=Overrides(pin_factory=factory, environ=environ, on_appliance=attach)
     )
     task = asyncio.create_task(daemon.run(), name="daemon")
+    drawing = asyncio.create_task(panel.live(), name="led-panel")
     ok = True
     try:
         with _keys(cfg, factory, daemon):
@@ -178,6 +179,7 @@ async def _run_daemon(
                     f"demo {'complete' if ok else 'INCOMPLETE'}: {len(answered)} answered turns; latency per turn: {lat}"
                 )
     finally:
+        drawing.cancel()
         conv_log.removeHandler(tap)
         if not task.done():
             daemon.request(signal.SIGTERM)

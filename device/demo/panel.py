@@ -5,6 +5,7 @@ Colour only on a terminal; piped output (CI, tests) gets plain text with the sam
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -32,9 +33,20 @@ class Panel:
         self.states: list[str] = []
 
     def say(self, text: str) -> None:
-        """A timestamped line."""
-        self._out.write(f"[{time.monotonic() - self._t0:6.2f}s] {text}\n")
+        """A timestamped line (on a terminal: above the live LED line)."""
+        clear = "\r\033[K" if self._color else ""
+        self._out.write(f"{clear}[{time.monotonic() - self._t0:6.2f}s] {text}\n")
         self._out.flush()
+
+    async def live(self, period_s: float = 0.1) -> None:
+        """On a terminal: redraw the LEDs in place, so blinking and pulsing show (a task)."""
+        if not self._color:
+            return
+        while True:
+            state = self.states[-1] if self.states else "starting"
+            self._out.write(f"\r\033[K   now: {state:<10} {self.leds()}")
+            self._out.flush()
+            await asyncio.sleep(period_s)
 
     def leds(self) -> str:
         """The LEDs as text: a coloured dot on a terminal, pin levels otherwise."""
@@ -59,7 +71,7 @@ class Panel:
             return
         self.states.append(status.state.value)
         phrase = self._cfg.wakeword.model.replace("_", " ")
-        self.say(f"state {status.state.value:<10} {self.leds():<28} {status_line(status, phrase)}")
+        self.say(f"state {status.state.value:<10} {status_line(status, phrase):<28} {self.leds()}")
 
     def turn(self, heard: str, answered: str) -> None:
         """A finished turn's transcripts."""

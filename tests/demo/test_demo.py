@@ -37,8 +37,8 @@ def test_demo_runs_its_scripted_conversation_end_to_end() -> None:
     assert "you said:  'what is the capital of Brazil'" in out
     assert "assistant: 'The capital of Brazil is Brasilia.'" in out
     # LEDs drawn from the mock pins: blue while listening (default RGB mode), dark when idle.
-    assert re.search(r"state listening\s+LED rgb\(0\.00,0\.00,1\.00\)", out)
-    assert re.search(r"state idle\s+LED rgb\(0\.00,0\.00,0\.00\)", out)
+    assert re.search(r"state listening\s+Listening\s+LED rgb\(0\.00,0\.00,1\.00\)", out)
+    assert re.search(r"state idle\s+Listening for 'hey jarvis'\s+LED rgb\(0\.00,0\.00,0\.00\)", out)
     latencies = [float(x) for x in re.findall(r"speech end → answer playing ([\d.]+) s", out)]
     assert len(latencies) == 2 and all(0 < x < 15 for x in latencies)
     assert re.search(r"demo complete: 2 answered turns", out)
