@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--soak", type=int, default=200, help="spoken conversations in the soak")
     p.add_argument("--quick", action="store_true", help="short runs of everything")
     p.add_argument("--only", action="append", default=[], help="run only these (repeatable)")
+    p.add_argument(
+        "--redraw", action="store_true", help="run nothing: assemble and draw the existing JSONs"
+    )
     args = p.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
@@ -51,19 +54,25 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
     }
+    previous = OUT / "bench.json"
+    if args.redraw and previous.exists():  # keep when/where the numbers were measured
+        old = json.loads(previous.read_text())
+        results.update({k: old[k] for k in ("when", "machine") if k in old})
     failed = []
     for name, cmd in benches(
         args.quick, 20 if args.quick and args.soak == 200 else args.soak
     ).items():
         if args.only and name not in args.only:
             continue
-        print(f"==> {name}: {' '.join(cmd[1:])}", flush=True)
-        t0 = time.monotonic()
-        if subprocess.run(cmd, env=env).returncode != 0:
-            failed.append(name)
-            continue
+        if not args.redraw:
+            print(f"==> {name}: {' '.join(cmd[1:])}", flush=True)
+            t0 = time.monotonic()
+            if subprocess.run(cmd, env=env).returncode != 0:
+                failed.append(name)
+                continue
         results[name] = json.loads((OUT / f"{name}.json").read_text())
-        results[name]["bench_seconds"] = round(time.monotonic() - t0, 1)
+        if not args.redraw:
+            results[name]["bench_seconds"] = round(time.monotonic() - t0, 1)
     results["failed_benchmarks"] = failed
     (OUT / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     draw(results, OUT / "bench.png")

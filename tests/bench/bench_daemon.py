@@ -154,6 +154,7 @@ def idle_and_ready(
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(30)
         assert daemon is not None
+        t0 = time.monotonic()
         bare = subprocess.Popen(
             [sys.executable, "-c", BARE_LOOP],
             env=env,
@@ -161,7 +162,8 @@ def idle_and_ready(
             stderr=subprocess.DEVNULL,
         )
         assert bare.stdout is not None
-        bare.stdout.readline()
+        bare.stdout.readline()  # imports done, model loaded, input stream open
+        bare_ready_s = time.monotonic() - t0
         audio = idle_audio(seconds + 10)
         feeder = card.feed_mic(audio, MIC_RATE)
         time.sleep(5)  # both settled, audio flowing
@@ -179,7 +181,12 @@ def idle_and_ready(
             proc.wait(30)
     cpu = {k: (c1[k] - c0[k]) / dt for k in pids}
     return {
-        "start_to_ready_s": {"median": statistics.median(ready_s), "all": ready_s},
+        "start_to_ready_s": {
+            "median": statistics.median(ready_s),
+            "all": ready_s,
+            "bare_openwakeword_loop_s": bare_ready_s,
+            "ratio_to_bare": statistics.median(ready_s) / bare_ready_s,
+        },
         "idle": {
             "seconds": round(dt, 1),
             "cpu_fraction": cpu,
@@ -197,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=5, help="latency trials per measurement")
     p.add_argument("--soak", type=int, default=200, help="conversations in the soak")
     p.add_argument("--out", default="bench-results/daemon.json")
+    p.add_argument("--no-conversations", action="store_true", help="only idle and start → READY")
     args = p.parse_args(argv)
     from tests.bench.bench_conversations import run_conversations
 
@@ -205,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(d)
         results.update(idle_and_ready(card, tmp / "idle", args.idle_seconds, args.starts))
         print(json.dumps(results, indent=2), flush=True)
-        results.update(asyncio.run(run_conversations(card, tmp / "conv", args.trials, args.soak)))
+        if not args.no_conversations:
+            results.update(
+                asyncio.run(run_conversations(card, tmp / "conv", args.trials, args.soak))
+            )
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -91,8 +91,13 @@ def draw(results: dict[str, Any], path: Path) -> None:
         for a in row:
             if not a.has_data():
                 a.set_axis_off()
-    ready = d.get("start_to_ready_s", {}).get("median")
-    head = f"start → READY {ready:.1f} s (median); " if ready is not None else ""
+    ready = d.get("start_to_ready_s", {})
+    head = ""
+    if "median" in ready:
+        head = f"start → READY {ready['median']:.1f} s (median)"
+        if "bare_openwakeword_loop_s" in ready:
+            head += f", bare openWakeWord loop start {ready['bare_openwakeword_loop_s']:.1f} s"
+        head += "; "
     fig.suptitle(
         f"livespeaker benchmarks: {head}{results.get('when', '')}, {results.get('machine', '')}"
     )
