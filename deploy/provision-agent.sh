@@ -73,6 +73,8 @@ cmd_preflight() {
 install_packages() {
   step "Debian packages"
   local wanted=("${BASE_PACKAGES[@]}") missing=() p
+  # An image with emptied package lists would make every package look unavailable.
+  if ! compgen -G '/var/lib/apt/lists/*Packages*' >/dev/null; then apt-get update -qq; fi
   for p in "${OPTIONAL_PACKAGES[@]}"; do
     if apt-cache show "$p" >/dev/null 2>&1; then wanted+=("$p"); else note "$p: not offered by this OS, skipped"; fi
   done

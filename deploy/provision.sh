@@ -96,6 +96,7 @@ remote() { "${SSH[@]}" "$TARGET" "$@"; }
 
 cleanup() {
   local rc=$?
+  if [ -n "$TTY_STATE" ]; then stty "$TTY_STATE" </dev/tty 2>/dev/null || true; fi
   if [ -n "$REMOTE_DIR" ]; then remote "rm -rf '$REMOTE_DIR'" </dev/null >/dev/null 2>&1 || true; fi
   if [ ${#SSH[@]} -gt 0 ]; then "${SSH[@]}" -O exit "$TARGET" >/dev/null 2>&1 || true; fi
   [ -z "$WORK" ] || rm -rf "$WORK"
@@ -155,11 +156,17 @@ build() {
 
 # --- the API key: never in argv, a log or shell history -----------------------------------------
 
-KEY=""
+KEY="" TTY_STATE=""
 read_key_prompt() {
-  [ -r /dev/tty ] || die "no API key on the Pi: pass --api-key-file FILE (no terminal to prompt on)" 2
+  if ! { true </dev/tty; } 2>/dev/null; then
+    die "no API key on the Pi: pass --api-key-file FILE (no terminal to prompt on)" 2
+  fi
+  # Echo goes off before the prompt shows, so even keys typed ahead are never displayed.
+  TTY_STATE=$(stty -g </dev/tty)
+  stty -echo </dev/tty
   printf 'Gemini API key for %s (input hidden): ' "$TARGET" >/dev/tty
-  IFS= read -rs KEY </dev/tty || true
+  IFS= read -r KEY </dev/tty || true
+  stty "$TTY_STATE" </dev/tty && TTY_STATE=""
   printf '\n' >/dev/tty
   [ -n "$KEY" ] || die "no key entered" 2
 }

@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import threading
@@ -101,7 +102,8 @@ class Operator:
     config: Path
     key_file: Path
 
-    async def provision(self, source: Path, *extra: str) -> Run:
+    async def provision(self, source: Path, *extra: str, typed_key: str | None = None) -> Run:
+        """Run provision.sh; with typed_key, on a terminal where that key is typed at the prompt."""
         argv = [
             "bash",
             str(source / "deploy" / "provision.sh"),
@@ -116,22 +118,39 @@ class Operator:
             *extra,
             f"{PI}@{self.container.host}",
         ]
+        if typed_key is not None:  # script(1) gives it a pseudo-terminal as /dev/tty
+            argv = ["script", "-qefc", shlex.join(argv), "/dev/null"]
         proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if typed_key is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), 900)
+            out = await asyncio.wait_for(self._converse(proc, typed_key), 900)
         except TimeoutError:
             proc.kill()
             await proc.wait()
             raise
-        text = out.decode(errors="replace")
+        text = out.decode(errors="replace").replace("\r\n", "\n")
         print(f"$ {' '.join(argv)}\n{text}")  # shown by pytest when a test fails
         assert proc.returncode is not None
         return Run(proc.returncode, text)
+
+    @staticmethod
+    async def _converse(proc: asyncio.subprocess.Process, typed_key: str | None) -> bytes:
+        """Collect the output; type the key once the (hidden) prompt is shown."""
+        assert proc.stdout is not None
+        out = b""
+        while chunk := await proc.stdout.read(4096):
+            out += chunk
+            if typed_key is not None and b"(input hidden): " in out:
+                assert proc.stdin is not None
+                proc.stdin.write(typed_key.encode() + b"\n")
+                await proc.stdin.drain()
+                typed_key = None
+        await proc.wait()
+        return out
 
     async def install(self, source: Path, *extra: str) -> Run:
         return await self.provision(
@@ -314,12 +333,16 @@ async def refuses_unknown_host_key(pi: Pi) -> None:
     assert not exists(pi.c, "/opt/livespeaker")
 
 
-async def fresh_install(pi: Pi) -> None:
+async def fresh_install(pi: Pi, *, typed: bool = False) -> None:
     c = pi.c
     watcher = ProcessWatcher(pi.api_key)
     watcher.start()
     try:
-        run = await pi.op.install(pi.v1)
+        if typed:  # no --api-key-file: the operator types the key at the prompt
+            run = await pi.op.provision(pi.v1, "--config", str(pi.op.config), typed_key=pi.api_key)
+            assert "(input hidden)" in run.out
+        else:
+            run = await pi.op.install(pi.v1)
     finally:
         watcher.stop()
     assert run.rc == 0, run.out
@@ -414,9 +437,9 @@ async def test_provision_lifecycle(pi: Pi) -> None:
 
 
 async def test_provision_trixie_python313(pi_trixie: Pi) -> None:
-    """The newer OS: fresh install healthy, a rerun changes nothing, uninstall is clean."""
+    """The newer OS: fresh install (key typed at the prompt) healthy, no-change rerun, uninstall."""
     pi = pi_trixie
     assert "3.13" in pi.c.run("python3 -V").stdout
-    await fresh_install(pi)
+    await fresh_install(pi, typed=True)
     await second_run_changes_nothing(pi)
     await uninstalls(pi)
