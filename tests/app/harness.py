@@ -118,6 +118,7 @@ async def running_daemon(
     notifier: Notifier | None = None,
     start: State = State.IDLE,
     config_path: str | None = None,
+    environ: dict[str, str] | None = None,
 ) -> AsyncIterator[Rig]:
     """Start the real daemon (real audio, real wake word, real SDK) and stop it afterwards."""
     import sounddevice as sd
@@ -132,7 +133,7 @@ async def running_daemon(
         overrides=Overrides(
             pin_factory=factory,
             notifier=notifier,
-            environ={"GEMINI_API_KEY": api_key},
+            environ={"GEMINI_API_KEY": api_key, **(environ or {})},
             on_appliance=built.append,
         ),
     )

@@ -106,3 +106,36 @@ async def test_sighup_reloads_a_good_config_and_keeps_a_bad_one_out(
             while second.state is not State.IDLE and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             assert second.state is State.IDLE
+
+
+async def test_muted_closes_the_microphone_and_the_watchdog_still_pings(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = sim_config(simulator, tmp_path)
+    cfg = cfg.model_copy(update={"button": cfg.button.model_copy(update={"hold_s": 0.5})})
+    with NotifySocket() as ns:
+        monkeypatch.setenv("NOTIFY_SOCKET", ns.path)
+        async with running_daemon(
+            cfg,
+            sound_card,
+            simulator,
+            SIM_API_KEY,
+            notifier=Notifier(),
+            environ={"WATCHDOG_USEC": "1000000"},
+        ) as rig:
+            await ns.until(lambda m: len(ns.watchdog_pings()) >= 2, 20, "pings while idle")
+            mark = len(rig.seen)
+            await asyncio.to_thread(rig.press, 0.9)
+            await rig.wait_state(State.MUTED, 10, since=mark)
+            await ns.until(
+                lambda m: any(x.fields.get("STATUS") == "Muted (microphone off)" for x in m), 10
+            )
+            await asyncio.sleep(0.5)
+            blocks = rig.daemon.mic_blocks()
+            pings = len(ns.watchdog_pings())
+            await asyncio.sleep(2.5)
+            assert rig.daemon.mic_blocks() == blocks  # the microphone is closed
+            assert len(ns.watchdog_pings()) >= pings + 2  # but the daemon is alive and says so
