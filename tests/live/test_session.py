@@ -58,6 +58,13 @@ async def test_text_turn(
     setup = frames[0]["setup"]
     assert setup["model"] == "models/gemini-3.8-live"
     assert p.silence_ms(setup) == client.live.vad_silence_ms
+    speech_cfg = setup["generationConfig"]["speechConfig"]
+    assert p.pick(p.pick(speech_cfg, "voice_config"), "prebuilt_voice_config") == {
+        "voice_name": "Kore"
+    }
+    assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
+    assert setup["systemInstruction"]["parts"][0]["text"] == client.live.system_instruction
+    assert "inputAudioTranscription" in setup and "outputAudioTranscription" in setup
     assert p.pick(setup, "session_resumption") == {}
     assert p.pick(setup, "context_window_compression")["sliding_window"]["target_tokens"] == 12800
     assert p.texts_of_turns(frames[1]["client_content"]["turns"]) == "Hello? Gemini are you there?"
