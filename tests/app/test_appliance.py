@@ -177,10 +177,18 @@ async def until(cond: Any, limit_s: float = 5.0) -> None:
 
 @asynccontextmanager
 async def appliance(
-    tmp_path: Path, factory: Any, clock: Any = None, **conversation: float
+    tmp_path: Path,
+    factory: Any,
+    clock: Any = None,
+    echo_mode: str = "half_duplex",
+    **conversation: float,
 ) -> AsyncIterator[tuple[Appliance, FakeMic, FakeSpeaker, FakeLive]]:
     cfg = Config.model_validate(
-        {"state_dir": str(tmp_path), "conversation": {"no_speech_timeout_s": 1.0, **conversation}}
+        {
+            "state_dir": str(tmp_path),
+            "audio": {"echo_mode": echo_mode},
+            "conversation": {"no_speech_timeout_s": 1.0, **conversation},
+        }
     )
     preroll = PreRoll(3.0)
     leds = Leds(cfg.leds, factory)
@@ -303,3 +311,21 @@ async def test_no_speech_and_max_length_end_the_conversation(tmp_path: Path, fac
                 break
         assert app.state is State.IDLE
         assert now[0] - 1005.1 >= 60.0
+
+
+async def test_full_duplex_streams_while_answering_and_the_leds_say_so(
+    tmp_path: Path, factory: Any
+) -> None:
+    async with appliance(tmp_path, factory, echo_mode="full_duplex") as (app, mic, _speaker, live):
+        app.post(WakeDetected("hey_jarvis", 0.9, 0))
+        await until(lambda: app.state is State.LISTENING)
+        conv = live.opened[0]
+        await conv.server.put(ModelAudio(b"\1\0" * 2400))
+        await until(lambda: app.state is State.RESPONDING)
+        n = len(conv.sent)
+        for _ in range(20):
+            mic.feed()
+            await asyncio.sleep(0.002)
+        await until(lambda: len(conv.sent) >= n + 20)  # headset / AEC: the upload stays open
+        assert conv.violations == 0  # ... and the LEDs show "sending" throughout
+        assert factory.pin(22).state == 1 and factory.pin(17).state == 0
