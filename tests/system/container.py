@@ -364,12 +364,17 @@ def discard(path: Path) -> None:
     """Delete a used rootfs copy in the background (a venv-sized tree takes tens of seconds)."""
     trash = path.with_name(f".trash-{uuid.uuid4().hex[:8]}")
     path.rename(trash)
-    subprocess.Popen(
-        ["nice", "rm", "-rf", "--one-file-system", str(trash)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    # Through a shell that exits at once: rm is orphaned, nothing here has to reap it.
+    subprocess.run(
+        [
+            "sh",
+            "-c",
+            'nice rm -rf --one-file-system "$1" </dev/null >/dev/null 2>&1 &',
+            "sh",
+            str(trash),
+        ],
+        check=True,
+        timeout=30,
     )
 
 

@@ -172,6 +172,18 @@ def test_frozen_process_is_restarted_by_the_watchdog(speaker: Speaker) -> None:
     assert "Watchdog timeout" in s.c.run("journalctl -b -u livespeaker --no-pager").stdout
 
 
+def test_abort_leaves_every_thread_stack_in_the_journal(speaker: Speaker) -> None:
+    """What the watchdog does to a wedged but running daemon: SIGABRT, stacks logged, restart."""
+    s = speaker
+    pid, restarts = s.show("MainPID"), int(s.show("NRestarts"))
+    s.c.run(f"kill -ABRT {pid}")
+    s.wait_running(old_pid=pid)
+    assert int(s.show("NRestarts")) == restarts + 1
+    journal = s.journal()
+    assert "Fatal Python error: Aborted" in journal
+    assert 'File "/opt/livespeaker/venv/lib/' in journal  # Python frames, not just a core dump
+
+
 def test_reload_rebuilds_in_process(speaker: Speaker) -> None:
     s = speaker
     pid = s.show("MainPID")
