@@ -35,7 +35,7 @@ CONFIG_REPLACED=no
 step() { printf '  -> %s\n' "$*"; }
 note() { printf '     %s\n' "$*"; }
 changed() { CHANGES+=("$1"); note "changed: $1"; }
-die() { printf 'provision: on %s: %s\n' "$(hostname)" "$*" >&2; exit "${2:-1}"; }
+die() { printf 'provision: on %s: %s\n' "$(hostname)" "$1" >&2; exit "${2:-1}"; }
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -235,8 +235,12 @@ activate() {
 # daemon sent READY=1 (or failed). Then the same invocation must stay active for $3 seconds.
 start_and_wait() {
   local verb=$1 timeout=$2 settle=$3 state inv deadline
-  if ! timeout "$timeout" systemctl "$verb" "$UNIT" 2>/dev/null; then
-    note "'systemctl $verb' failed or was not ready within ${timeout}s (state $(systemctl is-active "$UNIT" 2>/dev/null || true))"
+  local rc=0
+  timeout "$timeout" systemctl "$verb" "$UNIT" 2>/dev/null || rc=$?
+  if [ $rc -ne 0 ]; then
+    state="$(systemctl show -p ActiveState --value "$UNIT") ($(systemctl show -p SubState --value "$UNIT"))"
+    if [ $rc -eq 124 ]; then note "not ready within ${timeout}s (state $state)"
+    else note "start failed (state $state)"; fi
     return 1
   fi
   state=$(systemctl show -p ActiveState --value "$UNIT")
@@ -295,6 +299,7 @@ rollback() {
     install -m 0644 "$APP/releases/$prev/$UNIT" "$UNIT_PATH"
     systemctl daemon-reload
     systemctl reset-failed "$UNIT" 2>/dev/null || true
+    changed "ROLLED BACK to $prev"
     if start_and_wait restart 90 3; then note "previous release $prev is running again"
     else note "the previous release did not come up either"; fi
     rm -f "$APP/previous"
