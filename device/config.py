@@ -116,7 +116,7 @@ class WakewordConfig(_Table):
     """Built-in name (hey_jarvis, alexa, hey_mycroft, hey_rhasspy, okay_nabu) or a .tflite/.onnx path."""
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     """Score that counts as a detection (in quiet surroundings)."""
-    noisy_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.08
+    noisy_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
     """With noise_suppression: threshold in steady loud noise (suppression lowers all scores there)."""
     trigger_frames: Annotated[int, Field(ge=1, le=20)] = 1
     """80 ms frames at or above threshold needed to trigger."""
