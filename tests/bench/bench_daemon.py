@@ -204,9 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=5, help="latency trials per measurement")
     p.add_argument("--soak", type=int, default=200, help="conversations in the soak")
     p.add_argument("--out", default="bench-results/daemon.json")
-    p.add_argument("--no-conversations", action="store_true", help="only idle and start → READY")
+    p.add_argument(
+        "--no-conversations",
+        action="store_true",
+        help="skip the latency trials (idle, READY, soak only)",
+    )
     args = p.parse_args(argv)
     from tests.bench.bench_conversations import run_conversations
+    from tests.bench.bench_soak import soak_process
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as d, VirtualSoundCard() as card:
@@ -214,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         results.update(idle_and_ready(card, tmp / "idle", args.idle_seconds, args.starts))
         print(json.dumps(results, indent=2), flush=True)
         if not args.no_conversations:
-            results.update(
-                asyncio.run(run_conversations(card, tmp / "conv", args.trials, args.soak))
-            )
+            results.update(asyncio.run(run_conversations(card, tmp / "conv", args.trials, 0)))
+        if args.soak:
+            results["soak"] = soak_process(card, tmp / "soak", args.soak)
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
