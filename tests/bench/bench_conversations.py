@@ -1,4 +1,4 @@
-"""Latency and soak of the whole daemon in-process (used by bench_daemon and the soak test).
+"""Latencies of the whole daemon in-process (used by bench_daemon).
 
 Real PortAudio on the virtual card, real openWakeWord, the real SDK against the simulator over
 TLS, mock pins (tests/app/harness.running_daemon). Times are wall-clock on a shared machine.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
-import re
 import statistics
 import time
 from pathlib import Path
@@ -29,25 +27,6 @@ from tests.app.harness import BUTTON, Rig, running_daemon
 from tests.bench.bench_audio import Monitor
 
 KEY = "bench-key"
-log = logging.getLogger(__name__)
-
-
-class SummaryCounter(logging.Handler):
-    """Counts underruns/overflows from the audio engines' summary log lines (never per block)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.underruns = 0
-        self.overflows = 0
-        self.dropped = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if record.name.startswith("device.audio.speaker"):
-            self.underruns += sum(int(n) for n in re.findall(r"(\d+) underruns", msg))
-        if record.name.startswith("device.audio.mic"):
-            self.overflows += sum(int(n) for n in re.findall(r"(\d+) input overflows", msg))
-            self.dropped += sum(int(n) for n in re.findall(r"(\d+) blocks dropped", msg))
 
 
 def teach(sim: LiveSimulator, text: str, audio: np.ndarray) -> None:
@@ -155,16 +134,11 @@ def _summary(xs: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-async def run_conversations(
-    card: VirtualSoundCard, tmp: Path, trials: int, soak: int
-) -> dict[str, Any]:
-    """Latencies (`trials` each) and a soak of `soak` conversations; one result dict."""
+async def run_conversations(card: VirtualSoundCard, tmp: Path, trials: int) -> dict[str, Any]:
+    """Latencies, `trials` of each: wake→audio sent, audio→heard, barge-ins, stream gaps."""
     question = synthesize("Hey Jarvis, what is the capital of France?", MIC_RATE)
     story = synthesize("Hey Jarvis, tell me a story.", MIC_RATE)
     talk = synthesize("Wait, stop, I have another question.", MIC_RATE)
-    counter = SummaryCounter()
-    logging.getLogger("device.audio").addHandler(counter)
-    logging.getLogger("device.audio").setLevel(logging.INFO)
     out: dict[str, Any] = {}
     sim = LiveSimulator(ensure_certs(tmp / "certs"), api_keys=[KEY])
     async with sim:
@@ -197,72 +171,6 @@ async def run_conversations(
                 "without_go_away": _summary(plain),
                 "go_away_handover": _summary(handover),
             }
-            if soak:
-                out["soak"] = await run_soak(card, tmp / "soak", sim, question, soak, counter)
         finally:
             mon.close()
-            logging.getLogger("device.audio").removeHandler(counter)
     return out
-
-
-async def run_soak(  # noqa: PLR0917
-    card: VirtualSoundCard,
-    tmp: Path,
-    sim: LiveSimulator,
-    question: np.ndarray,
-    n: int,
-    counter: SummaryCounter,
-) -> dict[str, Any]:
-    """`n` spoken conversations in a row against one running daemon."""
-    failures: list[str] = []
-    async with running_daemon(_cfg(tmp, sim, "half_duplex"), card, sim, KEY) as rig:
-        u0, o0, d0 = counter.underruns, counter.overflows, counter.dropped
-        await asyncio.sleep(1.0)
-        start = {"rss_mib": rss(), "open_fds": fds()}
-        rss_series = [start["rss_mib"]]
-        t0 = time.monotonic()
-        for i in range(n):
-            since = len(rig.seen)
-            try:
-                rig.play(question)
-                await rig.wait_state(State.RESPONDING, 60, since)
-                await rig.wait_state(State.IDLE, 60, since)
-            except AssertionError as exc:
-                failures.append(f"#{i}: {str(exc)[:160]}")
-                await asyncio.sleep(5)
-            if any(s.status.state is State.ERROR for s in rig.seen[since:]):
-                failures.append(f"#{i}: error state")
-            if (i + 1) % 10 == 0:
-                rss_series.append(rss())
-                print(f"soak {i + 1}/{n}: rss {rss_series[-1]:.1f} MiB, fds {fds()}, "
-                      f"failures {len(failures)}", flush=True)  # fmt: skip
-        elapsed = time.monotonic() - t0
-        await asyncio.sleep(1.0)
-        end = {"rss_mib": rss(), "open_fds": fds()}
-    # The speaker logs its underrun count when it stops (with the daemon, above).
-    return {
-        "conversations": n,
-        "seconds": round(elapsed, 1),
-        "failed": len(failures),
-        "failures": failures[:20],
-        "start": start,
-        "end": end,
-        "rss_series_mib": rss_series,
-        "speaker_underruns": counter.underruns - u0,
-        "mic_overflows": counter.overflows - o0,
-        "mic_blocks_dropped": counter.dropped - d0,
-    }
-
-
-def rss() -> float:
-    """This process's RSS in MiB (the daemon, the simulator and the monitor reader run here)."""
-    from tests.bench.bench_daemon import rss_mib
-
-    return rss_mib()
-
-
-def fds() -> int:
-    """This process's open file descriptors."""
-    from tests.bench.bench_daemon import open_fds
-
-    return open_fds()

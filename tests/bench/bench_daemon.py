@@ -7,8 +7,9 @@ On the rig (private PulseAudio card, Live API simulator over TLS, mock pins), in
 - in-process daemon (tests/app/harness): wake detected → first question audio at the server;
   model audio received → heard at the speaker sink; barge-in by button and by the server's
   `interrupted` → silence at the sink;
-- soak: N spoken conversations in a row: RSS and open fds at start and end, speaker underruns and
-  microphone overflows (from the engines' summaries), failed conversations.
+- soak (bench_soak.py): N spoken conversations in a row against one `livespeaker run` process: its
+  RSS and open fds at start and end, speaker underruns and microphone overflows (from its own
+  summaries), failed conversations.
 Writes bench-results/daemon.json.
 """
 
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         results.update(idle_and_ready(card, tmp / "idle", args.idle_seconds, args.starts))
         print(json.dumps(results, indent=2), flush=True)
         if not args.no_conversations:
-            results.update(asyncio.run(run_conversations(card, tmp / "conv", args.trials, 0)))
+            results.update(asyncio.run(run_conversations(card, tmp / "conv", args.trials)))
         if args.soak:
             results["soak"] = soak_process(card, tmp / "soak", args.soak)
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
