@@ -195,7 +195,7 @@ class Appliance:
 
     def play_wake_chime(self) -> None:
         """Called by the conversation when the chime should sound."""
-        if self.state is State.CONNECTING:
+        if self.state in (State.CONNECTING, State.LISTENING):
             self._earcon(earcons.Earcon.WAKE)
 
     def _show_error(self, kind: ErrorKind) -> None:

@@ -120,6 +120,7 @@ class Conversation:
         self._turn = 0
         self._after_answer: AppEvent | None = None
         self._first_seen: int | None = None
+        self._decided = asyncio.Event()  # chime or not: pre-roll or not
         self._detected_at = parts.preroll.latest_end  # about where the detector fired
         self._tg: asyncio.TaskGroup | None = None
         self.sent_blocks = 0
@@ -184,24 +185,33 @@ class Conversation:
         raise _SessionEnded("the session ended")
 
     async def _chime(self) -> None:
-        """Chime unless the user is still talking right after the wake word (one breath)."""
+        """Chime unless the user is still talking right after the wake word (one breath).
+
+        After a pause the pre-roll holds only the wake word's tail and silence: it is dropped
+        (the server would take "...vis" for a question) and the upload starts from here.
+        """
         if self._wake_end is not None:
-            # The wake word's end is estimated early (some of it may follow wake_end), so look
-            # at what came after the detection itself.
             await asyncio.sleep(CHIME_LOOKAHEAD_S)
             after = self._preroll.take_from(max(self._wake_end, self._detected_at or 0))
             level = rms(b"".join(b.pcm for b in after))
             if level >= VOICE_RMS:
                 log.info("speech continues after the wake word (rms %.0f): no chime", level)
+                self._decided.set()
                 return
+            self._wake_end = None
         self._host.play_wake_chime()
+        self._decided.set()
 
     # --- microphone -> server -------------------------------------------------------------------
 
     async def _uplink(self, upload: BlockQueue) -> None:
         while True:
             block = await upload.get()
-            if self._host.state is State.CONNECTING or self._conv is None:
+            if (
+                self._host.state is State.CONNECTING
+                or self._conv is None
+                or not self._decided.is_set()
+            ):
                 self._pending.append(block)
                 continue
             if not self._host.streaming:

@@ -166,3 +166,32 @@ async def test_wake_word_during_the_answer_stops_it(
         # The story (about 12 s) stopped: the sink is silent soon after the barge-in.
         tail = after[int(0.6 * 48000) :]
         assert np.sqrt(np.mean(tail.astype(np.float64) ** 2)) < 50
+
+
+async def test_wake_word_then_a_pause_gets_the_chime_and_the_question_after_it(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    speech: SpeechFactory,
+    tmp_path: Path,
+) -> None:
+    question = speech("What is the capital of France?")
+    simulator.register_utterance("what is the capital of France", question)
+    said = np.concatenate([speech("Hey Jarvis."), np.zeros(int(1.5 * 16000), np.int16), question])
+    cfg = sim_config(simulator, tmp_path)
+    async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
+        with sound_card.record_speaker(48000) as rec:
+            rec.wait_until_flowing()
+            rig.play(said)
+            await rig.wait_state(State.LISTENING, 30)
+            mark = len(rig.seen)
+            await rig.wait_state(State.RESPONDING, 30, since=mark)
+            mark = len(rig.seen)
+            await rig.wait_state(State.LISTENING, 30, since=mark)
+            heard = rec.snapshot()
+    # The user paused: the wake chime told them to go on ...
+    assert best_correlation(earcon_48k(Earcon.WAKE), heard) > 0.8
+    # ... and the question after it arrived whole and was understood.
+    conn = simulator.connections[0]
+    sent = np.frombuffer(b"".join(conn.audio_in()), np.int16)
+    assert best_correlation(question, sent) > 0.9
+    assert simulator.histories[conn.handles[-1]] == ("what is the capital of France",)
