@@ -64,7 +64,7 @@ class Appliance:
         self._listeners: list[StatusListener] = [on_status] if on_status else []
         self._clock = clock
         self._status = Status(State.STARTING)
-        self._events: asyncio.Queue[AppEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[AppEvent, object]] = asyncio.Queue()
         self._conversation: Conversation | None = None
         self._conv_task: asyncio.Task[None] | None = None
         self._error_timer: asyncio.TimerHandle | None = None
@@ -106,7 +106,11 @@ class Appliance:
 
     def post(self, event: AppEvent) -> None:
         """Queue an event (loop thread only; foreign threads use loop.call_soon_threadsafe)."""
-        self._events.put_nowait(event)
+        self._events.put_nowait((event, None))
+
+    def post_from(self, source: object, event: AppEvent) -> None:
+        """Queue an event from a conversation; dropped if that conversation is over by then."""
+        self._events.put_nowait((event, source))
 
     def started(self, muted: bool) -> None:
         """The daemon has the mic open (or closed for mute) and the wake model loaded."""
@@ -116,7 +120,10 @@ class Appliance:
         """Dispatch events until stop()."""
         self._render()
         while True:
-            event = await self._events.get()
+            event, source = await self._events.get()
+            if source is not None and source is not self._conversation:
+                log.debug("dropped %s from a conversation that has ended", type(event).__name__)
+                continue
             try:
                 await self._dispatch(event)
             except Exception:

@@ -69,8 +69,8 @@ class Host(Protocol):
         """Whether microphone audio may be sent now (the LEDs show listening)."""
         ...
 
-    def post(self, event: AppEvent) -> None:
-        """Hand an event to the appliance."""
+    def post_from(self, source: object, event: AppEvent) -> None:
+        """Hand an event to the appliance (ignored once this conversation is over)."""
         ...
 
     def play_wake_chime(self) -> None:
@@ -126,6 +126,9 @@ class Conversation:
         self.sent_blocks = 0
         self.sent_samples = 0
 
+    def _post(self, event: AppEvent) -> None:
+        self._host.post_from(self, event)
+
     # --- called by the appliance (loop thread) ---------------------------------------------
 
     def barge_in(self) -> None:
@@ -174,13 +177,13 @@ class Conversation:
             kind = ErrorKind.SERVER
         message = str(getattr(exc, "message", "") or exc)
         self._memory.failed(kind, message, getattr(exc, "retry_after", None))
-        self._host.post(SessionFailed(kind, message))
+        self._post(SessionFailed(kind, message))
 
     async def _session(self) -> None:
         async with self._live.session(resume=True) as conv:
             self._conv = conv
             self._memory.succeeded()
-            self._host.post(SessionOpened())
+            self._post(SessionOpened())
             await self._downlink(conv)
         raise _SessionEnded("the session ended")
 
@@ -260,13 +263,13 @@ class Conversation:
                 if self._discarding:
                     continue
                 if self._host.state is State.LISTENING:
-                    self._host.post(AnswerStarted())
+                    self._post(AnswerStarted())
                 self._answered = True
                 self._speaker.play(ev.pcm)
             elif isinstance(ev, ServerInterrupted):
                 self._discarding = False
                 self._turn += 1
-                self._host.post(ev)
+                self._post(ev)
             elif isinstance(ev, TurnCompleted):
                 self._turn_completed(ev, heard, said)
             elif isinstance(ev, InputTranscribed):
@@ -304,9 +307,9 @@ class Conversation:
         if turn != self._turn:
             return  # barged in meanwhile
         if self._host.state is State.RESPONDING:
-            self._host.post(AnswerPlayed())
+            self._post(AnswerPlayed())
         if self._after_answer is not None:
-            self._host.post(self._after_answer)
+            self._post(self._after_answer)
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -317,7 +320,7 @@ class Conversation:
             now = self._clock()
             if now - self._started >= conv_cfg.max_conversation_s:
                 log.info("conversation reached max_conversation_s")
-                self._host.post(ConversationTimedOut())
+                self._post(ConversationTimedOut())
                 return
             if self._host.state is not State.LISTENING:
                 self._listen_since = None
@@ -326,7 +329,7 @@ class Conversation:
                 self._listen_since = now
             window = conv_cfg.follow_up_s if self._answered else conv_cfg.no_speech_timeout_s
             if now - max(self._listen_since, self._last_voice) >= window:
-                self._host.post(SilenceTimedOut())
+                self._post(SilenceTimedOut())
                 return
 
 
