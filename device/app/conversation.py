@@ -110,7 +110,7 @@ class Conversation:
         self._wake_end = wake_end
         self._clock = clock
         self._conv: ConversationPort | None = None
-        self._pending: deque[AudioBlock] = deque()
+        self._pending: deque[AudioBlock] = deque(maxlen=UPLOAD_MAX_BLOCKS)
         self._next_sample: int | None = None
         self._started = clock()
         self._listen_since: float | None = None
