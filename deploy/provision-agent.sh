@@ -276,7 +276,7 @@ start_service() {
 
 journal_tail() {
   printf '\n----- journal of %s since this run (last 60 lines) -----\n' "$UNIT"
-  journalctl -u "$UNIT" --since "@$1" --no-pager -n 60 -o short-monotonic 2>&1 || true
+  journalctl -u "$UNIT" --since "@$1" --no-pager -n 60 -o short-iso 2>&1 || true
   printf -- '----- end of journal -----\n\n'
 }
 

@@ -4,6 +4,7 @@ One container goes through a Pi's life: a wrong host key is refused; a fresh ins
 ready with the key root-only and never in any process's argv or environment; a second run changes
 nothing; a config edited on the Pi is kept; an upgrade to a changed build switches releases; a
 deliberately broken build is rolled back (exit 4, journal tail shown); --uninstall leaves no unit.
+A second test does a fresh install on Debian trixie (Python 3.13) with the key typed at a prompt.
 The daemon is the real one under the real unit, talking to the Live API simulator on loopback
 with the real virtual sound card, on mock GPIO pins.
 """
@@ -34,7 +35,6 @@ from tests.system.container import CACHE, Container, booted
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
-PROVISION = REPO / "deploy" / "provision.sh"
 PIP_CACHE = CACHE / "pip"
 """pip's download cache, shared by the containers (what a Pi would download from PyPI)."""
 PI = "pi"  # provision as the sudoer, like on a fresh Raspberry Pi OS
