@@ -85,7 +85,7 @@ def test_files(files: list[Path], wcfg: WakewordConfig) -> int:
         pad = np.zeros(MIC_RATE, np.int16)
         padded = np.concatenate([pad, audio, pad])
         peak = (0.0, 0)
-        hits: list[WakeDetected] = []
+        hits: list[tuple[WakeDetected, int]] = []  # (detection, sample where it was made)
 
         def on_score(score: float, end: int) -> None:
             nonlocal peak
@@ -94,13 +94,17 @@ def test_files(files: list[Path], wcfg: WakewordConfig) -> int:
 
         detector.on_score = on_score
         for i in range(0, len(padded), BLOCK_SAMPLES):
-            hits += detector.process(AudioBlock(padded[i : i + BLOCK_SAMPLES].tobytes(), i))
+            block = AudioBlock(padded[i : i + BLOCK_SAMPLES].tobytes(), i)
+            hits += [(h, block.end) for h in detector.process(block)]
 
         def at(sample: int) -> str:
             return f"{(sample - MIC_RATE) / MIC_RATE:.2f}s"
 
-        fired = ", ".join(f"{at(h.end)} (score {h.score:.2f})" for h in hits) or "none"
-        print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}; wake word ends: {fired}")
+        fired = "; ".join(
+            f"detected at {at(when)} (score {h.score:.2f}, wake word ends ~{at(h.end)})"
+            for h, when in hits
+        )
+        print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}; {fired or 'not detected'}")
         missed += not hits
     return 1 if missed else 0
 
