@@ -133,15 +133,18 @@ upload() {
 build() {
   local stage=$WORK/stage
   say "building from $SOURCE"
-  command -v uv >/dev/null || die "uv is needed to build (https://docs.astral.sh/uv/); bash deploy/dev.sh setup installs it"
+  # $UV is set by `uv run`; deploy/dev.sh may have put uv into its own venv.
+  local uv=${UV:-$(command -v uv || true)} fallback=${XDG_CACHE_HOME:-$HOME/.cache}/livespeaker/uv-venv/bin/uv
+  [ -n "$uv" ] || [ ! -x "$fallback" ] || uv=$fallback
+  [ -n "$uv" ] || die "uv is needed to build (https://docs.astral.sh/uv/); bash deploy/dev.sh setup installs it"
   if [ ! -f "$SOURCE/uv.lock" ] || [ ! -f "$SOURCE/systemd/livespeaker.service" ]; then
     die "$SOURCE is not a livespeaker checkout (uv.lock, systemd/livespeaker.service)" 2
   fi
   mkdir -p "$stage"
-  uv build --quiet --wheel --out-dir "$stage" "$SOURCE" || die "uv build failed"
+  "$uv" build --quiet --wheel --out-dir "$stage" "$SOURCE" || die "uv build failed"
   # The same lock as CI. systemd-python comes from apt (python3-systemd); tflite-runtime is
   # overridden away in pyproject.toml.
-  uv export --quiet --no-header --project "$SOURCE" --locked --no-dev --no-emit-project \
+  "$uv" export --quiet --no-header --project "$SOURCE" --locked --no-dev --no-emit-project \
     --no-emit-package systemd-python --no-emit-package tflite-runtime \
     --format requirements-txt --output-file "$stage/requirements.txt" ||
     die "uv export failed: is uv.lock up to date with pyproject.toml? (uv lock)"

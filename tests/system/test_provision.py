@@ -1,8 +1,8 @@
 """deploy/provision.sh over real SSH into a Pi-like container with real systemd.
 
-One container goes through a Pi's life: a wrong host key is refused; a fresh install comes up
-ready with the key root-only and never in any process's argv or environment; a second run changes
-nothing; a config edited on the Pi is kept; an upgrade to a changed build switches releases; a
+One container goes through a Pi's life: a wrong host key and an unsupported OS are refused; a
+fresh install comes up ready with the key root-only and never in any process's argv or
+environment; a second run changes nothing; a new key is rotated in; a config edited on the Pi is kept; an upgrade to a changed build switches releases; a
 deliberately broken build is rolled back (exit 4, journal tail shown); --uninstall leaves no unit.
 A second test does a fresh install on Debian trixie (Python 3.13) with the key typed at a prompt.
 The daemon is the real one under the real unit, talking to the Live API simulator on loopback
@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 PIP_CACHE = CACHE / "pip"
 """pip's download cache, shared by the containers (what a Pi would download from PyPI)."""
 PI = "pi"  # provision as the sudoer, like on a fresh Raspberry Pi OS
+ROTATED_KEY_PREFIX = "Rotated"
 
 
 # --- watching every process's argv and environment -------------------------------------------
@@ -229,7 +230,12 @@ def prepare_pi(c: Container, sim_ca: Path, pulse_socket: str) -> None:
 @pytest.fixture
 async def sim_with_key(tls_certs: CertFiles) -> AsyncIterator[tuple[LiveSimulator, str]]:
     key = "AIzaTest" + secrets.token_hex(16)
-    sim = LiveSimulator(tls_certs, api_keys=[key], realtime_factor=20.0, hold_turn_complete=False)
+    sim = LiveSimulator(
+        tls_certs,
+        api_keys=[key, ROTATED_KEY_PREFIX + key],
+        realtime_factor=20.0,
+        hold_turn_complete=False,
+    )
     await sim.start()
     try:
         yield sim, key
@@ -365,6 +371,32 @@ async def second_run_changes_nothing(pi: Pi) -> None:
     assert svc(pi.c, "InvocationID") == invocation, "the daemon was restarted"
 
 
+async def refuses_unsupported_os(pi: Pi) -> None:
+    release = pi.c.path("/usr/lib/os-release")  # /etc/os-release links here
+    original = release.read_text()
+    release.write_text(original.replace("bookworm", "bullseye").replace("12", "11"))
+    try:
+        run = await pi.op.install(pi.v1)
+    finally:
+        release.write_text(original)
+    assert run.rc == 3, run.out
+    assert "unsupported OS" in run.out
+    assert not exists(pi.c, "/opt/livespeaker")
+
+
+async def rotates_the_key(pi: Pi) -> None:
+    """A new key replaces the old one and the daemon is restarted to load the new credential."""
+    invocation = svc(pi.c, "InvocationID")
+    pi.api_key = ROTATED_KEY_PREFIX + pi.api_key
+    pi.op.key_file.write_text(pi.api_key + "\n")
+    run = await pi.op.install(pi.v1)
+    assert run.rc == 0, run.out
+    assert "API key stored" in run.out and "doctor    passed" in run.out
+    assert pi.c.run("cat /etc/livespeaker/api-key").stdout.strip() == pi.api_key
+    assert svc(pi.c, "InvocationID") != invocation
+    assert pi.api_key not in run.out
+
+
 async def keeps_config_edited_on_the_pi(pi: Pi) -> None:
     pi.c.run("echo '# tuned on the Pi' >> /etc/livespeaker/config.toml")
     pi.op.config.write_text(pi.op.config.read_text() + "[audio]\nvolume = 55\n")
@@ -428,8 +460,10 @@ async def uninstalls(pi: Pi) -> None:
 async def test_provision_lifecycle(pi: Pi) -> None:
     """One Pi's life, in order (each step starts from the state the previous one left)."""
     await refuses_unknown_host_key(pi)
+    await refuses_unsupported_os(pi)
     await fresh_install(pi)
     await second_run_changes_nothing(pi)
+    await rotates_the_key(pi)
     await keeps_config_edited_on_the_pi(pi)
     good = await upgrades(pi)
     await rolls_back_a_broken_build(pi, good)
