@@ -276,8 +276,12 @@ class Daemon:
         self.notifier.status(status_line(status, wake_phrase(self.cfg.wakeword.model)))
 
     def _progress(self, mic: Any) -> int:
-        """Microphone blocks; while muted (mic closed on purpose) the loop heartbeat."""
-        return int(mic.progress.blocks) + (self._heartbeat if self._muted else 0)
+        """Microphone blocks, plus failed opens while the mic is missing (the app shows an audio
+        error and keeps retrying: a restart would not bring the device back), plus the loop
+        heartbeat while muted (mic closed on purpose). A stream that opens but delivers nothing
+        advances none of these, so systemd restarts a wedged audio path."""
+        beat = self._heartbeat if self._muted else 0
+        return int(mic.progress.blocks) + int(mic.supervisor.failed_opens) + beat
 
     async def _beat(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -50,9 +51,14 @@ class DeviceSupervisor:
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
         poll_s: float = 0.2,
+        settle_s: float = 2.0,
         reinit: Callable[[], bool] = devices.reinitialize,
     ) -> None:
-        """reinit re-enumerates devices before a retry (PortAudio's, unless a test injects one)."""
+        """reinit re-enumerates devices before a retry (PortAudio's, unless a test injects one).
+
+        After an outage, recovery is announced only once the new stream has stayed healthy for
+        settle_s, so a device that opens and dies again is one outage, not a flapping pair.
+        """
         self.direction = direction
         self._reinit = reinit
         self._opener = opener
@@ -68,6 +74,9 @@ class DeviceSupervisor:
         """Set after the first open attempt, successful or not."""
         self.failures = 0
         """Outages so far (opens that failed after a success, and streams that died)."""
+        self.failed_opens = 0
+        """Opens that failed (device missing or busy): proof the reopen loop is alive meanwhile."""
+        self.settle_s = settle_s
 
     def _emit(self, event: DeviceEvent) -> None:
         if self._on_event is None:
@@ -98,6 +107,7 @@ class DeviceSupervisor:
             try:
                 stream = await asyncio.to_thread(self._open, failed)
             except AudioDeviceError as exc:
+                self.failed_opens += 1
                 self.last_error = exc
                 self.attempted.set()
                 if not failed:
@@ -112,25 +122,32 @@ class DeviceSupervisor:
                 continue
             self.last_error = None
             self.attempted.set()
-            if failed:
-                log.info("audio %s works again", self.direction.value)
-                self._emit(AudioDeviceRecovered(self.direction.value))
-            failed = False
-            backoff = self.initial_backoff_s
-            reason = await self._watch(stream)
+            reason, settled = await self._watch(stream, recovering=failed)
+            if settled or not failed:
+                backoff = self.initial_backoff_s
+                self.failures += 1
+                log.error("audio %s failed: %s; reopening", self.direction.value, reason)
+                self._emit(AudioDeviceFailed(self.direction.value, reason))
+            else:
+                log.debug("audio %s died again before settling: %s", self.direction.value, reason)
             failed = True
-            self.failures += 1
-            log.error("audio %s failed: %s; reopening", self.direction.value, reason)
-            self._emit(AudioDeviceFailed(self.direction.value, reason))
             await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
 
-    async def _watch(self, stream: OpenStream) -> str:
+    async def _watch(self, stream: OpenStream, *, recovering: bool) -> tuple[str, bool]:
+        """Watch until the stream fails; returns why, and whether it had settled (recovered)."""
         self.ready.set()
+        opened = time.monotonic()
+        settled = not recovering
         try:
             # Polled: a dead PortAudio stream is only visible by asking it.
-            while (reason := stream.failure()) is None:  # noqa: ASYNC110
+            while (reason := stream.failure()) is None:
+                if not settled and time.monotonic() - opened >= self.settle_s:
+                    settled = True
+                    log.info("audio %s works again", self.direction.value)
+                    self._emit(AudioDeviceRecovered(self.direction.value))
                 await asyncio.sleep(self.poll_s)
-            return reason
+            return reason, settled
         finally:
             self.ready.clear()
             stream.close()  # quick, and must happen even when cancelled

@@ -54,6 +54,7 @@ async def test_busy_then_ok_then_unplugged_then_back() -> None:
         events.append,
         initial_backoff_s=0.01,
         poll_s=0.01,
+        settle_s=0.0,
         reinit=lambda: reinits.append(1) is None,
     )
     task = asyncio.create_task(sup.run(), name="supervisor")
@@ -99,11 +100,17 @@ async def test_unexpected_open_errors_are_retried_not_raised() -> None:
     opener = ScriptedOpener([OSError("PortAudio not initialized")])
     events: list[DeviceEvent] = []
     sup = DeviceSupervisor(
-        Direction.INPUT, opener, events.append, initial_backoff_s=0.01, reinit=lambda: True
+        Direction.INPUT,
+        opener,
+        events.append,
+        initial_backoff_s=0.01,
+        settle_s=0.0,
+        reinit=lambda: True,
     )
     task = asyncio.create_task(sup.run(), name="supervisor")
     try:
         await asyncio.wait_for(sup.ready.wait(), 5)
+        await wait_for(lambda: len(events) == 2, 5, "recovery")
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -112,3 +119,35 @@ async def test_unexpected_open_errors_are_retried_not_raised() -> None:
         AudioDeviceFailed("input", "audio input failed: PortAudio not initialized"),
         AudioDeviceRecovered("input"),
     ]
+
+
+async def test_a_stream_that_dies_before_settling_is_one_outage_not_a_flap() -> None:
+    """A mic that opens and stalls again at once must not bounce the app error → idle → error."""
+    opener = ScriptedOpener([])
+    events: list[DeviceEvent] = []
+    sup = DeviceSupervisor(
+        Direction.INPUT,
+        opener,
+        events.append,
+        initial_backoff_s=0.01,
+        max_backoff_s=0.02,
+        poll_s=0.01,
+        settle_s=0.3,
+        reinit=lambda: True,
+    )
+    task = asyncio.create_task(sup.run(), name="supervisor")
+    try:
+        await wait_for(lambda: len(opener.streams) == 1, 5, "first open")
+        opener.streams[0].dead = "no audio for 3 s"
+        for n in range(2, 6):  # each reopened stream dies again within the settle time
+            await wait_for(lambda n=n: len(opener.streams) == n, 5, "reopen")
+            opener.streams[-1].dead = "no audio for 3 s"
+        assert events == [AudioDeviceFailed("input", "no audio for 3 s")]
+        assert sup.failed_opens == 0  # the device opens: only its stream keeps dying
+        await wait_for(lambda: len(opener.streams) == 6, 5, "a stream that stays healthy")
+        await wait_for(lambda: len(events) == 2, 5, "recovery after settling")
+        assert events[1] == AudioDeviceRecovered("input")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -36,48 +36,64 @@ def _pactl(card: VirtualSoundCard, *args: str) -> None:
     subprocess.run(["pactl", *args], env=card.env, check=True, capture_output=True, timeout=10)
 
 
+Daemon = tuple[subprocess.Popen[bytes], NotifySocket, Path]
+
+
 @pytest.fixture
-def daemon(
+def start_daemon(
     sound_card: VirtualSoundCard, tls_certs: CertFiles, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], NotifySocket, Path]]:
+) -> Iterator[Callable[[str], Daemon]]:
+    """start_daemon(extra_toml) runs `livespeaker run` against the simulator on a NOTIFY_SOCKET."""
     with (
         SimulatorThread(
             tls_certs, api_keys=[SIM_API_KEY], realtime_factor=20.0, hold_turn_complete=False
         ) as sim,
         NotifySocket() as ns,
     ):
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f'state_dir = "{tmp_path / "state"}"\n'
-            f'[live]\nbase_url = "{sim.base_url}"\nca_file = "{tls_certs.ca}"\n'
-            '[gpio]\npin_factory = "mock"\n'
-            "[conversation]\nfollow_up_s = 1.0\n"
-        )
-        env = {
-            **sound_card.env,
-            "NOTIFY_SOCKET": ns.path,
-            "WATCHDOG_USEC": str(int(WATCHDOG_S * 1e6)),
-            "GEMINI_API_KEY": SIM_API_KEY,
-        }
-        log = tmp_path / "daemon.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "device", "--config", str(config), "run"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+        procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+        def start(extra: str) -> Daemon:
+            config = tmp_path / "config.toml"
+            config.write_text(
+                f'state_dir = "{tmp_path / "state"}"\n'
+                f'[live]\nbase_url = "{sim.base_url}"\nca_file = "{tls_certs.ca}"\n'
+                '[gpio]\npin_factory = "mock"\n'
+                "[conversation]\nfollow_up_s = 1.0\n" + extra
             )
+            env = {
+                **sound_card.env,
+                "NOTIFY_SOCKET": ns.path,
+                "WATCHDOG_USEC": str(int(WATCHDOG_S * 1e6)),
+                "GEMINI_API_KEY": SIM_API_KEY,
+            }
+            log = tmp_path / "daemon.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "device", "--config", str(config), "run"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            procs.append((proc, log))
+            return proc, ns, log
+
         try:
-            yield proc, ns, log
+            yield start
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            print(log.read_text(errors="replace")[-5000:])
+            for proc, log in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+                print(log.read_text(errors="replace")[-5000:])
+
+
+@pytest.fixture
+def daemon(start_daemon: Callable[[str], Daemon]) -> Daemon:
+    return start_daemon("")
 
 
 def test_ready_status_watchdog_stall_and_stopping(
-    daemon: tuple[subprocess.Popen[bytes], NotifySocket, Path],
+    daemon: Daemon,
     sound_card: VirtualSoundCard,
     speech_wav: Callable[..., Path],
 ) -> None:
@@ -120,4 +136,20 @@ def test_ready_status_watchdog_stall_and_stopping(
     # SIGTERM: STOPPING=1, then a clean exit.
     proc.send_signal(signal.SIGTERM)
     ns.wait_for(lambda m: any("STOPPING" in x.fields for x in m), 30, "STOPPING=1")
+    assert proc.wait(30) == 0
+
+
+def test_missing_microphone_is_an_audio_error_not_a_restart_loop(
+    start_daemon: Callable[[str], Daemon],
+) -> None:
+    """No such mic: the daemon says so, keeps retrying and keeps the watchdog fed (a restart
+    would not bring the device back; the LEDs and STATUS tell the user instead)."""
+    proc, ns, log = start_daemon('[audio]\ninput_device = "NoSuchMic"\n')
+    msgs = ns.wait_for(lambda m: any("READY" in x.fields for x in m), 120, "READY=1")
+    assert "Error: audio device missing or busy" in _statuses(msgs), _statuses(msgs)
+    n = len(ns.watchdog_pings())
+    ns.wait_for(lambda _: len(ns.watchdog_pings()) >= n + 3, 30, "pings while retrying the mic")
+    assert proc.poll() is None
+    assert "NoSuchMic" in log.read_text(errors="replace")
+    proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
