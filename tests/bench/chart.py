@@ -55,7 +55,7 @@ def _soak(ax: Any, soak: dict[str, Any]) -> None:
         fontsize=10,
     )
     ax.set_xlabel("conversations")
-    ax.set_ylabel("RSS of the test process, MiB")
+    ax.set_ylabel("daemon RSS, MiB")
     ax.set_ylim(0, max(series) * 1.2)
 
 
