@@ -176,7 +176,7 @@ class Appliance:
             self._open(event.end if isinstance(event, WakeDetected) else None)
         elif action is Action.FLUSH_SPEAKER:
             if self._conversation is not None:
-                self._conversation.barge_in()
+                self._conversation.barge_in(event.end if isinstance(event, WakeDetected) else None)
             else:
                 self._p.speaker.flush()
         elif action is Action.END_CONVERSATION:

@@ -122,6 +122,9 @@ class Conversation:
         self._first_seen: int | None = None
         self._decided = asyncio.Event()  # chime or not: pre-roll or not
         self._detected_at = parts.preroll.latest_end  # about where the detector fired
+        # A wake-word barge-in: (wake word's end, where the detector fired) to send pre-roll from.
+        self._backfill_from: tuple[int, int] | None = None
+        self._turn_open = False  # model audio came and its turn has not completed yet
         self._tg: asyncio.TaskGroup | None = None
         self.sent_blocks = 0
         self.sent_samples = 0
@@ -131,11 +134,20 @@ class Conversation:
 
     # --- called by the appliance (loop thread) ---------------------------------------------
 
-    def barge_in(self) -> None:
-        """Local barge-in (wake word, button): stop the answer and drop the rest of this turn."""
+    def barge_in(self, wake_end: int | None = None) -> None:
+        """Local barge-in (wake word, button): stop the answer and drop the rest of this turn.
+
+        For a wake word, what the user says right after it ("Hey Jarvis, what about Spain?")
+        was spoken while the speaker still played, so half duplex withheld it from the upload:
+        it is sent from the pre-roll, from the wake word's end, before the next live block.
+        """
         self._speaker.flush()
-        self._discarding = True
+        # Drop the rest of the answer only if the server is still on it: after its turnComplete
+        # nothing more of it comes, and the next audio is already the answer to the new question.
+        self._discarding = self._turn_open
         self._turn += 1
+        if wake_end is not None:
+            self._backfill_from = (wake_end, self._preroll.latest_end or wake_end)
 
     def request_after_answer(self, event: AppEvent) -> None:
         """End or mute once the model's next answer (e.g. "Goodbye!") has played."""
@@ -221,7 +233,26 @@ class Conversation:
                 continue
             if self._pending or self._next_sample is None:
                 await self._send_buffered(block)
+            if self._backfill_from is not None:
+                await self._send_backfill(block)
             await self._send(block)
+
+    async def _send_backfill(self, first_live: AudioBlock) -> None:
+        """After a wake-word barge-in: the pre-roll from the wake word's end up to live audio,
+        if the user went on talking after the wake word (else it holds only "...vis", which the
+        server would take for a question: the same decision as the wake chime's)."""
+        assert self._backfill_from is not None
+        (wake_end, detected_at), self._backfill_from = self._backfill_from, None
+        after = [b for b in self._preroll.take_from(detected_at) if b.start < first_live.start]
+        if rms(b"".join(b.pcm for b in after)) < VOICE_RMS:
+            return
+        blocks = [b for b in self._preroll.take_from(wake_end) if b.start < first_live.start]
+        log.info(
+            "barge-in: sending %.2f s said after the wake word over the answer",
+            sum(len(b.pcm) for b in blocks) / 2 / MIC_RATE,
+        )
+        for b in blocks:
+            await self._send(b)
 
     async def _send_buffered(self, first_live: AudioBlock) -> None:
         """Pre-roll from the wake word's end, then what was buffered while connecting, in order."""
@@ -260,6 +291,7 @@ class Conversation:
         said: list[str] = []
         async for ev in conv.events():
             if isinstance(ev, ModelAudio):
+                self._turn_open = True
                 if self._discarding:
                     continue
                 if self._host.state is State.LISTENING:
@@ -267,10 +299,11 @@ class Conversation:
                 self._answered = True
                 self._speaker.play(ev.pcm)
             elif isinstance(ev, ServerInterrupted):
-                self._discarding = False
+                self._discarding = self._turn_open = False
                 self._turn += 1
                 self._post(ev)
             elif isinstance(ev, TurnCompleted):
+                self._turn_open = False
                 self._turn_completed(ev, heard, said)
             elif isinstance(ev, InputTranscribed):
                 self._last_voice = self._clock()

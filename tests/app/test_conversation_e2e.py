@@ -168,6 +168,43 @@ async def test_wake_word_during_the_answer_stops_it(
         assert np.sqrt(np.mean(tail.astype(np.float64) ** 2)) < 50
 
 
+async def test_question_said_with_a_barge_in_wake_word_reaches_the_server_whole(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    speech: SpeechFactory,
+    tmp_path: Path,
+) -> None:
+    """ "Hey Jarvis, what is the capital of France?" over the answer: half duplex withheld it
+    while the speaker played, yet the question reaches the server whole (sent from pre-roll)."""
+    story = speech("Please tell me a story.")
+    simulator.register_utterance("tell me a story", story)
+    one_breath = speech("Hey Jarvis, what is the capital of France?")
+    q_start = speech_start(one_breath, after=int(0.5 * 16000))
+    question = one_breath[q_start:]
+    register_tails(simulator, "what is the capital of France", one_breath, q_start)
+    cfg = sim_config(simulator, tmp_path)
+    cfg = cfg.model_copy(
+        update={"wakeword": cfg.wakeword.model_copy(update={"barge_in_threshold": 0.45})}
+    )
+    async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
+        mark = len(rig.seen)
+        await asyncio.to_thread(rig.press)
+        await rig.wait_state(State.LISTENING, 20, since=mark)
+        rig.play(story)
+        await rig.wait_state(State.RESPONDING, 30, since=mark)
+        sent_before = len(b"".join(simulator.connections[0].audio_in())) // 2
+        mark = len(rig.seen)
+        rig.play(one_breath)
+        await rig.wait_state(State.LISTENING, 20, since=mark)
+        mark = len(rig.seen)
+        await rig.wait_state(State.RESPONDING, 30, since=mark)
+        await rig.wait_state(State.LISTENING, 30, since=mark)  # the answer played out
+    sent = np.frombuffer(b"".join(simulator.connections[0].audio_in()), np.int16)[sent_before:]
+    assert best_correlation(question, sent) > 0.9
+    history = " ".join(simulator.histories.get(simulator.connections[0].handles[-1], ()))
+    assert "capital of France" in history
+
+
 async def test_wake_word_then_a_pause_gets_the_chime_and_the_question_after_it(
     sound_card: VirtualSoundCard,
     simulator: LiveSimulator,
