@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from device.config import LiveConfig
 from device.events import ErrorKind
+from device.statefile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,7 @@ class MuteStore:
             if not muted:
                 self.path.unlink(missing_ok=True)
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".muted-")
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write("1\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            write_atomic(self.path, "1\n")
         except OSError as exc:
             log.warning("cannot persist mute state in %s: %s", self.path.parent, exc)
 

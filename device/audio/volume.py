@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
+
+from device.statefile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,7 @@ class VolumeStore:
 
     def save(self, level: int) -> None:
         """Write atomically (temp file + rename): a power cut leaves the old or the new level."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".volume-")
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(f"{clamp(level)}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, f"{clamp(level)}\n")
 
 
 def clamp(level: int) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from device.statefile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +73,10 @@ class HandleStore:
     def save(self, handle: str, model: str, saved_at: float | None = None) -> SavedHandle:
         """Atomically replace the saved handle (mode 0600)."""
         saved = SavedHandle(handle, model, time.time() if saved_at is None else saved_at)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".handle-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(
-                    {"handle": saved.handle, "model": saved.model, "saved_at": saved.saved_at}, f
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(
+            self.path,
+            json.dumps({"handle": saved.handle, "model": saved.model, "saved_at": saved.saved_at}),
+        )
         return saved
 
     def clear(self) -> None:
