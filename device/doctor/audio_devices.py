@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from device.audio import devices
+from device.audio.devices import Direction
 from device.config import DeviceRef
 from device.doctor.context import DoctorContext
 from device.doctor.result import CheckResult, Status
@@ -13,25 +15,12 @@ RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 """Rates probed on each device."""
 
 
-def _find(sd: Any, ref: DeviceRef, kind: str) -> tuple[int | None, str]:
-    """PortAudio index of `ref` ("" = default, int = index, str = name substring), or a reason."""
-    chan_key = "max_input_channels" if kind == "input" else "max_output_channels"
-    devices = list(sd.query_devices())
-    if ref == "":
-        try:
-            info = sd.query_devices(kind=kind)
-        except (ValueError, sd.PortAudioError):
-            return None, f"no default {kind} device"
-        return int(info["index"]), ""
-    if isinstance(ref, int):
-        if 0 <= ref < len(devices) and devices[ref][chan_key] > 0:
-            return ref, ""
-        return None, f"no {kind} device with index {ref}"
-    for i, d in enumerate(devices):
-        if ref.lower() in str(d["name"]).lower() and d[chan_key] > 0:
-            return i, ""
-    names = [str(d["name"]) for d in devices if d[chan_key] > 0]
-    return None, f"no {kind} device matching {ref!r} (have: {', '.join(names) or 'none'})"
+def _find(ref: DeviceRef, kind: str) -> tuple[int | None, str]:
+    """PortAudio index of `ref`, resolved exactly as the daemon resolves it, or the reason."""
+    try:
+        return devices.resolve(ref, Direction(kind)).index, ""
+    except devices.DeviceNotFound as exc:
+        return None, str(exc)
 
 
 def _rates(sd: Any, index: int, kind: str) -> list[int]:
@@ -57,7 +46,7 @@ def check(ctx: DoctorContext) -> CheckResult:
         ("input", ctx.cfg.audio.input_device),
         ("output", ctx.cfg.audio.output_device),
     ):
-        index, why = _find(sd, ref, kind)
+        index, why = _find(ref, kind)
         if index is None:
             problems.append(f"{kind}: {why}")
             continue
