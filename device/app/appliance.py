@@ -170,9 +170,7 @@ class Appliance:
             listener(self._status)
 
     async def _act(self, action: Action, result: Step, event: AppEvent) -> None:
-        if action is Action.WAKE_CHIME:
-            pass  # the conversation decides (no chime over speech right after the wake word)
-        elif action is Action.OPEN_SESSION:
+        if action is Action.OPEN_SESSION:
             self._open(event.end if isinstance(event, WakeDetected) else None)
         elif action is Action.FLUSH_SPEAKER:
             if self._conversation is not None:

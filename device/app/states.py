@@ -136,10 +136,10 @@ AppEvent = (
 class Action(Enum):
     """Side effects a transition asks for, carried out in the listed order by the orchestrator."""
 
-    WAKE_CHIME = "wake_chime"
-    """Play the wake chime (its sound is kept out of the question)."""
     OPEN_SESSION = "open_session"
-    """Start the conversation: open the session, buffer then stream the microphone."""
+    """Start the conversation: open the session, buffer then stream the microphone. The
+    conversation also decides on the wake chime: none over speech that goes on right after the
+    wake word, else a chime that is kept out of the question."""
     FLUSH_SPEAKER = "flush_speaker"
     """Stop the answer now (barge-in)."""
     END_CONVERSATION = "end_conversation"
@@ -194,10 +194,10 @@ TRANSITIONS: dict[tuple[State, type], Transition] = {
     (S.STARTING, Started): Transition(S.IDLE),
     (S.STARTING, StartedMuted): Transition(S.MUTED),
     # Wake-ups: wake word or a short press.
-    (S.IDLE, WakeDetected): Transition(S.CONNECTING, (A.WAKE_CHIME, A.OPEN_SESSION)),
-    (S.IDLE, ButtonReleased): Transition(S.CONNECTING, (A.WAKE_CHIME, A.OPEN_SESSION)),
-    (S.ERROR, WakeDetected): Transition(S.CONNECTING, (A.WAKE_CHIME, A.OPEN_SESSION)),
-    (S.ERROR, ButtonReleased): Transition(S.CONNECTING, (A.WAKE_CHIME, A.OPEN_SESSION)),
+    (S.IDLE, WakeDetected): Transition(S.CONNECTING, (A.OPEN_SESSION,)),
+    (S.IDLE, ButtonReleased): Transition(S.CONNECTING, (A.OPEN_SESSION,)),
+    (S.ERROR, WakeDetected): Transition(S.CONNECTING, (A.OPEN_SESSION,)),
+    (S.ERROR, ButtonReleased): Transition(S.CONNECTING, (A.OPEN_SESSION,)),
     # A wake-up refused at once (remembered auth/quota failure) answers with the error sound.
     (S.IDLE, SessionFailed): Transition(S.ERROR, (A.ERROR_EARCON,)),
     (S.ERROR, SessionFailed): Transition(S.ERROR, (A.ERROR_EARCON,)),

@@ -75,7 +75,7 @@ def test_a_whole_conversation_with_a_follow_up() -> None:
         State.LISTENING,
         State.IDLE,
     ]
-    assert got[1][1] == (Action.WAKE_CHIME, Action.OPEN_SESSION)
+    assert got[1][1] == (Action.OPEN_SESSION,)
     assert got[-1][1] == (Action.END_CONVERSATION, Action.END_CHIME)
 
 
