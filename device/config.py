@@ -116,10 +116,12 @@ class WakewordConfig(_Table):
     """Built-in name (hey_jarvis, alexa, hey_mycroft, hey_rhasspy, okay_nabu) or a .tflite/.onnx path."""
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     """Score that counts as a detection (in quiet surroundings)."""
-    noisy_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    noisy_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.02
     """With noise_suppression: threshold in steady loud noise (suppression lowers all scores there)."""
     trigger_frames: Annotated[int, Field(ge=1, le=20)] = 1
     """80 ms frames at or above threshold needed to trigger."""
+    noisy_trigger_frames: Annotated[int, Field(ge=1, le=20)] = 2
+    """With noise_suppression: frames at or above the (lower) threshold needed in steady loud noise."""
     refractory_s: Annotated[float, Field(ge=0, le=30)] = 2.0
     """No new detection for this long after one."""
     barge_in_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.8

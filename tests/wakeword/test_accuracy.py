@@ -150,7 +150,8 @@ def test_daemon_path_beats_the_bare_engine_and_meets_the_targets() -> None:
         "",
         f"wake word 'hey jarvis': bare = Model.predict >= 0.5; daemon = defaults "
         f"(threshold {cfg.threshold}, trigger_frames {cfg.trigger_frames}, "
-        f"noisy_threshold {cfg.noisy_threshold}, noise_suppression {cfg.noise_suppression})",
+        f"noisy_threshold {cfg.noisy_threshold}, noisy_trigger_frames {cfg.noisy_trigger_frames}, "
+        f"noise_suppression {cfg.noise_suppression})",
         f"{'positives (' + str(n) + ' clips)':<28}{'bare':>8}{'daemon':>8}",
     ]
     lines += [f"  {k:<26}{b.rate():>8.0%}{d.rate():>8.0%}" for k, (b, d) in rec.items()]
@@ -170,11 +171,10 @@ def test_daemon_path_beats_the_bare_engine_and_meets_the_targets() -> None:
     for k, (b, d) in rec.items():
         assert d.rate() >= b.rate(), f"{k}: daemon path below the bare engine"
     assert rec["clean"][1].rate() >= 0.95
-    # The target for noisy recall is 85 %. On this set no setting reached it without false
-    # accepts on the noisy negatives (see denoise.py and the report); what is held here is the
-    # measured level, well above the bare engine.
+    # The target for noisy recall is 85 %; measured 85 % (white 82 %, pink 88 %) with the
+    # 2-frame rule in noise. The floor leaves two clips of slack for runtime/library differences.
     noisy = [h for k, (_, d) in rec.items() if k != "clean" for h in d.hits]
-    assert np.mean([h > 0 for h in noisy]) >= 0.65
+    assert np.mean([h > 0 for h in noisy]) >= 0.83
     assert all(s.seconds >= 600 for s in negatives.values())
     for k, (_, d) in fa.items():
         assert d.total == 0, f"false accepts on negatives {k}"

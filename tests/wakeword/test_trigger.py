@@ -6,7 +6,7 @@ import pytest
 
 from device.config import WakewordConfig
 from device.events import WakeDetected
-from device.wakeword.detector import Trigger
+from device.wakeword.detector import NOISY_END_LEAD_S, Trigger
 
 pytestmark = pytest.mark.unit
 F = 1280
@@ -56,7 +56,7 @@ def test_barge_in_uses_the_higher_threshold() -> None:
 
 
 def test_threshold_slides_with_background_noise() -> None:
-    t = Trigger(WakewordConfig(threshold=0.5, noisy_threshold=0.1), "m")
+    t = Trigger(WakewordConfig(threshold=0.5, noisy_threshold=0.1, noisy_trigger_frames=1), "m")
     assert t.threshold_at(None) == 0.5  # noise suppression off
     assert t.threshold_at(4.0) == 0.5  # digital silence / quiet room
     assert t.threshold_at(9.0) == pytest.approx(0.1)  # loud steady noise
@@ -69,3 +69,17 @@ def test_threshold_slides_with_background_noise() -> None:
 
 def feed_noisy(t: Trigger, score: float, level: float) -> bool:
     return t.update(score, 10 * F, level) is not None
+
+
+def test_noise_needs_more_frames_above_the_lower_threshold() -> None:
+    t = Trigger(WakewordConfig(noisy_threshold=0.02, noisy_trigger_frames=2), "m", end_lead_s=0)
+    assert t.frames_needed(None) == 1 and t.frames_needed(4.0) == 1
+    assert t.frames_needed(9.0) == 2
+    assert t.update(0.05, 10 * F, 9.0) is None  # one frame in loud noise: not yet
+    assert t.update(0.01, 11 * F, 9.0) is None  # run broken
+    assert t.update(0.05, 12 * F, 9.0) is None
+    hit = t.update(0.04, 13 * F, 9.0)
+    assert hit is not None and hit.end == 12 * F - int(NOISY_END_LEAD_S * 16000)
+    assert t.update(0.6, 100 * F, 4.0) is not None  # quiet: one frame at the quiet threshold
+    t.barge_in = True
+    assert t.frames_needed(9.0) == 1
