@@ -210,7 +210,7 @@ def test_bad_config_fails_once_without_a_restart_loop(speaker: Speaker) -> None:
     good = s.c.path("/etc/livespeaker/config.toml").read_text()
     host.write_config(s.c, good + "\n[audio]\nvolume = 150\n")
     try:
-        s.c.run("systemctl reset-failed livespeaker; systemctl start livespeaker", check=False)
+        s.c.run("systemctl reset-failed livespeaker; systemctl restart livespeaker", check=False)
         s.wait("the failed state", lambda: s.show("ActiveState") == "failed", 60)
         restarts = s.show("NRestarts")
         time.sleep(5)  # RestartSec=1: a loop would have restarted several times by now
