@@ -54,6 +54,9 @@ VOICE_RMS = 500.0
 CHIME_LOOKAHEAD_S = 0.3
 """Audio after the wake word looked at before the chime: if the user keeps talking, no chime."""
 TICK_S = 0.1
+ANSWER_WAIT_S = 20.0
+"""Once the server has heard the user (input transcript), silence does not end the conversation
+while the answer is being prepared (tool calls, a slow network), for up to this long."""
 
 
 class Host(Protocol):
@@ -125,6 +128,7 @@ class Conversation:
         # A wake-word barge-in: (wake word's end, where the detector fired) to send pre-roll from.
         self._backfill_from: tuple[int, int] | None = None
         self._turn_open = False  # model audio came and its turn has not completed yet
+        self._awaiting_answer = False  # the server heard the user and has not answered yet
         self._tg: asyncio.TaskGroup | None = None
         self.sent_blocks = 0
         self.sent_samples = 0
@@ -292,6 +296,7 @@ class Conversation:
         async for ev in conv.events():
             if isinstance(ev, ModelAudio):
                 self._turn_open = True
+                self._awaiting_answer = False
                 if self._discarding:
                     continue
                 if self._host.state is State.LISTENING:
@@ -299,14 +304,15 @@ class Conversation:
                 self._answered = True
                 self._speaker.play(ev.pcm)
             elif isinstance(ev, ServerInterrupted):
-                self._discarding = self._turn_open = False
+                self._discarding = self._turn_open = self._awaiting_answer = False
                 self._turn += 1
                 self._post(ev)
             elif isinstance(ev, TurnCompleted):
-                self._turn_open = False
+                self._turn_open = self._awaiting_answer = False
                 self._turn_completed(ev, heard, said)
             elif isinstance(ev, InputTranscribed):
                 self._last_voice = self._clock()
+                self._awaiting_answer = True
                 heard.append(ev.text)
             elif isinstance(ev, OutputTranscribed):
                 said.append(ev.text)
@@ -361,6 +367,8 @@ class Conversation:
             if self._listen_since is None:
                 self._listen_since = now
             window = conv_cfg.follow_up_s if self._answered else conv_cfg.no_speech_timeout_s
+            if self._awaiting_answer:
+                window = max(window, ANSWER_WAIT_S)
             if now - max(self._listen_since, self._last_voice) >= window:
                 self._post(SilenceTimedOut())
                 return

@@ -16,13 +16,16 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from device.app.appliance import Appliance
+from device.app.conversation import ANSWER_WAIT_S
 from device.app.ports import Parts
 from device.app.states import State
 from device.audio.queues import DropOldestQueue
 from device.config import Config
 from device.events import (
     AudioBlock,
+    ButtonReleased,
     ErrorKind,
+    InputTranscribed,
     ModelAudio,
     SessionEvent,
     TurnCompleted,
@@ -317,6 +320,37 @@ async def test_no_speech_and_max_length_end_the_conversation(tmp_path: Path, fac
                 break
         assert app.state is State.IDLE
         assert now[0] - 1005.1 >= 60.0
+
+
+async def test_silence_does_not_end_the_conversation_while_an_answer_is_pending(
+    tmp_path: Path, factory: Any
+) -> None:
+    """The server heard the question (input transcript) and works on it (a tool call, a slow
+    network): the no-speech window does not cut it off, but the wait is bounded."""
+    now = [1000.0]
+    async with appliance(tmp_path, factory, lambda: now[0], no_speech_timeout_s=5.0) as (
+        app,
+        _mic,
+        _speaker,
+        live,
+    ):
+        app.post(WakeDetected("hey_jarvis", 0.9, 0))
+        await until(lambda: app.state is State.LISTENING)
+        conv = live.opened[0]
+        await conv.server.put(InputTranscribed("turn it down"))
+        await asyncio.sleep(0.3)
+        now[0] += 10.0  # twice the no-speech window, still waiting for the answer
+        await asyncio.sleep(0.3)
+        assert app.state is State.LISTENING
+        await conv.server.put(ModelAudio(b"\1\0" * 2400))
+        await until(lambda: app.state is State.RESPONDING)
+        # A question the server never answers: the wait ends after ANSWER_WAIT_S.
+        app.post(ButtonReleased())  # barge-in, back to listening
+        await until(lambda: app.state is State.LISTENING)
+        await conv.server.put(InputTranscribed("hmm"))
+        await asyncio.sleep(0.3)
+        now[0] += ANSWER_WAIT_S + 0.1
+        await until(lambda: app.state is State.IDLE)
 
 
 async def test_full_duplex_streams_while_answering_and_the_leds_say_so(
