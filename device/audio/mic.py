@@ -30,7 +30,7 @@ from device.audio import devices
 from device.audio.convert import BlockFramer, MicConverter
 from device.audio.devices import Direction, StreamFormat
 from device.audio.queues import DropOldestQueue
-from device.audio.supervisor import DeviceSupervisor, EventSink
+from device.audio.supervisor import DeviceSupervisor, EventSink, run_in_task
 from device.config import AudioConfig
 from device.events import MIC_RATE, AudioBlock
 
@@ -196,14 +196,8 @@ class Microphone:
     @contextlib.asynccontextmanager
     async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Microphone]:
         """Run in a task; raises the open error if the first open fails."""
-        task = asyncio.create_task(self.run(), name="microphone")
-        try:
-            await self.supervisor.wait_started(open_timeout_s)
+        async with run_in_task(self.run, self.supervisor, "microphone", open_timeout_s):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def _open(self) -> _InputStream:
         dev = devices.resolve(self.cfg.input_device, Direction.INPUT)

@@ -33,7 +33,7 @@ from device.audio import devices, earcons
 from device.audio.convert import SpeakerConverter
 from device.audio.devices import Direction, StreamFormat
 from device.audio.playback import PlaybackBuffer
-from device.audio.supervisor import DeviceSupervisor, EventSink
+from device.audio.supervisor import DeviceSupervisor, EventSink, run_in_task
 from device.audio.volume import VolumeStore, clamp, gain
 from device.config import AudioConfig
 from device.events import MODEL_RATE, ErrorKind
@@ -172,14 +172,8 @@ class Speaker:
     @contextlib.asynccontextmanager
     async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Speaker]:
         """Run in a task; raises the open error if the first open fails."""
-        task = asyncio.create_task(self.run(), name="speaker")
-        try:
-            await self.supervisor.wait_started(open_timeout_s)
+        async with run_in_task(self.run, self.supervisor, "speaker", open_timeout_s):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def _open(self) -> _OutputStream:
         dev = devices.resolve(self.cfg.output_device, Direction.OUTPUT)

@@ -10,9 +10,10 @@ found), and emits `AudioDeviceRecovered` when a stream runs again. Nothing here 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from device.audio import devices
@@ -157,3 +158,19 @@ class DeviceSupervisor:
         await asyncio.wait_for(self.attempted.wait(), limit_s)
         if self.last_error is not None:
             raise self.last_error
+
+
+@contextlib.asynccontextmanager
+async def run_in_task(
+    run: Callable[[], Awaitable[None]], supervisor: DeviceSupervisor, name: str, limit_s: float
+) -> AsyncIterator[None]:
+    """Run a stream owner's `run()` in a named task for the block; raise the first open error."""
+    task = asyncio.ensure_future(run())
+    task.set_name(name)
+    try:
+        await supervisor.wait_started(limit_s)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
