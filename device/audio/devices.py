@@ -225,6 +225,14 @@ def stream_closed() -> None:
         _open_streams = max(0, _open_streams - 1)
 
 
+def close_stream(stream: Any) -> None:
+    """Close a PortAudio stream this engine opened and record it (even if closing fails)."""
+    try:
+        stream.close(ignore_errors=True)
+    finally:
+        stream_closed()
+
+
 def reinitialize() -> bool:
     """Re-enumerate PortAudio devices if no stream is open; returns whether it did."""
     with LOCK:

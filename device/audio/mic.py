@@ -117,10 +117,7 @@ class _InputStream:
         return None
 
     def close(self) -> None:
-        try:
-            self.stream.close(ignore_errors=True)
-        finally:
-            devices.stream_closed()
+        devices.close_stream(self.stream)
 
 
 class Microphone:

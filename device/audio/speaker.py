@@ -121,10 +121,7 @@ class _OutputStream:
         return None
 
     def close(self) -> None:
-        try:
-            self.stream.close(ignore_errors=True)
-        finally:
-            devices.stream_closed()
+        devices.close_stream(self.stream)
 
 
 class Speaker:
