@@ -132,6 +132,8 @@ class Conversation:
         self._tg: asyncio.TaskGroup | None = None
         self.sent_blocks = 0
         self.sent_samples = 0
+        self.withheld_blocks = 0
+        """Blocks the echo gate kept from the upload (the speaker was playing)."""
 
     def _post(self, event: AppEvent) -> None:
         self._host.post_from(self, event)
@@ -174,9 +176,11 @@ class Conversation:
         finally:
             self._mic.remove_consumer(UPLOAD_CONSUMER)
             log.info(
-                "conversation over: %d blocks (%.1f s) of microphone audio sent",
+                "conversation over: %d blocks (%.1f s) of microphone audio sent, %d withheld "
+                "while the speaker played",
                 self.sent_blocks,
                 self.sent_samples / MIC_RATE,
+                self.withheld_blocks,
             )
 
     def _upload_gate(self, block: AudioBlock) -> bool:
@@ -184,7 +188,10 @@ class Conversation:
         # (blocks the echo gate withholds, e.g. during the chime, are not taken from pre-roll).
         if self._first_seen is None:
             self._first_seen = block.start
-        return self._gate(block) if self._gate else True
+        if self._gate is None or self._gate(block):
+            return True
+        self.withheld_blocks += 1
+        return False
 
     def _failed(self, exc: BaseException) -> None:
         kind = getattr(exc, "kind", None)

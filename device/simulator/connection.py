@@ -196,12 +196,24 @@ class SimConnection:
 
     async def _on_vad(self, events: list[VadEvent]) -> None:
         for ev in events:
-            if ev is VadEvent.SPEECH_STARTED and self.replying:
-                await self._interrupt()
+            if ev is VadEvent.SPEECH_STARTED:
+                log.info(
+                    "simulator connection %d: speech started (after %d audio chunks)",
+                    self.rec.id,
+                    self.audio_chunks,
+                )
+                if self.replying:
+                    await self._interrupt()
             elif ev is VadEvent.SPEECH_ENDED:
                 pcm = np.frombuffer(bytes(self.vad.turn), np.int16)
                 text = self.sim.utterances.match(pcm)
                 seconds = speech_seconds(pcm)
+                log.info(
+                    "simulator connection %d: speech ended (%.1f s): %s",
+                    self.rec.id,
+                    seconds,
+                    repr(text) if text else "no registered utterance matches",
+                )
                 if text is None:
                     text = f"[an audio question of {seconds:.1f} seconds]"
                 await self.send(p.content(inputTranscription={"text": text}))
@@ -228,6 +240,11 @@ class SimConnection:
         prior = self.history
         self.history = (*prior, text)
         self._reply = asyncio.create_task(self._respond(text, prior), name="sim-reply")
+        self._reply.add_done_callback(self._reply_done)
+
+    def _reply_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("simulator connection %d: reply failed", self.rec.id, exc_info=exc)
 
     # --- replies ------------------------------------------------------------------------------
 
@@ -256,10 +273,12 @@ class SimConnection:
         await self.send(
             {"toolCall": {"functionCalls": [{"id": call_id, "name": req.name, "args": req.args}]}}
         )
+        log.info("simulator connection %d: tool call %s %s", self.rec.id, req.name, req.args)
         try:
             result = await asyncio.wait_for(fut, 60)
         except TimeoutError:
             result = {"error": "no tool response"}
+        log.info("simulator connection %d: tool %s answered %s", self.rec.id, req.name, result)
         self._tool_wait = None
         return brain.after_tool(req, result)
 

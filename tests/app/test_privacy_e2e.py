@@ -46,6 +46,7 @@ async def test_a_minute_of_talk_sends_nothing(
     cfg = sim_config(simulator, tmp_path)
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
         blocks_before = rig.daemon.mic_blocks()
+        mark = len(rig.seen)  # the daemon is idle (whether STARTING was seen is a race)
         player = rig.play(talk)
         end = time.monotonic() + len(talk) / 16000 + 3
         leds = set()
@@ -55,6 +56,6 @@ async def test_a_minute_of_talk_sends_nothing(
         heard_s = (rig.daemon.mic_blocks() - blocks_before) * cfg.audio.block_ms / 1000
         assert player.poll() is not None  # all of it was played into the microphone
     assert heard_s > len(talk) / 16000  # the microphone was open and listening throughout
-    assert rig.states() == [State.IDLE]
+    assert {s.status.state for s in rig.seen[mark:]} <= {State.IDLE}
     assert leds == {DARK}
     assert simulator.connections == []
