@@ -30,7 +30,7 @@ from device.service import Notifier, Watchdog
 
 log = logging.getLogger(__name__)
 
-MIC_OPEN_TIMEOUT_S = 30.0
+AUDIO_START_TIMEOUT_S = 30.0
 STOP_LIMIT_S = 1.5
 HEARTBEAT_S = 0.5
 
@@ -214,7 +214,7 @@ class Daemon:
             button = self._button(cfg, pin_factory, appliance)
             if not muted:
                 await b.power.start()
-                await self._wait_mic(b.mic)
+            await self._wait_audio(b.speaker, None if muted else b.mic)
             appliance.started(muted)
             await asyncio.sleep(0)
             self.notifier.ready(status_line(appliance.status, wake_phrase(cfg.wakeword.model)))
@@ -242,12 +242,31 @@ class Daemon:
 
         return HardwareButton(cfg.button, pin_factory, asyncio.get_running_loop(), appliance.post)
 
-    async def _wait_mic(self, mic: Any) -> None:
-        """READY waits for an open microphone (the supervisor keeps retrying meanwhile)."""
-        try:
-            await asyncio.wait_for(mic.supervisor.ready.wait(), MIC_OPEN_TIMEOUT_S)
-        except TimeoutError:
-            log.error("the microphone did not open within %.0f s; continuing", MIC_OPEN_TIMEOUT_S)
+    async def _wait_audio(self, speaker: Any, mic: Any | None) -> None:
+        """READY waits until audio flows: the microphone delivers (unless muted) and the speaker
+        pulls audio, or its first open failed (its error shows once idle). The supervisors keep
+        retrying meanwhile; after AUDIO_START_TIMEOUT_S the daemon goes on without them."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+
+        def waiting_for() -> list[str]:
+            out = []
+            if mic is not None and not mic.flowing:
+                out.append("microphone")
+            if not speaker.flowing and speaker.supervisor.failed_opens == 0:
+                out.append("speaker")
+            return out
+
+        while pending := waiting_for():
+            if loop.time() - t0 >= AUDIO_START_TIMEOUT_S:
+                log.error(
+                    "no audio from the %s within %.0f s; continuing",
+                    " and ".join(pending),
+                    AUDIO_START_TIMEOUT_S,
+                )
+                return
+            await asyncio.sleep(0.02)
+        log.info("audio flowing %.2f s after the streams were started", loop.time() - t0)
 
     async def _wait_signal(self) -> Outcome:
         while True:

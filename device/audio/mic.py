@@ -176,6 +176,12 @@ class Microphone:
         return MicProgress(self._blocks, self._last_block)
 
     @property
+    def flowing(self) -> bool:
+        """The input stream is open and has delivered audio."""
+        stream = self._stream
+        return stream is not None and self.supervisor.ready.is_set() and stream.had_data
+
+    @property
     def position(self) -> int:
         """Sample index (16 kHz) that the next block will start at."""
         return self._framer.position

@@ -236,6 +236,14 @@ class Speaker:
             await asyncio.sleep(0.005)
 
     @property
+    def flowing(self) -> bool:
+        """The output stream is open and PortAudio is pulling audio from it (a new PulseAudio
+        client can take a second or more before its first callback: a chime queued before then
+        plays late, and the echo gate stays closed until it has)."""
+        stream = self._stream
+        return stream is not None and self.supervisor.ready.is_set() and stream.callbacks > 0
+
+    @property
     def is_playing(self) -> bool:
         """Audio is queued or still on its way to the DAC."""
         stream = self._stream
