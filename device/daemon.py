@@ -125,6 +125,11 @@ class Daemon:
         self._heartbeat = 0
         self.appliance: Appliance | None = None
         self._mic: Any = None
+        self._speaker: Any = None
+
+    def audio_flowing(self) -> bool:
+        """The microphone delivers and the speaker pulls audio (current build)."""
+        return bool(self._mic and self._mic.flowing and self._speaker and self._speaker.flowing)
 
     def mic_blocks(self) -> int:
         """Microphone blocks delivered so far by the current build (0 before it)."""
@@ -199,7 +204,7 @@ class Daemon:
 
     async def _run_parts(self, cfg: Config, leds: Any, pin_factory: Any) -> Outcome:
         b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
-        self._mic = b.mic
+        self._mic, self._speaker = b.mic, b.speaker
         appliance = self.appliance = b.appliance
         if self._o.on_appliance:
             self._o.on_appliance(appliance)

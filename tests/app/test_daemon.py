@@ -42,6 +42,8 @@ async def test_sigterm_mid_answer_stops_gracefully(
             assert [m.fields.get("STATUS") for m in ready if "READY" in m.fields] == [
                 "Listening for 'hey jarvis'"
             ]
+            # READY means audio flows: a press right away gets its chime played at once.
+            assert rig.daemon.audio_flowing()
             mark = len(rig.seen)
             await asyncio.to_thread(rig.press)
             await rig.wait_state(State.LISTENING, 20, since=mark)
