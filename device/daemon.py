@@ -265,7 +265,7 @@ class Daemon:
         while pending := waiting_for():
             if loop.time() - t0 >= AUDIO_START_TIMEOUT_S:
                 log.error(
-                    "no audio from the %s within %.0f s; continuing",
+                    "audio did not start on the %s within %.0f s; continuing",
                     " and ".join(pending),
                     AUDIO_START_TIMEOUT_S,
                 )
