@@ -127,6 +127,11 @@ class Daemon:
         self._mic: Any = None
         self._speaker: Any = None
 
+    @property
+    def microphone(self) -> Any:
+        """The current build's Microphone (None before it): tests listen in with a consumer."""
+        return self._mic
+
     def audio_flowing(self) -> bool:
         """The microphone delivers and the speaker pulls audio (current build)."""
         return bool(self._mic and self._mic.flowing and self._speaker and self._speaker.flowing)
