@@ -52,6 +52,9 @@ class _OutputStream:
         self.last_dac_end = 0.0
         """Stream time at which the last real sample written so far reaches the DAC."""
         self.underruns = 0
+        self.first_callback_at = 0.0
+        self.last_callback_at = 0.0
+        """Monotonic times of the first and the latest callback."""
         self._finished = False
         self._dry = True
         self._last_progress = time.monotonic()
@@ -73,6 +76,9 @@ class _OutputStream:
             if n:
                 dac = time_info.outputBufferDacTime or (time_info.currentTime + self.latency)
                 self.last_dac_end = dac + n / rate
+            self.last_callback_at = time.monotonic()
+            if not self.callbacks:
+                self.first_callback_at = self.last_callback_at
             self.callbacks += 1
 
         def finished() -> None:
@@ -237,11 +243,18 @@ class Speaker:
 
     @property
     def flowing(self) -> bool:
-        """The output stream is open and PortAudio is pulling audio from it (a new PulseAudio
-        client can take a second or more before its first callback: a chime queued before then
-        plays late, and the echo gate stays closed until it has)."""
+        """The output stream is open and PortAudio pulls audio from it in real time.
+
+        At start PortAudio calls back a burst of times to pre-fill the device buffer, and then a
+        new PulseAudio client can wait ~1.8 s before the next callback: audio queued in between
+        (a wake chime) plays that much later, and the echo gate stays closed until it has. So
+        the callbacks must have gone on for longer than that pre-fill burst.
+        """
         stream = self._stream
-        return stream is not None and self.supervisor.ready.is_set() and stream.callbacks > 0
+        if stream is None or not self.supervisor.ready.is_set() or not stream.callbacks:
+            return False
+        prefill_s = stream.latency + self.cfg.output_block_ms / 1000
+        return stream.last_callback_at - stream.first_callback_at > prefill_s
 
     @property
     def is_playing(self) -> bool:
