@@ -26,11 +26,14 @@ from device.app.ports import Parts
 from device.app.states import State, Status, status_line
 from device.config import Config, ConfigError
 from device.events import AudioBlock
-from device.service import Notifier, Watchdog
+from device.service import Notifier, StartupPinger, Watchdog
 
 log = logging.getLogger(__name__)
 
 AUDIO_START_TIMEOUT_S = 30.0
+AUDIO_REPORT_S = 3.0
+STARTUP_LIMIT_S = AUDIO_START_TIMEOUT_S + 60.0
+"""Longest (re)start that keeps systemd's watchdog fed: model load + waiting for audio."""
 STOP_LIMIT_S = 1.5
 HEARTBEAT_S = 0.5
 
@@ -208,6 +211,18 @@ class Daemon:
         return _Built(appliance, mic, power, speaker, detector, wake_source)
 
     async def _run_parts(self, cfg: Config, leds: Any, pin_factory: Any) -> Outcome:
+        pinger = StartupPinger.from_environment(self.notifier, STARTUP_LIMIT_S, self._o.environ)
+        if pinger is not None:
+            pinger.start()
+        try:
+            return await self._build_and_run(cfg, leds, pin_factory, pinger)
+        finally:
+            if pinger is not None:
+                pinger.stop()
+
+    async def _build_and_run(
+        self, cfg: Config, leds: Any, pin_factory: Any, pinger: StartupPinger | None
+    ) -> Outcome:
         b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
         self._mic, self._speaker = b.mic, b.speaker
         appliance = self.appliance = b.appliance
@@ -228,6 +243,8 @@ class Daemon:
             appliance.started(muted)
             await asyncio.sleep(0)
             self.notifier.ready(status_line(appliance.status, wake_phrase(cfg.wakeword.model)))
+            if pinger is not None:
+                pinger.stop()
             watchdog = Watchdog.from_environment(
                 self.notifier, lambda: self._progress(b.mic), self._o.environ
             )
@@ -267,14 +284,21 @@ class Daemon:
                 out.append("speaker")
             return out
 
+        next_report = AUDIO_REPORT_S
         while pending := waiting_for():
-            if loop.time() - t0 >= AUDIO_START_TIMEOUT_S:
+            waited = loop.time() - t0
+            if waited >= AUDIO_START_TIMEOUT_S:
                 log.error(
                     "audio did not start on the %s within %.0f s; continuing",
                     " and ".join(pending),
                     AUDIO_START_TIMEOUT_S,
                 )
                 return
+            if waited >= next_report:
+                next_report += AUDIO_REPORT_S
+                log.info(
+                    "waiting %.0f s so far for audio from the %s", waited, " and ".join(pending)
+                )
             await asyncio.sleep(0.02)
         log.info("audio flowing %.2f s after the streams were started", loop.time() - t0)
 

@@ -47,8 +47,12 @@ class _FieldsFormatter(logging.Formatter):
         return text
 
 
+HANDLER_NAME = "livespeaker"
+"""The name of the root handler setup_logging installs (a second call replaces it)."""
+
+
 def setup_logging(level: str = "info", *, journal: bool | None = None) -> None:
-    """Configure the root logger once for the process.
+    """Configure the root logger once for the process (other handlers, e.g. pytest's, stay).
 
     Structured fields are passed as `extra={"STATE": "idle"}`: journald stores them as fields,
     stderr shows them as `state=idle`.
@@ -65,8 +69,9 @@ def setup_logging(level: str = "info", *, journal: bool | None = None) -> None:
         handler.setFormatter(
             _FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
     root.setLevel(level.upper())
     # Third-party chatter stays out of the journal unless debugging.
     for noisy in ("websockets", "google_genai", "httpx", "asyncio"):

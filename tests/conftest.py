@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from device.config import Config
+from device.logsetup import HANDLER_NAME
 from device.simhw.pulse import VirtualSoundCard, write_wav
 from device.simhw.speech import synthesize
 from device.simulator.certs import CertFiles, ensure_certs
@@ -35,6 +37,18 @@ os.environ["NO_PROXY"] = "127.0.0.1,localhost,::1"
 os.environ["GPIOZERO_PIN_FACTORY"] = "mock"
 
 CACHE = Path(os.environ.get("LIVESPEAKER_TEST_CACHE", Path.home() / ".cache" / "livespeaker-tests"))
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back() -> Iterator[None]:
+    """A command run in-process (main()) sets up logging to the stderr of its moment, which the
+    test's capture closes afterwards: take that handler off again (and the root level back)."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -31,3 +31,22 @@ def test_prefix_only_when_stderr_is_the_journal_stream(tmp_path: Path) -> None:
     assert _run(f, None) == "bad config:\n  - audio.volume\n"
     # Inherited by a child whose stderr goes elsewhere: no prefix.
     assert _run(f, f"{st.st_dev}:{st.st_ino + 1}") == "bad config:\n  - audio.volume\n"
+
+
+def test_setup_logging_replaces_its_own_handler_and_keeps_others() -> None:
+    import logging
+
+    from device.logsetup import HANDLER_NAME, setup_logging
+
+    root = logging.getLogger()
+    other = logging.NullHandler()
+    root.addHandler(other)
+    try:
+        setup_logging("info", journal=False)
+        setup_logging("debug", journal=False)  # e.g. again after a reload
+        ours = [h for h in root.handlers if h.get_name() == HANDLER_NAME]
+        assert len(ours) == 1
+        assert other in root.handlers  # pytest's capture (or anyone's) is not thrown away
+        assert root.level == logging.DEBUG
+    finally:
+        root.removeHandler(other)

@@ -95,3 +95,55 @@ class Watchdog:
                     self.period_s,
                     extra={"WATCHDOG": "withheld"},
                 )
+
+
+class StartupPinger:
+    """WATCHDOG=1 while the daemon rebuilds its parts after a reload, for at most `limit_s`.
+
+    Between RELOADING=1 and READY=1 the progress-fed Watchdog is gone with the old parts, but
+    systemd's watchdog stays armed: loading the wake-word model and waiting for audio to flow can
+    take longer than a short WatchdogSec=. This pinger covers that gap; a rebuild that hangs past
+    `limit_s` stops the pings and systemd restarts the service. Before the first READY=1 it is
+    harmless (systemd arms the watchdog at READY).
+
+        pinger = StartupPinger.from_environment(notifier, limit_s=60)
+        pinger.start()          # on the loop, before the rebuild
+        ...; notifier.ready(); pinger.stop()
+    """
+
+    def __init__(self, notifier: Notifier, interval_s: float, limit_s: float) -> None:
+        self._notifier = notifier
+        self.period_s = interval_s / 2
+        self.limit_s = limit_s
+        self.pings = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_environment(
+        cls, notifier: Notifier, limit_s: float, environ: Mapping[str, str] | None = None
+    ) -> StartupPinger | None:
+        """A pinger for $WATCHDOG_USEC, or None when systemd armed no watchdog for us."""
+        interval = watchdog_interval(environ)
+        if interval is None or not notifier.enabled:
+            return None
+        return cls(notifier, interval, limit_s)
+
+    def start(self) -> None:
+        """Begin pinging (from a task on the running loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="startup-ping")
+
+    def stop(self) -> None:
+        """Stop pinging (idempotent)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.limit_s
+        while loop.time() < end:
+            self._notifier.watchdog()
+            self.pings += 1
+            await asyncio.sleep(self.period_s)
+        log.error("still not ready after %.0f s: watchdog pings stop", self.limit_s)

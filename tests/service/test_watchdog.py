@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from device.service.notify import Notifier
-from device.service.watchdog import Watchdog
+from device.service.watchdog import StartupPinger, Watchdog
 from tests.service.notify_socket import NotifySocket
 
 INTERVAL_S = 0.4  # WatchdogSec: pings every 0.2 s
@@ -151,3 +151,33 @@ async def test_real_microphone_stream_feeds_the_watchdog(
     finally:
         task.cancel()
         stream.close()
+
+
+@pytest.mark.unit
+async def test_startup_pinger_covers_a_rebuild_then_gives_up(notify_socket: NotifySocket) -> None:
+    """While the parts are rebuilt after RELOADING=1 the pings go on, for at most limit_s."""
+    pinger = StartupPinger.from_environment(Notifier(), limit_s=1.0)
+    assert pinger is not None and pinger.period_s == pytest.approx(INTERVAL_S / 2)
+    pinger.start()
+    assert await _quiet_for(notify_socket, 0.8) >= 3  # every 0.2 s during the rebuild
+    await asyncio.sleep(0.3)  # past limit_s: a hung rebuild must let systemd act
+    assert await _quiet_for(notify_socket, 0.8) == 0
+    pinger.stop()
+
+
+@pytest.mark.unit
+async def test_startup_pinger_stops_at_ready(notify_socket: NotifySocket) -> None:
+    pinger = StartupPinger.from_environment(Notifier(), limit_s=30.0)
+    assert pinger is not None
+    pinger.start()
+    assert await _quiet_for(notify_socket, 0.5) >= 2
+    pinger.stop()
+    await asyncio.sleep(0.05)  # a datagram already sent may still arrive
+    assert await _quiet_for(notify_socket, 0.6) == 0
+
+
+@pytest.mark.unit
+def test_no_startup_pinger_without_a_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent")
+    assert StartupPinger.from_environment(Notifier(), limit_s=30.0) is None

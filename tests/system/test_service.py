@@ -191,7 +191,9 @@ def test_reload_rebuilds_in_process(speaker: Speaker) -> None:
     s.c.run("systemctl reload livespeaker", timeout=120)
     s.wait("the parts rebuilt", lambda: s.journal().count("wake-word model hey_jarvis") > loads)
     assert "SIGHUP: reloading the configuration" in s.journal()
-    assert s.wait_running() == pid  # same process: RELOADING=1 ... READY=1
+    # The same process (RELOADING=1 ... READY=1), kept alive through the rebuild by the startup
+    # pinger although this drop-in's WatchdogSec is shorter than the rebuild.
+    assert s.wait_running() == pid, s.journal()[-3000:]
 
 
 def test_stops_gracefully(speaker: Speaker) -> None:
