@@ -126,6 +126,7 @@ class Daemon:
         self._signal: asyncio.Queue[signal.Signals] = asyncio.Queue()
         self._muted = False
         self._heartbeat = 0
+        self._reloads = 0
         self.appliance: Appliance | None = None
         self._mic: Any = None
         self._speaker: Any = None
@@ -156,6 +157,7 @@ class Daemon:
         try:
             while await self._run_once() is Outcome.RELOAD:
                 self.notifier.reloading()
+                self._reloads += 1
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -211,7 +213,9 @@ class Daemon:
         return _Built(appliance, mic, power, speaker, detector, wake_source)
 
     async def _run_parts(self, cfg: Config, leds: Any, pin_factory: Any) -> Outcome:
-        pinger = StartupPinger.from_environment(self.notifier, STARTUP_LIMIT_S, self._o.environ)
+        pinger = None  # systemd arms its watchdog at the first READY=1: nothing to feed before
+        if self._reloads:
+            pinger = StartupPinger.from_environment(self.notifier, STARTUP_LIMIT_S, self._o.environ)
         if pinger is not None:
             pinger.start()
         try:

@@ -103,8 +103,8 @@ class StartupPinger:
     Between RELOADING=1 and READY=1 the progress-fed Watchdog is gone with the old parts, but
     systemd's watchdog stays armed: loading the wake-word model and waiting for audio to flow can
     take longer than a short WatchdogSec=. This pinger covers that gap; a rebuild that hangs past
-    `limit_s` stops the pings and systemd restarts the service. Before the first READY=1 it is
-    harmless (systemd arms the watchdog at READY).
+    `limit_s` stops the pings and systemd restarts the service. Not used before the first
+    READY=1: systemd arms the watchdog only then.
 
         pinger = StartupPinger.from_environment(notifier, limit_s=60)
         pinger.start()          # on the loop, before the rebuild
