@@ -32,9 +32,9 @@ NOISY_END_LEAD_S = 0.45
 """The wake word's end is estimated this long before the end of the first frame that crossed the
 threshold (in quiet; sliding to the noisy value with the background noise, like the threshold).
 Measured on the espeak-ng evaluation set with 0.45 s everywhere (and noisy_threshold 0.1), estimate
-minus true end: clean -343..-115 ms, white noise -503..-60 ms, pink noise -522..+69 ms; with 0.5 s
-in noise and noisy_threshold 0.02 (earlier crossings) -633..-14 ms overall. The estimate errs early
-(a bit of "...vis" is sent) rather than clipping the start of the question."""
+minus true end: clean -343..-115 ms, white noise -503..-60 ms, pink noise -522..+69 ms; with
+noisy_threshold 0.02 and 2-frame triggers in noise (earlier crossings) -583..+36 ms overall. The
+estimate errs early (a bit of "...vis" is sent) rather than clipping the start of the question."""
 QUIET_LEVEL = 6.0
 NOISY_LEVEL = 7.5
 """Background noise levels (the noise suppressor's estimate, log-mel units: 1 = 10 dB, digital
