@@ -82,6 +82,14 @@ class Rig:
         time.sleep(hold_s)
         pin.drive_high()
 
+    async def ask_by_button(self, question: npt.NDArray[np.int16]) -> Seen:
+        """Press the button, say `question` once listening; returns the entry into responding."""
+        mark = len(self.seen)
+        await asyncio.to_thread(self.press)
+        await self.wait_state(State.LISTENING, 20, since=mark)
+        self.play(question)
+        return await self.wait_state(State.RESPONDING, 30, since=mark)
+
     def play(self, samples: npt.NDArray[np.int16], rate: int = 16000) -> Any:
         """Speak into the virtual microphone (returns the player process).
 

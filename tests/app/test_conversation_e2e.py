@@ -149,11 +149,7 @@ async def test_wake_word_during_the_answer_stops_it(
         update={"wakeword": cfg.wakeword.model_copy(update={"barge_in_threshold": 0.45})}
     )
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
-        mark = len(rig.seen)
-        await asyncio.to_thread(rig.press)
-        await rig.wait_state(State.LISTENING, 20, since=mark)
-        rig.play(story)
-        await rig.wait_state(State.RESPONDING, 30, since=mark)
+        await rig.ask_by_button(story)
         with sound_card.record_speaker(48000) as rec:
             rec.wait_until_flowing()
             mark = len(rig.seen)
@@ -187,11 +183,7 @@ async def test_question_said_with_a_barge_in_wake_word_reaches_the_server_whole(
         update={"wakeword": cfg.wakeword.model_copy(update={"barge_in_threshold": 0.45})}
     )
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
-        mark = len(rig.seen)
-        await asyncio.to_thread(rig.press)
-        await rig.wait_state(State.LISTENING, 20, since=mark)
-        rig.play(story)
-        await rig.wait_state(State.RESPONDING, 30, since=mark)
+        await rig.ask_by_button(story)
         sent_before = len(b"".join(simulator.connections[0].audio_in())) // 2
         mark = len(rig.seen)
         rig.play(one_breath)

@@ -44,11 +44,7 @@ async def test_sigterm_mid_answer_stops_gracefully(
             ]
             # READY means audio flows: a press right away gets its chime played at once.
             assert rig.daemon.audio_flowing()
-            mark = len(rig.seen)
-            await asyncio.to_thread(rig.press)
-            await rig.wait_state(State.LISTENING, 20, since=mark)
-            rig.play(story)
-            await rig.wait_state(State.RESPONDING, 30, since=mark)
+            await rig.ask_by_button(story)
             await ns.until(lambda m: any(x.fields.get("STATUS") == "Answering" for x in m), 10)
             t0 = time.monotonic()
             rig.daemon.request(signal.SIGTERM)

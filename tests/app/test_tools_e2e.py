@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,7 @@ async def test_turn_it_down(
     cfg = sim_config(simulator, tmp_path)
     assert VolumeStore(cfg.state_dir, cfg.audio.volume).load() == 70
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
-        mark = len(rig.seen)
-        await asyncio.to_thread(rig.press)
-        await rig.wait_state(State.LISTENING, 20, since=mark)
-        rig.play(ask)
-        await rig.wait_state(State.RESPONDING, 30, since=mark)
+        await rig.ask_by_button(ask)
         mark = len(rig.seen)
         await rig.wait_state(State.LISTENING, 30, since=mark)
     declared = protocol.declared_tools(simulator.connections[0].setup)
