@@ -58,8 +58,15 @@ def test_records_mic_feed_through_sounddevice(
         device="default",
         callback=lambda d, *_: chunks.append(d[:, 0].copy()),
     ):
-        time.sleep(1.0)  # a new PulseAudio client can take ~1 s before audio flows
-        player = sound_card.play_into_mic(wav)
+        # A new PulseAudio client can take seconds before audio flows: wait for real data, not
+        # a fixed time; then lead with silence (the first audio into an idle null sink is
+        # partly lost at its monitor, test-rig.md).
+        deadline = time.monotonic() + 15
+        while sum(len(c) for c in chunks) < 16000 // 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        player = sound_card.feed_mic(
+            np.concatenate([np.zeros(int(0.7 * rate), np.int16), ref]), rate
+        )
         assert player.wait(30) == 0
         time.sleep(0.5)
     rec = np.concatenate(chunks)
