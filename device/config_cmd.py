@@ -14,16 +14,23 @@ def register(parser: argparse.ArgumentParser) -> Handler:
     """`config check [PATH]` and `config show`."""
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = sub.add_parser("check", help="validate a config file (exit 78 when invalid)")
-    check.add_argument("path", nargs="?", help="file to check (default: the effective config)")
+    # dest `config_path`: the CLI then loads this file *instead of* the installed config, so a
+    # broken /etc/livespeaker/config.toml cannot fail the check of a good file (cli.main).
+    check.add_argument(
+        "config_path",
+        metavar="PATH",
+        nargs="?",
+        help="file to check (default: the effective config)",
+    )
     sub.add_parser("show", help="print the effective configuration (secrets redacted)")
     return _run
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
     if args.config_command == "check":
-        if args.path:
+        if args.config_path:
             try:
-                _, source = load_config(args.path)
+                _, source = load_config(args.config_path)
             except ConfigError as exc:
                 print(f"livespeaker: {exc}", file=sys.stderr)
                 return EX_CONFIG

@@ -116,3 +116,55 @@ def test_api_key_lookup_order(tmp_path: Path) -> None:
         order.append(key.value if key else None)
     assert order == ["from-cred", "from-file", "g", "o", None]
     assert "from-cred" not in repr(find_api_key(LiveConfig(), {"GEMINI_API_KEY": "from-cred"}))
+
+
+def test_config_check_path_does_not_read_the_installed_config(tmp_path: Path) -> None:
+    """A broken /etc/livespeaker/config.toml must not fail the check of a good file (provisioning
+    checks the new file with the new build before it replaces the broken one). The broken file is
+    real: /etc is overlaid in a private mount namespace (root, like CI), the host's /etc is untouched.
+    """
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    upper.mkdir()
+    work.mkdir()
+    (upper / "livespeaker").mkdir()
+    (upper / "livespeaker" / "config.toml").write_text("[audio\nbroken = \n")
+    good = tmp_path / "good.toml"
+    good.write_text("[conversation]\nfollow_up_s = 4.0\n")
+    script = (
+        f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc && "
+        f'exec "$0" -m device "$@"'
+    )
+
+    def in_namespace(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                sys.executable,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+
+    # The namespace really has the broken installed config: the effective config fails.
+    r = in_namespace("config", "check")
+    assert r.returncode == EX_CONFIG, (r.stdout, r.stderr)
+    assert "/etc/livespeaker/config.toml" in r.stderr
+    # A good file checks fine regardless, and a bad one is still reported as itself.
+    r = in_namespace("config", "check", str(good))
+    assert r.returncode == 0, r.stderr
+    assert f"{good}: OK" in r.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[conversation]\nfollow_up_s = -1\n")
+    r = in_namespace("config", "check", str(bad))
+    assert r.returncode == EX_CONFIG
+    assert "conversation.follow_up_s" in r.stderr
+    assert "/etc/livespeaker" not in r.stderr
