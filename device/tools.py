@@ -7,6 +7,7 @@ with a result dict. Google Search grounding is not a local tool: it is [live] go
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Protocol
 
 from device.events import ToolSpec
@@ -88,7 +89,7 @@ class ToolExecutor:
         """Execute one call and return the result sent back to the model."""
         try:
             result = self._dispatch(name, args)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:
             result = {"error": f"bad arguments for {name}: {exc}"}
         log.info("tool %s -> %s", name, result, extra={"TOOL": name})
         return result
@@ -110,12 +111,27 @@ class ToolExecutor:
     def _set_volume(self, args: dict[str, Any]) -> dict[str, Any]:
         before = self._host.get_volume()
         if args.get("level") is not None:
-            level = int(args["level"])
+            level = _whole(args, "level")
         elif args.get("direction") in ("up", "down"):
-            step = int(args.get("step") or VOLUME_STEP)
+            step = _whole(args, "step") if args.get("step") else VOLUME_STEP
             level = before + step if args["direction"] == "up" else before - step
         else:
             raise ValueError("give 'level' (0-100) or 'direction' ('up' or 'down')")
         level = max(0, min(100, level))
         self._host.set_volume(level)
         return {"volume": level, "previous": before}
+
+
+def _whole(args: dict[str, Any], name: str) -> int:
+    """args[name] as an int. JSON numbers arrive as float when they have an exponent or a fraction:
+    1e400 is float('inf') and NaN is nan, which int() cannot take (OverflowError / ValueError)."""
+    value = args[name]
+    if isinstance(value, bool):
+        raise ValueError(f"'{name}' must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{name}' must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"'{name}' must be a finite number from 0 to 100, not {value!r}")
+    return int(number)

@@ -55,3 +55,28 @@ def test_end_mute_and_unknown() -> None:
     assert "result" in ex.run("mute", {})
     assert host.ended == 1 and host.muted == 1
     assert "error" in ex.run("self_destruct", {})
+
+
+def test_out_of_range_numbers_get_an_error_back_not_a_crash() -> None:
+    """The SDK parses tool arguments as JSON: 1e400 arrives as float('inf') (int() of it raises
+    OverflowError), NaN as float('nan'). Each gets a clear error naming the argument; nothing
+    changes."""
+    import json
+
+    host = Host()
+    ex = ToolExecutor(host)
+    for raw in (
+        '{"level": 1e400}',
+        '{"level": -1e400}',
+        '{"level": NaN}',
+        '{"direction": "up", "step": 1e400}',
+        '{"direction": "down", "step": NaN}',
+    ):
+        args = json.loads(raw)
+        out = ex.run("set_volume", args)
+        assert set(out) == {"error"}, (raw, out)
+        name = "level" if "level" in args else "step"
+        assert name in out["error"] and "finite" in out["error"], out
+    assert host.volume == 50
+    assert ex.run("set_volume", json.loads('{"level": 1e2}')) == {"volume": 100, "previous": 50}
+    assert ex.run("set_volume", {"level": 1e300}) == {"volume": 100, "previous": 100}
