@@ -66,6 +66,10 @@ class NetworkError(LiveError):
     kind = ErrorKind.NO_NETWORK
 
 
+class DeadLinkError(NetworkError):
+    """The connection is open but nothing arrives where data must come (or no pong came)."""
+
+
 class HandleRejectedError(ConfigurationError):
     """The server refused the resumption handle; the client drops it and starts fresh."""
 
@@ -74,10 +78,16 @@ class ProtocolError(ServerError):
     """The server sent a frame the client could not use (malformed, oversized)."""
 
 
+KEEPALIVE_REASON = "keepalive ping timeout"
+"""What websockets itself closes with (1011) when no pong came: our verdict, not the server's."""
+
+
 def close_error(code: int | None, reason: str, live: LiveConfig) -> LiveError:
     """The typed error for a websocket close code and reason."""
     low = reason.lower()
     text = f"{code}: {reason}" if reason else f"close code {code}"
+    if KEEPALIVE_REASON in low:
+        return DeadLinkError(f"the server stopped answering pings ({text})", code=code)
     if code == 1007:
         if "api key" in low:
             return BadKeyError(f"the API key was rejected ({text})", code=code)

@@ -34,6 +34,7 @@ from device.events import (
 )
 from device.live.errors import (
     BadKeyError,
+    DeadLinkError,
     HandleRejectedError,
     LiveError,
     ProtocolError,
@@ -41,13 +42,15 @@ from device.live.errors import (
     classify,
 )
 from device.live.handles import HandleStore
-from device.live.link import Link, Outgoing
+from device.live.link import STALL_S, Link, Outgoing
 from device.live.setup import connect_config, make_client
 from device.live.turns import TurnLog
 
 log = logging.getLogger(__name__)
 
 MAX_CHUNK_BYTES = 1280  # 40 ms of 16 kHz int16: longer audio is split
+WATCH_TICK_S = 0.5
+"""How often the dead-link watch looks at the link."""
 
 
 @dataclass
@@ -194,6 +197,7 @@ class Conversation:
         self.stats.connections = 1
         self._queue.put_nowait(first)
         self._spawn(self._read(link), f"live-recv-{self.stats.connections}")
+        self._spawn(self._watch(), "live-watch")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -271,6 +275,7 @@ class Conversation:
         while True:
             try:
                 async for msg in link.session.receive():
+                    link.received()
                     for ev in await self._translate(link, msg):
                         self._queue.put_nowait(ev)
             except (ValueError, TypeError) as exc:  # a frame the SDK could not parse
@@ -301,7 +306,7 @@ class Conversation:
             out += self._turns.content(link, sc, msg.usage_metadata)
             self.stats.turns += sum(isinstance(e, TurnCompleted) for e in out)
         if msg.tool_call and msg.tool_call.function_calls:
-            link.in_turn = True
+            link.turn_started()
             for fc in msg.tool_call.function_calls:
                 if fc.name in self._known_tools:
                     out.append(ToolCalled(fc.id or "", fc.name, dict(fc.args or {})))
@@ -313,6 +318,27 @@ class Conversation:
         if (tc := msg.tool_call_cancellation) and tc.ids:
             out.append(ToolCallsCancelled(tuple(tc.ids)))
         return out
+
+    async def _watch(self) -> None:
+        """A dead link: the server owes data (a turn in flight) and sends nothing for STALL_S.
+
+        The keepalive ping alone notices that only after ping_interval + ping_timeout, and the
+        ping timeout must tolerate the service's slow pongs (device.live.setup).
+        """
+        while self._error is None:
+            await asyncio.sleep(WATCH_TICK_S)
+            link = self._link
+            if link is None or link.closing or (late := link.overdue(STALL_S)) is None:
+                continue
+            silent = link.clock() - link.last_received
+            self._failed(
+                DeadLinkError(
+                    f"no data from the server for {silent:.1f} s while a turn was in flight "
+                    f"({late:.1f} s past due)"
+                )
+            )
+            link.abort()
+            return
 
     # --- goAway handover ----------------------------------------------------------------------
 

@@ -12,6 +12,13 @@ from google.genai import types
 from device.config import LiveConfig
 from device.events import ToolSpec
 
+PING_INTERVAL_S = 20.0
+PING_TIMEOUT_S = 45.0
+"""The service's pongs have been seen 8-30 s late: a shorter timeout closes healthy links (1011).
+A dead link with a turn in flight is noticed sooner by the data watch (device.live.link.STALL_S)."""
+CLOSE_TIMEOUT_S = 2.0
+"""websockets waits this long for the server's close frame (then drops the TCP connection)."""
+
 _START = {
     "low": types.StartSensitivity.START_SENSITIVITY_LOW,
     "high": types.StartSensitivity.START_SENSITIVITY_HIGH,
@@ -25,7 +32,11 @@ _END = {
 def make_client(live: LiveConfig, api_key: str) -> genai.Client:
     """A genai Client for the configured endpoint (Google's, or a local simulator over TLS)."""
     # Never through a proxy for a loopback simulator; websockets >= 15 honours HTTPS_PROXY.
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = {
+        "ping_interval": PING_INTERVAL_S,
+        "ping_timeout": PING_TIMEOUT_S,
+        "close_timeout": CLOSE_TIMEOUT_S,
+    }
     if live.ca_file:
         args["ssl"] = ssl.create_default_context(cafile=live.ca_file)
     if live.base_url:
@@ -33,7 +44,7 @@ def make_client(live: LiveConfig, api_key: str) -> genai.Client:
     options = types.HttpOptions(
         api_version=live.api_version,
         base_url=live.base_url or None,
-        async_client_args=args or None,
+        async_client_args=args,
     )
     return genai.Client(api_key=api_key, vertexai=False, http_options=options)
 

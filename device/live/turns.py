@@ -33,14 +33,15 @@ class TurnLog:
     ) -> list[SessionEvent]:
         out: list[SessionEvent] = []
         if sc.input_transcription and sc.input_transcription.text:
+            link.turn_started()
             self.user_text.append(sc.input_transcription.text)
             out.append(InputTranscribed(sc.input_transcription.text))
         for part in sc.model_turn.parts or [] if sc.model_turn else []:
             if part.inline_data and part.inline_data.data:
-                link.in_turn = True
+                link.answer_audio(len(part.inline_data.data))
                 out.append(ModelAudio(part.inline_data.data))
         if sc.output_transcription and sc.output_transcription.text:
-            link.in_turn = True
+            link.turn_started()
             self.model_text.append(sc.output_transcription.text)
             out.append(OutputTranscribed(sc.output_transcription.text))
         if sc.interrupted:

@@ -45,13 +45,17 @@ class SimConnection:
         self._tool_ids = 0
         self._timers: list[asyncio.Task[None]] = []
         self._ready = False
+        self.stalled = False
+        """A STALL fault fired: nothing is sent or read any more."""
         self.resumable = False
         """The client asked for resumption handles (sessionResumption in the setup)."""
 
     # --- sending ------------------------------------------------------------------------------
 
     async def send(self, msg: dict[str, Any]) -> None:
-        """Send a server message and note its kind."""
+        """Send a server message and note its kind (nothing once stalled)."""
+        if self.stalled:
+            return
         kinds = list(msg)
         if "serverContent" in msg:
             kinds = [f"serverContent.{k}" for k in msg["serverContent"]] + kinds[1:]
@@ -338,9 +342,22 @@ class SimConnection:
             await self.ws.send('{"serverContent": {"modelTurn": ')
         elif f.action is Action.UNKNOWN:
             await self.send({"bogusField": {"x": 1}})
+        elif f.action is Action.STALL:
+            self.stall()
         elif f.action is Action.OVERSIZED:
             self.rec.sent.append("oversized")
             await self.ws.send(json.dumps(p.audio_chunk(bytes(900 * 1024))))
+
+    def stall(self) -> None:
+        """Stop sending and reading; the TCP connection stays open (the kernel still ACKs)."""
+        self.stalled = True
+        self.rec.sent.append("stall")
+        self.ws.transport.pause_reading()
+
+    def unstall(self) -> None:
+        """Cut a stalled connection (the simulator stops): nobody would answer its close."""
+        if self.stalled:
+            self.ws.transport.abort()
 
     async def _deadline(self, left: float) -> None:
         await asyncio.sleep(left)

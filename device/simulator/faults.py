@@ -25,6 +25,9 @@ class Action(Enum):
     """Send a JSON frame with no field the SDK knows."""
     OVERSIZED = "oversized"
     """Send a frame larger than the client's 1 MiB limit."""
+    STALL = "stall"
+    """Go silent with the socket open (a router that drops packets): send nothing more, read
+    nothing more (so no pong and no reply to the client's close frame), until the client gives up."""
 
 
 class When(Enum):

@@ -126,6 +126,8 @@ class LiveSimulator:
     async def stop(self) -> None:
         """Close every connection and stop listening."""
         if self._server is not None:
+            for conn in list(self._open):
+                conn.unstall()
             self._server.close()
             await self._server.wait_closed()
             self._server = None

@@ -182,6 +182,8 @@ async def test_oversized_frame_is_a_protocol_error(
         (1011, "Internal error occurred.", ErrorKind.SERVER),
         (1011, "The service is currently unavailable.", ErrorKind.SERVER),
         (1006, "Abnormal closure.", ErrorKind.NO_NETWORK),
+        # websockets' own verdict when no pong came (the SDK reports it as 1011): a dead link.
+        (1011, "keepalive ping timeout", ErrorKind.NO_NETWORK),
         (1000, "", ErrorKind.SERVER),
     ],
 )
