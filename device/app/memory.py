@@ -15,7 +15,7 @@ from pathlib import Path
 
 from device.config import LiveConfig
 from device.events import ErrorKind
-from device.statefile import write_atomic
+from device.statefile import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -23,24 +23,25 @@ MUTE_FILE = "muted"
 
 
 class MuteStore:
-    """`<state_dir>/muted` exists while the microphone is muted (written atomically)."""
+    """`<state_dir>/muted` exists while the microphone is muted (device.statefile: written
+    atomically off the event loop; on a full or read-only state_dir mute holds in memory, across
+    a reload too, and a warning names the directory)."""
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.path = Path(state_dir) / MUTE_FILE
+        self._file = StateFile.at(self.path)
 
     def load(self) -> bool:
         """True when mute was on."""
-        return self.path.exists()
+        try:
+            return self._file.read() is not None
+        except OSError as exc:
+            log.warning("cannot read the mute state in %s: %s", self.path.parent, exc)
+            return self.path.exists()
 
     def save(self, muted: bool) -> None:
-        """Persist the mute state (failures are logged, never fatal: mute still works now)."""
-        try:
-            if not muted:
-                self.path.unlink(missing_ok=True)
-                return
-            write_atomic(self.path, "1\n")
-        except OSError as exc:
-            log.warning("cannot persist mute state in %s: %s", self.path.parent, exc)
+        """Persist the mute state (never fatal: mute works now whatever the disk says)."""
+        self._file.set("1\n" if muted else None)
 
 
 @dataclass(frozen=True, slots=True)

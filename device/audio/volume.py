@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from device.statefile import write_atomic
+from device.statefile import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -18,21 +18,24 @@ class VolumeStore:
 
     def __init__(self, state_dir: str | os.PathLike[str], default: int) -> None:
         self.path = Path(state_dir) / FILENAME
+        self._file = StateFile.at(self.path)
         self.default = clamp(default)
 
     def load(self) -> int:
-        """The saved level, or the default when none (or an unreadable one) is saved."""
+        """The saved level (one this process could not write yet included), or the default when
+        none (or an unreadable one) is saved."""
         try:
-            return clamp(int(self.path.read_text(encoding="ascii").strip()))
-        except FileNotFoundError:
-            return self.default
+            text = self._file.read()
+            return self.default if text is None else clamp(int(text.strip()))
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable volume file %s: %s", self.path, exc)
             return self.default
 
     def save(self, level: int) -> None:
-        """Write atomically (temp file + rename): a power cut leaves the old or the new level."""
-        write_atomic(self.path, f"{clamp(level)}\n")
+        """Write atomically (temp file + rename): a power cut leaves the old or the new level.
+        Never raises: on a full or read-only state_dir the level holds in memory (also across a
+        reload) and a warning names the directory (device.statefile)."""
+        self._file.set(f"{clamp(level)}\n")
 
 
 def clamp(level: int) -> int:

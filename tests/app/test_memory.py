@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,29 @@ def test_mute_survives_a_new_store(tmp_path: Path) -> None:
     assert not MuteStore(tmp_path / "state").load()
 
 
-def test_unwritable_state_dir_does_not_break_mute(tmp_path: Path) -> None:
+def _load_in_a_new_process(state_dir: Path) -> bool:
+    """MuteStore.load() as a restarted daemon would see it (a fresh process: no memory)."""
+    code = (
+        "import sys; from device.app.memory import MuteStore; print(MuteStore(sys.argv[1]).load())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(state_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip() == "True"
+
+
+def test_unwritable_state_dir_does_not_break_mute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     MuteStore(blocker / "state").save(True)  # logged, not raised
+    assert not _load_in_a_new_process(blocker / "state")  # nothing reached the disk
+    # This process still knows (a reload builds a new store: the microphone stays muted).
+    assert MuteStore(blocker / "state").load()
+    assert str(blocker / "state") in caplog.text  # the warning names the directory
+    MuteStore(blocker / "state").save(False)
     assert not MuteStore(blocker / "state").load()
 
 
