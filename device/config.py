@@ -109,6 +109,13 @@ class AudioConfig(_Table):
     """Play short sounds for wake, end, mute and errors."""
 
 
+class WakeAudience(StrEnum):
+    """Who may wake the speaker by voice."""
+
+    ANYONE = "anyone"
+    ENROLLED = "enrolled"
+
+
 class WakewordConfig(_Table):
     """[wakeword]: local wake word detection (openWakeWord)."""
 
@@ -128,8 +135,12 @@ class WakewordConfig(_Table):
     """Higher threshold while the speaker plays, so its own voice does not trigger."""
     preroll_s: Annotated[float, Field(ge=0.5, le=10)] = 3.0
     """Ring buffer of recent microphone audio kept for the question after the wake word."""
-    noise_suppression: bool = True
-    """Clean the wake word path's audio before scoring."""
+    noise_suppression: bool = False
+    """Clean the wake word path's audio before scoring (off: on a broad evaluation it gained
+    little and added false accepts on speech over music)."""
+    who_can_wake: WakeAudience = WakeAudience.ANYONE
+    """anyone (enrolled voices also wake it when the base model alone would miss them), or
+    enrolled (only voices enrolled with `livespeaker wakeword enroll`; the button always works)."""
 
 
 class ConversationConfig(_Table):

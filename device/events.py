@@ -44,6 +44,8 @@ class WakeDetected:
     model: str
     score: float
     end: int
+    voice: str | None = None
+    """The enrolled voice that matched (None: accepted on the base model's score alone)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Try the wake word: score WAV files, or watch a live score meter on the microphone."""
+"""Wake word: score WAV files, a live score meter, and enrolled voices (enroll, list, forget)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ METER_WIDTH = 40
 
 
 def register(parser: argparse.ArgumentParser) -> Handler:
-    """`wakeword test FILE.wav...` and `wakeword listen`."""
+    """`wakeword test FILE.wav...`, `listen`, `enroll`, `list` and `forget`."""
     sub = parser.add_subparsers(dest="wakeword_command", required=True, metavar="ACTION")
     test = sub.add_parser(
         "test", help="print each file's peak score and detection times (exit 1 if one never fires)"
@@ -34,6 +34,18 @@ def register(parser: argparse.ArgumentParser) -> Handler:
     for p in (test, listen):
         p.add_argument("--model", help="override wakeword.model")
         p.add_argument("--threshold", type=float, help="override wakeword.threshold")
+    enroll = sub.add_parser(
+        "enroll",
+        help="learn a person's own wake word from WAV files (each: the wake word said once), "
+        "or, without files, in a guided session on the microphone",
+    )
+    enroll.add_argument("--name", required=True, help="the person (a-z, 0-9, '-', '_')")
+    enroll.add_argument("files", nargs="*", metavar="FILE.wav")
+    enroll.add_argument("--takes", type=int, default=5, help="guided: good takes to collect (>= 4)")
+    enroll.add_argument("--force", action="store_true", help="replace a voice of the same name")
+    sub.add_parser("list", help="list the enrolled voices")
+    forget = sub.add_parser("forget", help="remove an enrolled voice")
+    forget.add_argument("name")
     return _run
 
 
@@ -47,9 +59,14 @@ def _wake_cfg(args: argparse.Namespace, cfg: Config) -> WakewordConfig:
 
 
 def _run(args: argparse.Namespace, cfg: Config) -> int:
+    from device.wakeword import voices_cmd
+
+    command: str = args.wakeword_command
+    if command in ("enroll", "list", "forget"):
+        return voices_cmd.run(args, cfg)
     wcfg = _wake_cfg(args, cfg)
-    if args.wakeword_command == "test":
-        return test_files([Path(f) for f in args.files], wcfg)
+    if command == "test":
+        return test_files([Path(f) for f in args.files], wcfg, Path(cfg.state_dir))
     return asyncio.run(listen(cfg, wcfg, args.seconds))
 
 
@@ -69,11 +86,11 @@ def read_audio(path: Path) -> npt.NDArray[np.int16]:
     return out
 
 
-def test_files(files: list[Path], wcfg: WakewordConfig) -> int:
+def test_files(files: list[Path], wcfg: WakewordConfig, state_dir: Path) -> int:
     """Score each file in a fresh detector (1 s of silence before and after); print a line each."""
-    from device.wakeword.detector import Detector
+    from device.wakeword.detector import build_detector
 
-    detector = Detector(wcfg)
+    detector = build_detector(wcfg, state_dir)
     missed = 0
     for path in files:
         try:
@@ -101,7 +118,8 @@ def test_files(files: list[Path], wcfg: WakewordConfig) -> int:
             return f"{(sample - MIC_RATE) / MIC_RATE:.2f}s"
 
         fired = "; ".join(
-            f"detected at {at(when)} (score {h.score:.2f}, wake word ends ~{at(h.end)})"
+            f"detected at {at(when)} (score {h.score:.2f}, wake word ends ~{at(h.end)}"
+            + (f", voice {h.voice})" if h.voice else ")")
             for h, when in hits
         )
         print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}; {fired or 'not detected'}")
@@ -122,9 +140,9 @@ def meter(score: float, threshold: float) -> str:
 async def listen(cfg: Config, wcfg: WakewordConfig, seconds: float) -> int:
     """Show a live score meter (one line, redrawn) and print each detection."""
     from device.audio.mic import Microphone
-    from device.wakeword.detector import Detector
+    from device.wakeword.detector import build_detector
 
-    detector = await asyncio.to_thread(Detector, wcfg)
+    detector = await asyncio.to_thread(build_detector, wcfg, Path(cfg.state_dir))
     mic = Microphone(cfg.audio)
     source = mic.add_consumer("wakeword", 100)
     started = time.monotonic()

@@ -15,17 +15,21 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from device.config import WakewordConfig
+from device.config import WakeAudience, WakewordConfig
 from device.events import MIC_RATE, AudioBlock, WakeDetected
-from device.wakeword.models import FRAME_SAMPLES, WakeModel, load_model
+from device.wakeword.features import FRAME_SAMPLES
+from device.wakeword.models import WakeModel, load_model
+from device.wakeword.verifier import GATE, VoiceVerifier, best_match, voices_dir
 
 log = logging.getLogger(__name__)
+Float32 = npt.NDArray[np.float32]
 
 END_LEAD_S = 0.35
 NOISY_END_LEAD_S = 0.45
@@ -68,11 +72,15 @@ class Trigger:
         self,
         cfg: WakewordConfig,
         model_name: str,
+        voices: Sequence[VoiceVerifier] = (),
         end_lead_s: float = END_LEAD_S,
         noisy_end_lead_s: float = NOISY_END_LEAD_S,
     ) -> None:
         self._cfg = cfg
         self._name = model_name
+        self._voices = tuple(voices)
+        self._enrolled_only = cfg.who_can_wake is WakeAudience.ENROLLED
+        self._run_voice: str | None = None
         self._leads = (end_lead_s, noisy_end_lead_s)
         self._lead = 0
         self._need = cfg.trigger_frames
@@ -103,14 +111,38 @@ class Trigger:
             return self._cfg.trigger_frames
         return max(self._cfg.trigger_frames, self._cfg.noisy_trigger_frames)
 
+    def needs_embeddings(self, score: float) -> bool:
+        """Whether `update` will compare this frame with the enrolled voices."""
+        return bool(self._voices) and score >= GATE
+
+    def _accepts(
+        self, score: float, noise_level: float | None, embeddings: Float32 | None
+    ) -> tuple[bool, str | None]:
+        """Does this frame count towards a detection, and which enrolled voice matched."""
+        match = None
+        if embeddings is not None and self.needs_embeddings(score):
+            match = best_match(self._voices, embeddings)
+        voice = None if match is None else match[0]
+        if self._enrolled_only and voice is None:
+            return False, None
+        if self.barge_in:  # the speaker plays: only a clear wake word interrupts it
+            return score >= self._cfg.barge_in_threshold, voice
+        return voice is not None or score >= self.threshold_at(noise_level), voice
+
     def update(
-        self, score: float, frame_end: int, noise_level: float | None = None
+        self,
+        score: float,
+        frame_end: int,
+        noise_level: float | None = None,
+        embeddings: Float32 | None = None,
     ) -> WakeDetected | None:
-        """Feed the score of the frame ending at sample `frame_end`."""
-        if score < self.threshold_at(noise_level) or frame_end < self._blocked_until:
+        """Feed the score (and the newest embeddings) of the frame ending at sample `frame_end`."""
+        accepted, voice = self._accepts(score, noise_level, embeddings)
+        if not accepted or frame_end < self._blocked_until:
             self._run = 0
             return None
         if self._run == 0:
+            self._run_voice = None
             self._first_end = frame_end
             self._run_peak = 0.0
             quiet, noisy = self._leads
@@ -118,11 +150,13 @@ class Trigger:
             self._need = self.frames_needed(noise_level)
         self._run += 1
         self._run_peak = max(self._run_peak, score)
+        self._run_voice = self._run_voice or voice
         if self._run < self._need:
             return None
         self._run = 0
         self._blocked_until = frame_end + self._refractory
-        return WakeDetected(self._name, self._run_peak, max(0, self._first_end - self._lead))
+        end = max(0, self._first_end - self._lead)
+        return WakeDetected(self._name, self._run_peak, end, self._run_voice)
 
     def reset(self) -> None:
         """Forget a partial run and any refractory period."""
@@ -137,9 +171,10 @@ class Detector:
         self,
         cfg: WakewordConfig,
         model: WakeModel | None = None,
+        voices: Sequence[VoiceVerifier] = (),
     ) -> None:
         self.model = model or load_model(cfg.model, denoise=cfg.noise_suppression)
-        self.trigger = Trigger(cfg, self.model.name)
+        self.trigger = Trigger(cfg, self.model.name, voices)
         self._buf = np.zeros(FRAME_SAMPLES, np.int16)
         self._fill = 0
         self._next = -1
@@ -187,7 +222,8 @@ class Detector:
         self.last_score = score
         if self.on_score is not None:
             self.on_score(score, frame_end)
-        return self.trigger.update(score, frame_end, self.model.noise_level)
+        emb = self.model.embeddings if self.trigger.needs_embeddings(score) else None
+        return self.trigger.update(score, frame_end, self.model.noise_level, emb)
 
     async def run(self, source: BlockSource, on_detect: Callable[[WakeDetected], object]) -> None:
         """Read blocks from `source` until cancelled; call `on_detect` on the loop for each hit."""
@@ -238,3 +274,24 @@ class Detector:
             for hit in hits:
                 log.info("wake word %s (score %.2f, ends at %d)", hit.model, hit.score, hit.end)
                 loop.call_soon_threadsafe(on_detect, hit)
+
+
+def build_detector(cfg: WakewordConfig, state_dir: Path) -> Detector:
+    """The detector the daemon and `wakeword test` use: the configured model and every voice
+    enrolled in `state_dir` (an unreadable voice file is logged and left out)."""
+    voices: list[VoiceVerifier] = []
+    vdir = voices_dir(state_dir)
+    for path in sorted(vdir.glob("*.npz")) if vdir.is_dir() else []:
+        try:
+            voices.append(VoiceVerifier.load(path))
+        except ValueError as exc:
+            log.error("enrolled voice left out: %s", exc)
+    if cfg.who_can_wake is WakeAudience.ENROLLED and not voices:
+        log.warning(
+            "wakeword.who_can_wake = 'enrolled' but no voice is enrolled in %s: only the button "
+            "wakes the speaker (livespeaker wakeword enroll --name NAME)",
+            vdir,
+        )
+    elif voices:
+        log.info("enrolled voices: %s", ", ".join(v.name for v in voices))
+    return Detector(cfg, voices=voices)

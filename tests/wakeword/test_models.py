@@ -13,12 +13,12 @@ from device.wakeword.models import (
     BUILTIN_MODELS,
     FRAME_SAMPLES,
     WakeModel,
-    install_tflite_shim,
     load_model,
     models_dir,
     resolve_model,
 )
 from tests.wakeword import evalset
+from tests.wakeword.bare import bare_model
 
 pytestmark = pytest.mark.integration
 
@@ -63,16 +63,7 @@ def _clip() -> np.ndarray:
 
 def test_scores_equal_openwakeword_model_predict() -> None:
     """The daemon's scorer (noise suppression off) is openWakeWord's Model.predict, frame by frame."""
-    install_tflite_shim()
-    from openwakeword.model import Model
-
-    d = models_dir()
-    bare = Model(
-        wakeword_models=[str(d / "hey_jarvis.tflite")],
-        inference_framework="tflite",
-        melspec_model_path=str(d / "melspectrogram.tflite"),
-        embedding_model_path=str(d / "embedding_model.tflite"),
-    )
+    bare = bare_model()
     audio = _clip()
     ours = _scores(load_model("hey_jarvis"), audio)
     theirs = [

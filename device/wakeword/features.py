@@ -1,0 +1,129 @@
+"""openWakeWord's feature pipeline on ai-edge-litert, without importing the openwakeword package.
+
+`import openwakeword` pulls in scikit-learn, scipy, onnxruntime, requests and tqdm (about 160 MiB of
+RSS and seconds of start-up on a Pi), none of which scoring needs. This is the streaming part of
+openWakeWord 0.6's `AudioFeatures` for 80 ms frames, on the same two TFLite models
+(melspectrogram + Google's speech embedding) shipped in the pyopen-wakeword wheel:
+
+- per frame, the mel spectrogram of the frame and the 480 samples before it (8 new rows of 32
+  bands, transformed `x / 10 + 2` as openWakeWord does);
+- one 96-value embedding of the newest 76 mel rows per frame;
+- the classifier reads the newest `n` embeddings (16 for the built-in models).
+
+A test checks that the scores equal openWakeWord's `Model.predict` frame for frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FRAME_SAMPLES = 1280
+"""openWakeWord scores 80 ms frames of 16 kHz audio."""
+CONTEXT_SAMPLES = 480
+"""Samples before a frame that its mel rows also see (3 hops of 160)."""
+MEL_WINDOW = 76
+"""Mel rows per embedding."""
+MEL_BANDS = 32
+EMBEDDING_SIZE = 96
+HISTORY = 32
+"""Embeddings kept (2.56 s): more than any classifier or verifier window reads."""
+
+Float32 = npt.NDArray[np.float32]
+Int16 = npt.NDArray[np.int16]
+RowsFilter = Callable[[Float32], Float32]
+
+
+def _interpreter(path: Path) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path), num_threads=1)
+
+
+class Features:
+    """Streaming mel spectrogram + speech embeddings, one 80 ms frame at a time."""
+
+    def __init__(self, models: Path, rows_filter: RowsFilter | None = None) -> None:
+        self._mel: Any = _interpreter(models / "melspectrogram.tflite")
+        self._mel_len = 0
+        self._emb: Any = _interpreter(models / "embedding_model.tflite")
+        self._emb.allocate_tensors()
+        self._emb_in = self._emb.get_input_details()[0]["index"]
+        self._emb_out = self._emb.get_output_details()[0]["index"]
+        self._filter = rows_filter
+        self._raw = np.zeros(FRAME_SAMPLES + CONTEXT_SAMPLES, np.float32)
+        self._mels = np.ones((MEL_WINDOW, MEL_BANDS), np.float32)
+        self._embeddings = np.zeros((HISTORY, EMBEDDING_SIZE), np.float32)
+        self._frames = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio (the embedding history restarts from a fixed burst of noise, like
+        openWakeWord's, so the first frames score near zero rather than on stale speech)."""
+        self._raw[:] = 0
+        self._mels[:] = 1.0
+        self._frames = 0
+        noise = np.random.default_rng(0).integers(-1000, 1000, 4 * 16000).astype(np.int16)
+        self._embeddings[:] = self._noise_embeddings(noise)[-HISTORY:]
+
+    @property
+    def embeddings(self) -> Float32:
+        """The newest embeddings, oldest first (HISTORY x 96; a view, copy to keep)."""
+        return self._embeddings
+
+    def window(self, n: int) -> Float32:
+        """The newest `n` embeddings as the classifier's input (1 x n x 96)."""
+        return self._embeddings[-n:][None]
+
+    def push(self, frame: Int16) -> None:
+        """Add one 80 ms frame (FRAME_SAMPLES int16 samples)."""
+        if frame.shape != (FRAME_SAMPLES,):
+            raise ValueError(f"expected {FRAME_SAMPLES} samples, got {frame.shape}")
+        self._raw[:CONTEXT_SAMPLES] = self._raw[FRAME_SAMPLES:]
+        self._raw[CONTEXT_SAMPLES:] = frame
+        # openWakeWord's first frame sees only its own 1280 samples (no context yet).
+        rows = self._mel_rows(self._raw if self._frames else self._raw[CONTEXT_SAMPLES:])
+        if self._filter is not None:
+            rows = self._filter(rows)
+        self._frames += 1
+        n = len(rows)
+        self._mels[:-n] = self._mels[n:]
+        self._mels[-n:] = rows
+        self._embeddings[:-1] = self._embeddings[1:]
+        self._embeddings[-1] = self._embed(self._mels[None, :, :, None])[0]
+
+    def _mel_rows(self, samples: Float32) -> Float32:
+        mel = self._mel
+        if self._mel_len != len(samples):
+            mel.resize_tensor_input(0, [1, len(samples)], strict=True)
+            mel.allocate_tensors()
+            self._mel_len = len(samples)
+        mel.set_tensor(mel.get_input_details()[0]["index"], samples[None])
+        mel.invoke()
+        out = mel.get_tensor(mel.get_output_details()[0]["index"])
+        rows: Float32 = np.squeeze(out).astype(np.float32) / 10 + 2
+        return np.atleast_2d(rows)
+
+    def _embed(self, windows: Float32) -> Float32:
+        emb = self._emb
+        if windows.shape[0] != 1:
+            emb.resize_tensor_input(0, [windows.shape[0], MEL_WINDOW, MEL_BANDS, 1], strict=True)
+            emb.allocate_tensors()
+        emb.set_tensor(self._emb_in, windows)
+        emb.invoke()
+        out: Float32 = emb.get_tensor(self._emb_out).reshape(-1, EMBEDDING_SIZE).copy()
+        if windows.shape[0] != 1:
+            emb.resize_tensor_input(0, [1, MEL_WINDOW, MEL_BANDS, 1], strict=True)
+            emb.allocate_tensors()
+        return out
+
+    def _noise_embeddings(self, noise: Int16) -> Float32:
+        rows = self._mel_rows(noise.astype(np.float32))
+        self._mel_len = 0  # the next frame resizes the mel model back
+        starts = range(0, len(rows) - MEL_WINDOW + 1, 8)
+        batch = np.stack([rows[i : i + MEL_WINDOW] for i in starts])[..., None]
+        return self._embed(batch.astype(np.float32))

@@ -1,0 +1,536 @@
+"""A broad wake-word evaluation made at test time from Debian's speech synthesizers (cached on disk).
+
+Voices come from three engines (espeak-ng with its accent variants, flite, festival) and are split
+in two: `TUNE_VOICES` may be used to choose settings, `HELD_OUT_VOICES` only to report them. Each
+voice says "hey jarvis" (alone or followed by a question in one breath) at tempo 0.85..1.2 and pitch
+-2..+2 semitones (sox). Conditions: clean, a reverberant room, far field (reverb, low-pass, 18 dB
+quieter, a noise floor), and white, pink, babble (5 talkers), music and TV (speech over music) noise
+at 5, 10 and 20 dB SNR. Noise runs through the whole stream, before each wake word too.
+
+Negatives: ordinary speech read from Debian's fortune files by every voice, clean and in each
+condition; synthesized music alone; the speaker's own replies (the simulator's voice); near misses.
+
+Clips are laid end to end in one stream with gaps, scored in one pass as on the device. The
+features (embeddings and the base model's score per 80 ms frame) are cached per stream, keyed by a
+hash of its audio, so the bare engine and the daemon path read the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import subprocess
+import wave
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from device.events import MIC_RATE
+from device.simhw.speech import synthesize
+from device.wakeword.augment import active_power, colored, convolve, room_response, unit_power
+from tests.conftest import CACHE
+
+VERSION = "c1"
+Int16 = npt.NDArray[np.int16]
+Float = npt.NDArray[np.float64]
+ROOT = CACHE / "wakeword-corpus"
+
+
+@dataclass(frozen=True, order=True)
+class Voice:
+    """A synthesizer voice: engine 'espeak', 'flite' or 'festival' and its voice name."""
+
+    engine: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+
+def _voices(spec: str) -> tuple[Voice, ...]:
+    return tuple(Voice(*v.split(":")) for v in spec.split())
+
+
+TUNE_VOICES = _voices(
+    "espeak:en-us espeak:en-gb espeak:en+m3 espeak:en-us+f3 espeak:en-029 espeak:en-gb-x-gbclan "
+    "flite:kal16 flite:awb festival:kal_diphone"
+)
+HELD_OUT_VOICES = _voices(
+    "espeak:en-gb-scotland espeak:en-gb+f2 espeak:en-us+m7 espeak:en-gb-x-rp espeak:en+f4 "
+    "espeak:en-us-nyc flite:slt flite:rms flite:kal festival:ked_diphone "
+    "festival:cmu_us_slt_arctic_hts"
+)
+TEMPOS = (0.85, 1.0, 1.2)
+SEMITONES = (-2, 0, 2)
+WAKE = "hey jarvis"
+QUESTIONS = (
+    "what's the capital of france",
+    "turn on the kitchen lights",
+    "what's the weather tomorrow",
+    "set a timer for ten minutes",
+    "how tall is mount everest",
+    "play some relaxing music",
+    "what time is it in tokyo",
+    "tell me a joke about cats",
+    "",
+)
+"""A rendition says the wake word followed by one of these ('' = the wake word alone)."""
+NEAR_MISSES = (
+    "hey jarvey, what's the time",
+    "jarvis street is closed today",
+    "hey travis, pass me the salt",
+    "hey harvest moon",
+    "hey jars of jam",
+    "marvis is a nice name",
+    "hey service desk",
+    "a jar of beans",
+)
+REPLIES = (
+    "The capital of France is Paris.",
+    "It is twenty past three in the afternoon.",
+    "Tomorrow will be sunny with a high of twenty degrees.",
+    "I have set a timer for ten minutes.",
+    "Mount Everest is eight thousand eight hundred and forty nine metres tall.",
+    "Here is a joke about cats. Why did the cat sit on the computer? To keep an eye on the mouse.",
+    "The kitchen lights are on now.",
+    "Sure, I can help with that. What would you like to know?",
+)
+CONDITIONS = (
+    "clean",
+    "room",
+    "far",
+    *(
+        f"{kind} {snr} dB"
+        for kind in ("white", "pink", "babble", "music", "tv")
+        for snr in (5, 10, 20)
+    ),
+)
+GAP_S = 2.0
+
+
+# ---------------------------------------------------------------- synthesis (cached per utterance)
+
+
+def _cache(key: str, make: Callable[[], Int16]) -> Int16:
+    path = ROOT / "audio" / f"{hashlib.sha256((VERSION + key).encode()).hexdigest()[:24]}.npy"
+    if path.exists():
+        return np.load(path)  # type: ignore[no-any-return]
+    audio = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, audio)
+    tmp.replace(path)
+    return audio
+
+
+def _read_wav(data: bytes) -> Int16:
+    import io
+
+    with wave.open(io.BytesIO(data), "rb") as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes() or 1 << 30), np.int16)
+    if rate == MIC_RATE:
+        return np.array(pcm, np.int16)
+    out = soxr.resample(pcm.astype(np.float32) / 32768.0, rate, MIC_RATE, "HQ")
+    return np.clip(out * 32768.0, -32768, 32767).astype(np.int16)
+
+
+def _engine(voice: Voice, text: str) -> Int16:
+    if voice.engine == "espeak":
+        return synthesize(text, MIC_RATE, voice=voice.name, speed=165, pitch=50)
+    if voice.engine == "flite":
+        cmd = ["flite", "-voice", voice.name, "-t", text, "-o", "/dev/stdout"]
+        return _read_wav(subprocess.run(cmd, capture_output=True, check=True, timeout=120).stdout)
+    if voice.engine == "festival":
+        cmd = ["text2wave", "-eval", f"(voice_{voice.name})", "-o", "/dev/stdout"]
+        for attempt in (text, re.sub(r"[^a-z ]", " ", text.lower())):
+            out = subprocess.run(cmd, input=attempt.encode(), capture_output=True, timeout=300)
+            if out.returncode == 0:
+                return _read_wav(out.stdout)
+        return np.zeros(0, np.int16)  # festival's diphone voices crash on a few texts: skip them
+    raise ValueError(voice.engine)
+
+
+def trim(x: Int16, floor: int = 300) -> Int16:
+    """Cut leading and trailing near-silence."""
+    idx = np.flatnonzero(np.abs(x.astype(np.int32)) > floor)
+    return x[idx[0] : idx[-1] + 1] if len(idx) else x[:0]
+
+
+def _normalize(x: Int16, dbfs: float = -20.0) -> Int16:
+    f = x.astype(np.float64)
+    active = f[np.abs(f) > 300]
+    rms = np.sqrt(np.mean(active**2)) if len(active) else 1.0
+    gain = 32768 * 10 ** (dbfs / 20) / rms
+    return np.clip(f * gain, -32768, 32767).astype(np.int16)
+
+
+def say(voice: Voice, text: str, tempo: float = 1.0, semitones: int = 0) -> Int16:
+    """`text` spoken by `voice` at a tempo and pitch shift, trimmed, at -20 dBFS active level."""
+
+    def make() -> Int16:
+        x = trim(_engine(voice, text))
+        if tempo != 1.0 or semitones != 0:
+            raw = ["-t", "raw", "-r", str(MIC_RATE), "-e", "signed", "-b", "16", "-c", "1"]
+            cmd = [
+                "sox",
+                *raw,
+                "-",
+                *raw,
+                "-",
+                "tempo",
+                "-s",
+                str(tempo),
+                "pitch",
+                str(semitones * 100),
+            ]
+            out = subprocess.run(
+                cmd, input=x.tobytes(), capture_output=True, check=True, timeout=60
+            )
+            x = np.frombuffer(out.stdout, np.int16).copy()
+        return _normalize(x)
+
+    return _cache(f"say|{voice}|{text}|{tempo}|{semitones}", make)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One way a voice says the wake word (+ maybe a question)."""
+
+    voice: Voice
+    tempo: float
+    semitones: int
+    question: str
+
+    def audio(self) -> tuple[Int16, int]:
+        """The utterance and the sample where the wake word ends."""
+        wake = say(self.voice, WAKE, self.tempo, self.semitones)
+        if not self.question:
+            return wake, len(wake)
+        rest = say(self.voice, self.question, self.tempo, self.semitones)
+        gap = np.zeros(MIC_RATE * 40 // 1000, np.int16)  # one breath: a 40 ms join
+        return np.concatenate([wake, gap, rest]), len(wake)
+
+
+def renditions(voices: Sequence[Voice], per_voice: int | None = None) -> list[Rendition]:
+    """Every voice at every tempo x pitch (or an even subset of `per_voice` of them)."""
+    combos = list(itertools.product(TEMPOS, SEMITONES))
+    out: list[Rendition] = []
+    for vi, v in enumerate(voices):
+        picked = (
+            combos
+            if per_voice is None
+            else combos[vi % 2 :: max(1, len(combos) // per_voice)][:per_voice]
+        )
+        for ci, (t, s) in enumerate(picked):
+            out.append(Rendition(v, t, s, QUESTIONS[(vi + ci) % len(QUESTIONS)]))
+    return out
+
+
+def fortune_texts(n_chars: int, seed: int) -> list[str]:
+    """Paragraph-sized texts from Debian's fortune files (none naming the wake word)."""
+    d = Path("/usr/share/games/fortunes")
+    entries: list[str] = []
+    for f in sorted(d.glob("*")):
+        if f.suffix or not f.is_file():
+            continue
+        for e in f.read_text(errors="ignore").split("\n%\n"):
+            text = re.sub(r"\s+", " ", re.sub(r"[^A-Za-z0-9,.;:!?' -]", " ", e)).strip()
+            if 40 <= len(text) <= 400 and "jarvis" not in text.lower():
+                entries.append(text)
+    if not entries:
+        raise RuntimeError(f"no fortune texts in {d} (apt-get install fortunes fortunes-min)")
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    total = 0
+    for i in rng.permutation(len(entries)):
+        out.append(entries[i])
+        total += len(entries[i])
+        if total >= n_chars:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- streams and conditions
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An utterance in a stream: where it starts, where its wake word ends (None: a negative)."""
+
+    label: str
+    start: int
+    wake_end: int | None
+    end: int
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Clips laid end to end (int16 at 16 kHz)."""
+
+    name: str
+    audio: Int16
+    clips: tuple[Clip, ...]
+
+    @property
+    def hours(self) -> float:
+        """Length in hours."""
+        return len(self.audio) / MIC_RATE / 3600
+
+
+def lay_out(
+    name: str, parts: Sequence[tuple[str, Int16, int | None]], gap_s: float = GAP_S
+) -> Stream:
+    """Clips with `gap_s` of silence before, between and after them."""
+    gap = np.zeros(int(gap_s * MIC_RATE), np.int16)
+    chunks: list[Int16] = [gap]
+    clips: list[Clip] = []
+    pos = len(gap)
+    for label, audio, wake_end in parts:
+        clips.append(
+            Clip(label, pos, None if wake_end is None else pos + wake_end, pos + len(audio))
+        )
+        chunks += [audio, gap]
+        pos += len(audio) + len(gap)
+    return Stream(name, np.concatenate(chunks), tuple(clips))
+
+
+def music(n: int, rng: np.random.Generator) -> Float:
+    """Unit-power synthetic music: a melody and a bass line of harmonic notes, and a beat."""
+    t_note = int(0.25 * MIC_RATE)
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
+    out = np.zeros(n + t_note)
+    env = np.exp(-np.arange(t_note) / (0.12 * MIC_RATE))
+    t = np.arange(t_note) / MIC_RATE
+    root = 220.0 * 2 ** (int(rng.integers(0, 12)) / 12)
+    for k, pos in enumerate(range(0, n, t_note)):
+        f = root * 2 ** (scale[int(rng.integers(len(scale)))] / 12)
+        note = sum(np.sin(2 * np.pi * f * h * t) / h for h in (1, 2, 3, 4))
+        if k % 4 == 0:
+            bass = root / 2 * 2 ** (scale[int(rng.integers(4))] / 12)
+            note = note + 1.5 * np.sin(2 * np.pi * bass * t)
+        if k % 2 == 0:
+            note = note + 0.8 * rng.standard_normal(t_note) * np.exp(-t / 0.03)
+        out[pos : pos + t_note] += note * env
+    return unit_power(out[:n])
+
+
+def _talker(voices: Sequence[Voice], n: int, seed: int) -> Float:
+    """One person reading fortunes; talker `seed % 7` of a fixed pool (so the synthesis is shared
+    between streams), starting at an offset the seed chooses."""
+    pool = seed % 7
+    rng = np.random.default_rng(seed)
+    texts = fortune_texts(400_000, 1000 + pool)
+    parts: list[Int16] = []
+    total = 0
+    for i, text in enumerate(texts):
+        x = say(voices[(pool + i) % len(voices)], text)
+        parts += [x, np.zeros(2000 + (i * 977) % 4000, np.int16)]
+        total += len(x) + len(parts[-1])
+        if total >= n + 30 * MIC_RATE:
+            break
+    audio = np.concatenate(parts)
+    start = int(rng.integers(0, max(1, min(len(audio) - n, 30 * MIC_RATE))))
+    out = audio[start : start + n].astype(np.float64)
+    return np.pad(out, (0, n - len(out)))
+
+
+def babble(voices: Sequence[Voice], n: int, seed: int, talkers: int = 5) -> Float:
+    """Unit-power babble: `talkers` people reading at once."""
+    return unit_power(sum(_talker(voices, n, seed + k) for k in range(talkers)))
+
+
+def tv(voices: Sequence[Voice], n: int, seed: int) -> Float:
+    """Unit-power TV: one person talking over music 6 dB below."""
+    rng = np.random.default_rng(seed)
+    return unit_power(unit_power(_talker(voices, n, seed)) + 0.5 * music(n, rng))
+
+
+def lowpass(x: Float, cutoff_hz: float) -> Float:
+    """A gentle (2-pole-like) low-pass in the frequency domain."""
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1 / MIC_RATE)
+    return np.fft.irfft(spec / (1 + (f / cutoff_hz) ** 4), len(x))
+
+
+def in_room(x: Int16, kind: str, seed: int) -> Int16:
+    """An utterance as a microphone hears it in a room ('room') or across it ('far')."""
+    rng = np.random.default_rng(seed)
+    f = x.astype(np.float64)
+    if kind == "room":
+        y = convolve(f, room_response(0.5, 1.0, rng))
+    else:
+        y = lowpass(convolve(f, room_response(0.8, 0.4, rng)), 3500) * 10 ** (-18 / 20)
+    return np.clip(y, -32768, 32767).astype(np.int16)
+
+
+def apply(stream: Stream, condition: str, noise_voices: Sequence[Voice], seed: int) -> Stream:
+    """The stream in a condition; noise is scaled per clip to `snr` below that clip's speech."""
+    name = f"{stream.name} | {condition}"
+    if condition == "clean":
+        return Stream(name, stream.audio, stream.clips)
+    rng = np.random.default_rng(seed)
+    if condition in ("room", "far"):
+        out = np.zeros(len(stream.audio))
+        for i, c in enumerate(stream.clips):
+            y = in_room(stream.audio[c.start : c.end], condition, seed + i).astype(np.float64)
+            hi = min(len(out), c.start + len(y))
+            out[c.start : hi] += y[: hi - c.start]
+        if condition == "far":
+            out += colored("pink", len(out), rng) * 32768 * 10 ** (-60 / 20)
+        return Stream(name, np.clip(out, -32768, 32767).astype(np.int16), stream.clips)
+    kind, snr, _ = condition.split()
+    n = len(stream.audio)
+    bed = {
+        "white": lambda: colored("white", n, rng),
+        "pink": lambda: colored("pink", n, rng),
+        "babble": lambda: babble(noise_voices, n, seed),
+        "music": lambda: music(n, rng),
+        "tv": lambda: tv(noise_voices, n, seed),
+    }[kind]()
+    out = stream.audio.astype(np.float64)
+    bounds = [0] + [c.end for c in stream.clips[:-1]] + [n]
+    for clip, lo, hi in zip(stream.clips, bounds[:-1], bounds[1:], strict=True):
+        gain = np.sqrt(active_power(stream.audio[clip.start : clip.end]) / 10 ** (float(snr) / 10))
+        out[lo:hi] += bed[lo:hi] * gain
+    return Stream(name, np.clip(out, -32768, 32767).astype(np.int16), stream.clips)
+
+
+# ---------------------------------------------------------------- the sets
+
+
+def positives(voices: Sequence[Voice], per_voice: int | None = None) -> Stream:
+    """Renditions of the wake word by `voices`, clean."""
+    parts: list[tuple[str, Int16, int | None]] = []
+    for r in renditions(voices, per_voice):
+        audio, wake_end = r.audio()
+        parts.append((f"{r.voice} t{r.tempo} p{r.semitones:+d}", audio, wake_end))
+    return lay_out(f"positives {len(voices)} voices x {per_voice or 'all'}", parts)
+
+
+def ordinary_speech(voices: Sequence[Voice], minutes: float, seed: int = 11) -> Stream:
+    """About `minutes` of fortune texts read in turn by `voices` (no wake word)."""
+    texts = fortune_texts(int(minutes * 60 * 15 * 1.3), seed)
+    parts: list[tuple[str, Int16, int | None]] = []
+    total = 0
+    for i, text in enumerate(texts):
+        v = voices[i % len(voices)]
+        x = say(v, text)
+        parts.append((f"{v} fortune {i}", x, None))
+        total += len(x) + MIC_RATE // 2
+        if total >= minutes * 60 * MIC_RATE:
+            break
+    return lay_out(f"speech {len(voices)} voices {minutes} min", parts, gap_s=0.5)
+
+
+def near_misses(voices: Sequence[Voice]) -> Stream:
+    """Phrases that sound close to the wake word."""
+    parts: list[tuple[str, Int16, int | None]] = [
+        (f"{text} ({v})", say(v, text), None) for v in voices for text in NEAR_MISSES
+    ]
+    return lay_out(f"near misses {len(voices)} voices", parts)
+
+
+def replies(repeats: int = 4) -> Stream:
+    """The speaker's own answers, in the simulator's voice, as the microphone hears them."""
+    v = Voice("espeak", "en-us")
+    parts: list[tuple[str, Int16, int | None]] = [
+        (f"reply {i}", say(v, text), None) for i in range(repeats) for text in REPLIES
+    ]
+    return lay_out("replies", parts, gap_s=0.5)
+
+
+def music_alone(minutes: float, seed: int = 5) -> Stream:
+    """Synthetic music at about -20 dBFS."""
+    n = int(minutes * 60 * MIC_RATE)
+    x = music(n, np.random.default_rng(seed)) * 32768 * 0.1
+    audio = x.astype(np.int16)
+    return Stream(f"music alone {minutes} min", audio, (Clip("music", 0, None, n),))
+
+
+def frames_of(stream: Stream) -> Iterator[Int16]:
+    """The stream as 80 ms frames (a trailing part frame is dropped)."""
+    n = len(stream.audio) // 1280
+    yield from stream.audio[: n * 1280].reshape(-1, 1280)
+
+
+# ---------------------------------------------------------------- what bench and CI score
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One stream of an evaluation: which voices, positive or negative, which condition."""
+
+    split: str
+    """'tune' or 'held-out'."""
+    kind: str
+    """'pos', 'speech', 'near', 'replies' or 'music'."""
+    condition: str
+    size: float
+    """Renditions per voice (0 = all) for 'pos'; minutes for 'speech' and 'music'."""
+
+    def voices(self) -> tuple[Voice, ...]:
+        return TUNE_VOICES if self.split == "tune" else HELD_OUT_VOICES
+
+    def build(self) -> Stream:
+        """Synthesize (cached) and mix the stream."""
+        v = self.voices()
+        base = {
+            "pos": lambda: positives(v, int(self.size) or None),
+            "speech": lambda: ordinary_speech(v, self.size),
+            "near": lambda: near_misses(v),
+            "replies": replies,
+            "music": lambda: music_alone(self.size),
+        }[self.kind]()
+        seed = int(hashlib.sha256(f"{self}".encode()).hexdigest()[:8], 16)
+        return apply(base, self.condition, v, seed)
+
+    def __str__(self) -> str:
+        return f"{self.split} {self.kind} {self.condition}"
+
+
+NEGATIVE_CONDITIONS = (
+    "clean",
+    "room",
+    "far",
+    "white 10 dB",
+    "pink 10 dB",
+    "babble 10 dB",
+    "music 10 dB",
+    "tv 10 dB",
+)
+
+
+def full_specs() -> list[Spec]:
+    """The bench's evaluation: both splits, every condition, >= 2 h of negatives per split."""
+    out: list[Spec] = []
+    for split, minutes in (("tune", 10.0), ("held-out", 15.0)):
+        out += [Spec(split, "pos", c, 0) for c in CONDITIONS]
+        out += [Spec(split, "speech", c, minutes) for c in NEGATIVE_CONDITIONS]
+        out += [Spec(split, "near", "clean", 0), Spec(split, "near", "babble 10 dB", 0)]
+    out += [Spec("held-out", "music", "clean", 10.0), Spec("held-out", "replies", "clean", 0)]
+    return out
+
+
+def ci_specs() -> list[Spec]:
+    """CI's reduced evaluation: held-out voices only, 3 renditions each, 10 dB conditions."""
+    conds = (
+        "clean",
+        "room",
+        "far",
+        *(f"{k} 10 dB" for k in ("white", "pink", "babble", "music", "tv")),
+    )
+    out = [Spec("held-out", "pos", c, 3) for c in conds]
+    out += [
+        Spec("held-out", "speech", c, 4.0)
+        for c in ("clean", "babble 10 dB", "tv 10 dB", "music 10 dB")
+    ]
+    out += [Spec("held-out", "music", "clean", 3.0), Spec("held-out", "replies", "clean", 0)]
+    out += [Spec("held-out", "near", "clean", 0)]
+    return out

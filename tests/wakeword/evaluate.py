@@ -1,0 +1,142 @@
+"""Score corpus streams: the bare engine and the daemon's wake path, from the same features.
+
+`analyse(stream)` runs the daemon's own `WakeModel` (openWakeWord's features + the hey_jarvis
+classifier) over the stream once and caches, per 80 ms frame, the base score and the newest speech
+embedding. `WakeModel` scores equal openWakeWord's `Model.predict` (tests/wakeword/test_models.py),
+so the bare engine is "frame score >= 0.5"; the daemon path is the daemon's `Trigger` (threshold,
+trigger frames, refractory time, enrolled voices) fed the same frames
+(`test_detector.py` checks it decides exactly as `Detector.process` on the audio).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from device.config import WakewordConfig
+from device.events import MIC_RATE
+from device.wakeword.detector import Trigger
+from device.wakeword.features import FRAME_SAMPLES, HISTORY
+from device.wakeword.models import WakeModel, resolve_model
+from device.wakeword.verifier import VoiceVerifier
+from tests.wakeword.corpus import ROOT, VERSION, Stream, frames_of
+
+AFTER = MIC_RATE
+"""A detection up to 1 s after a clip's end still counts for it."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Per 80 ms frame of a stream: the base score and the newest embedding."""
+
+    scores: npt.NDArray[np.float32]
+    embeddings: npt.NDArray[np.float16]
+
+
+def analyse(stream: Stream) -> Analysis:
+    """Features and base scores of a stream (cached by a hash of its audio)."""
+    digest = hashlib.sha256(stream.audio.tobytes()).hexdigest()[:24]
+    path = ROOT / "analysis" / f"{VERSION}-{digest}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return Analysis(z["scores"], z["embeddings"])
+    model = WakeModel(resolve_model("hey_jarvis"))
+    scores: list[float] = []
+    embs: list[npt.NDArray[np.float32]] = []
+    for frame in frames_of(stream):
+        scores.append(model.score(frame))
+        embs.append(model.embeddings[-1].copy())
+    a = Analysis(np.array(scores, np.float32), np.array(embs, np.float16))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, scores=a.scores, embeddings=a.embeddings)
+    tmp.replace(path)
+    return a
+
+
+def analyse_all(streams: Sequence[Stream], workers: int = 2) -> list[Analysis]:
+    """`analyse` for many streams in worker processes (the machine has 2 cores)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(analyse, streams))
+
+
+@dataclass
+class Result:
+    """Detections per clip and outside any clip, and the enrolled voice each first hit matched."""
+
+    hits: list[int]
+    outside: int
+    voices: list[str | None]
+    hours: float
+
+    def recall(self) -> float:
+        return float(np.mean([h > 0 for h in self.hits])) if self.hits else 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.hits) + self.outside
+
+
+def _clip_index(stream: Stream, sample: int, starts: npt.NDArray[np.int64]) -> int | None:
+    i = int(np.searchsorted(starts, sample, side="right")) - 1
+    if i >= 0 and sample < stream.clips[i].end + AFTER:
+        return i
+    return None
+
+
+def _result(stream: Stream, detections: Sequence[tuple[int, str | None]]) -> Result:
+    starts = np.array([c.start for c in stream.clips], np.int64)
+    hits = [0] * len(stream.clips)
+    voices: list[str | None] = [None] * len(stream.clips)
+    outside = 0
+    for end, voice in detections:
+        i = _clip_index(stream, end, starts)
+        if i is None:
+            outside += 1
+            continue
+        if hits[i] == 0:
+            voices[i] = voice
+        hits[i] += 1
+    return Result(hits, outside, voices, stream.hours)
+
+
+def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: float = 2.0) -> Result:
+    """openWakeWord as its README uses it: a frame scoring >= threshold is a detection."""
+    dets: list[tuple[int, str | None]] = []
+    blocked = -1
+    for k in np.flatnonzero(a.scores >= threshold):
+        end = (int(k) + 1) * FRAME_SAMPLES
+        if end >= blocked:
+            blocked = end + int(refractory_s * MIC_RATE)
+            dets.append((end, None))
+    return _result(stream, dets)
+
+
+def daemon(
+    stream: Stream,
+    a: Analysis,
+    cfg: WakewordConfig | None = None,
+    voices: Sequence[VoiceVerifier] = (),
+) -> Result:
+    """The daemon's Trigger on the same frames (no noise suppression: the default)."""
+    trigger = Trigger(cfg or WakewordConfig(), "hey_jarvis", voices)
+    window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
+    dets: list[tuple[int, str | None]] = []
+    n = len(a.scores)
+    for k in range(n):
+        score = float(a.scores[k])
+        if trigger.needs_embeddings(score):
+            lo = max(0, k + 1 - HISTORY)
+            window[HISTORY - (k + 1 - lo) :] = a.embeddings[lo : k + 1]
+        hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window)
+        if hit is not None:
+            dets.append(((k + 1) * FRAME_SAMPLES, hit.voice))
+    return _result(stream, dets)
