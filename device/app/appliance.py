@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from device.app.conversation import Conversation
+from device.app.conversation import UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, Conversation
 from device.app.memory import FailureMemory, MuteStore
 from device.app.ports import Parts
 from device.app.states import (
@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 ERROR_SHOW_S = 3.0
 """How long the error pattern stays before going back to idle."""
 END_TIMEOUT_S = 1.5
-"""Bound on closing a session (and saving its handle) when a conversation ends."""
+"""How long the end of a conversation waits for its session to close (and save its handle).
+Past that the conversation finishes closing on its own (bounded in device.live): the next
+wake-up does not wait for it."""
 
 
 StatusListener = Callable[[Status], None]
@@ -67,6 +69,8 @@ class Appliance:
         self._events: asyncio.Queue[tuple[AppEvent, object]] = asyncio.Queue()
         self._conversation: Conversation | None = None
         self._conv_task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        """Ended conversations still closing their session (bounded; watched, never awaited)."""
         self._error_timer: asyncio.TimerHandle | None = None
         self._mute_store = MuteStore(cfg.state_dir)
         self.memory = FailureMemory(cfg.live, clock)
@@ -213,7 +217,7 @@ class Appliance:
             self._error_timer = loop.call_later(ERROR_SHOW_S, self.post, ErrorShown())
 
     def _open(self, wake_end: int | None) -> None:
-        self._conversation = Conversation(
+        conversation = Conversation(
             self._cfg,
             self,
             self._p,
@@ -222,19 +226,36 @@ class Appliance:
             wake_end=wake_end,
             clock=self._clock,
         )
+        # The appliance is the one owner of the upload consumer: each conversation gets a fresh
+        # one, and loses it the moment it ends (however long its session takes to close).
+        self._p.mic.remove_consumer(UPLOAD_CONSUMER)
+        upload = self._p.mic.add_consumer(
+            UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, gate=conversation.upload_gate
+        )
+        self._conversation = conversation
         self._conv_task = asyncio.get_running_loop().create_task(
-            self._conversation.run(), name="conversation"
+            conversation.run(upload), name="conversation"
         )
 
     async def _end_conversation(self) -> None:
         task, self._conv_task, self._conversation = self._conv_task, None, None
+        self._p.mic.remove_consumer(UPLOAD_CONSUMER)
         self._p.speaker.flush()
         if task is None or task.done():
             return
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=END_TIMEOUT_S)
         if not done:
-            log.warning("the session did not close within %.1f s", END_TIMEOUT_S)
+            log.warning(
+                "the session did not close within %.1f s: it goes on closing by itself",
+                END_TIMEOUT_S,
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closed_late)
+
+    def _closed_late(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        log.info("a late session close finished (%d still closing)", len(self._closing))
 
     # --- ToolHost -----------------------------------------------------------------------------
 

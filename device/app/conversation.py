@@ -104,7 +104,6 @@ class Conversation:
         self._cfg = cfg
         self._host = host
         self._live = parts.live
-        self._mic = parts.mic
         self._speaker = parts.speaker
         self._preroll = parts.preroll
         self._gate = parts.upload_gate
@@ -161,9 +160,13 @@ class Conversation:
 
     # --- the task -----------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Open the session and run until cancelled or the session fails."""
-        upload = self._mic.add_consumer(UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, gate=self._upload_gate)
+    async def run(self, upload: BlockQueue) -> None:
+        """Open the session and run until cancelled or the session fails.
+
+        `upload` is the microphone's upload consumer; the appliance owns it (adds it before and
+        removes it when this conversation ends), so a conversation that is slow to close never
+        holds the microphone against the next one.
+        """
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -174,7 +177,6 @@ class Conversation:
         except* Exception as eg:
             self._failed(eg.exceptions[0])
         finally:
-            self._mic.remove_consumer(UPLOAD_CONSUMER)
             log.info(
                 "conversation over: %d blocks (%.1f s) of microphone audio sent, %d withheld "
                 "while the speaker played",
@@ -183,7 +185,8 @@ class Conversation:
                 self.withheld_blocks,
             )
 
-    def _upload_gate(self, block: AudioBlock) -> bool:
+    def upload_gate(self, block: AudioBlock) -> bool:
+        """The upload consumer's gate: the echo gate, and where the live stream starts."""
         # The first block offered marks where the live stream starts: pre-roll fills up to it
         # (blocks the echo gate withholds, e.g. during the chime, are not taken from pre-roll).
         if self._first_seen is None:

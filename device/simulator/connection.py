@@ -29,6 +29,10 @@ _CLOSES = {
 }
 
 
+def _discard(data: bytes) -> None:
+    """A stalled connection's data_received: the bytes are lost, like packets a router drops."""
+
+
 class SimConnection:
     """Runs the protocol for one connection and records what it received."""
 
@@ -349,10 +353,14 @@ class SimConnection:
             await self.ws.send(json.dumps(p.audio_chunk(bytes(900 * 1024))))
 
     def stall(self) -> None:
-        """Stop sending and reading; the TCP connection stays open (the kernel still ACKs)."""
+        """Stop sending; drop what arrives unread. The TCP connection stays open.
+
+        Incoming bytes are discarded rather than reading paused: websockets resumes reading by
+        itself whenever its own buffer drains, which would end the stall.
+        """
         self.stalled = True
         self.rec.sent.append("stall")
-        self.ws.transport.pause_reading()
+        setattr(self.ws, "data_received", _discard)  # noqa: B010 (the protocol callback)
 
     def unstall(self) -> None:
         """Cut a stalled connection (the simulator stops): nobody would answer its close."""
