@@ -319,18 +319,23 @@ def config_to_toml(cfg: Config, *, comments: bool = True) -> str:
             tables.append((name, value))
             continue
         if comments and field.description:
-            out.append(f"# {field.description}")
+            out += _comment(field.description)
         out.append(f"{name} = {_toml_value(value)}")
     for name, table in tables:
         out.append("")
         if comments and type(table).__doc__:
-            out.append(f"# {type(table).__doc__}")
+            out += _comment(type(table).__doc__ or "")
         out.append(f"[{name}]")
         for key, field in type(table).model_fields.items():
             if comments and field.description:
-                out.append(f"# {field.description}")
+                out += _comment(field.description)
             out.append(f"{key} = {_toml_value(getattr(table, key))}")
     return "\n".join(out) + "\n"
+
+
+def _comment(text: str) -> list[str]:
+    """A (possibly multi-line) docstring as TOML comment lines."""
+    return [f"# {line.strip()}".rstrip() for line in text.strip().splitlines()]
 
 
 def _toml_value(v: Any) -> str:
