@@ -244,7 +244,7 @@ class Conversation:
                 self._pending.append(block)
                 continue
             if not self._host.streaming:
-                continue
+                continue  # nor is anything buffered sent now: it waits for streaming again
             if self._pending or self._next_sample is None:
                 await self._send_buffered(block)
             if self._backfill_from is not None:
@@ -265,8 +265,7 @@ class Conversation:
             "barge-in: sending %.2f s said after the wake word over the answer",
             sum(len(b.pcm) for b in blocks) / 2 / MIC_RATE,
         )
-        for b in blocks:
-            await self._send(b)
+        await self._send_all(blocks)
 
     async def _send_buffered(self, first_live: AudioBlock) -> None:
         """Pre-roll from the wake word's end, then what was buffered while connecting, in order."""
@@ -281,15 +280,31 @@ class Conversation:
                 "sending %.2f s of audio said while connecting",
                 sum(len(b.pcm) for b in blocks) / 2 / MIC_RATE,
             )
-        for b in blocks:
-            await self._send(b)
+        await self._send_all(blocks)
 
-    async def _send(self, block: AudioBlock) -> None:
+    async def _send_all(self, blocks: list[AudioBlock]) -> None:
+        """Send in order; stop (and drop the rest) as soon as streaming is no longer allowed."""
+        for i, b in enumerate(blocks):
+            if not await self._send(b):
+                log.info(
+                    "streaming stopped while sending buffered audio: %d blocks not sent",
+                    len(blocks) - i,
+                )
+                return
+
+    async def _send(self, block: AudioBlock) -> bool:
+        """Send one block if streaming is allowed at this moment (what the LEDs show).
+
+        Every block passes this gate right before it goes to the session, buffered or live:
+        a flush awaits the socket between blocks, and the state may change meanwhile.
+        """
         assert self._conv is not None
+        if not self._host.streaming:
+            return False
         if self._next_sample is not None and block.start < self._next_sample:
             cut = self._next_sample - block.start
             if cut * 2 >= len(block.pcm):
-                return
+                return True
             block = AudioBlock(block.pcm[cut * 2 :], self._next_sample)
         self._next_sample = block.end
         if rms(block.pcm) >= VOICE_RMS:
@@ -297,6 +312,7 @@ class Conversation:
         await self._conv.send_audio(block.pcm)
         self.sent_blocks += 1
         self.sent_samples += len(block.pcm) // 2
+        return True
 
     # --- server -> speaker ----------------------------------------------------------------------
 

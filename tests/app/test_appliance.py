@@ -127,8 +127,9 @@ class FakeWake:
 class FakeConversation:
     """Checks the LEDs at every block sent: the privacy invariant."""
 
-    def __init__(self, leds: Leds) -> None:
+    def __init__(self, leds: Leds, send_s: float = 0.0) -> None:
         self.leds = leds
+        self.send_s = send_s
         self.sent: list[bytes] = []
         self.violations = 0
         self.server: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
@@ -137,6 +138,8 @@ class FakeConversation:
         if self.leds.pattern != LISTENING:
             self.violations += 1
         self.sent.append(pcm)
+        if self.send_s:
+            await asyncio.sleep(self.send_s)  # like a websocket: written, then wait for drain
 
     async def send_audio_end(self) -> None:
         pass
@@ -154,6 +157,8 @@ class FakeLive:
         self.leds = leds
         self.opened: list[FakeConversation] = []
         self.fail_with: Exception | None = None
+        self.send_s = 0.0
+        """How long each send_audio takes (0: returns without yielding)."""
         self.gate = asyncio.Event()
         self.gate.set()
 
@@ -162,7 +167,7 @@ class FakeLive:
         await self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with
-        conv = FakeConversation(self.leds)
+        conv = FakeConversation(self.leds, self.send_s)
         self.opened.append(conv)
         yield conv
 
@@ -366,3 +371,27 @@ async def test_full_duplex_streams_while_answering_and_the_leds_say_so(
         await until(lambda: len(conv.sent) >= n + 20, feed=mic)  # headset / AEC: upload stays open
         assert conv.violations == 0  # ... and the LEDs show "sending" throughout
         assert factory.pin(22).state == 1 and factory.pin(17).state == 0
+
+
+async def test_audio_buffered_while_connecting_stops_leaving_when_the_answer_starts(
+    tmp_path: Path, factory: Any
+) -> None:
+    """What was said while connecting is flushed block by block, each a socket write; if the
+    answer starts meanwhile (half duplex: the LEDs stop showing listening), the rest stays."""
+    async with appliance(tmp_path, factory) as (app, mic, _speaker, live):
+        live.send_s = 0.005
+        live.gate.clear()
+        app.post(ButtonReleased())
+        await until(lambda: app.state is State.CONNECTING)
+        for _ in range(300):  # 6 s said while the session opens
+            mic.feed()
+        live.gate.set()
+        await until(lambda: app.state is State.LISTENING)
+        conv = live.opened[0]
+        mic.feed()  # the first live block starts the flush
+        await until(lambda: len(conv.sent) >= 20)
+        await conv.server.put(ModelAudio(b"\1\0" * 2400))
+        await until(lambda: app.state is State.RESPONDING)
+        await asyncio.sleep(0.3)
+        assert conv.violations == 0
+        assert 20 <= len(conv.sent) < 250
