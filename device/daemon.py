@@ -6,6 +6,12 @@ heartbeat while muted, when the microphone is closed on purpose). SIGTERM: STOPP
 conversation ends (session closed, handle saved), LEDs off, exit 0 within ~2 s. SIGHUP: the new
 config is validated; if it is bad the daemon keeps running on the old one (logged), otherwise it
 sends RELOADING=1, rebuilds every part in-process with the new config, and sends READY=1 again.
+A config that validates but cannot be built (a wake word model file that is missing, an audio
+device name that matches nothing) is refused before the running parts are touched: the new wake
+model is loaded and the devices resolved first, on a worker thread, while the old parts keep
+running; the reason goes to the journal and stays in the STATUS= line until a reload succeeds. If a
+rebuild fails anyway, the daemon rebuilds with the configuration that ran before (never exits).
+A state_dir that cannot be written (full, read-only) is shown in the STATUS= line too.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from device.apikey import find_api_key
 from device.app.appliance import Appliance
 from device.app.ports import Parts
 from device.app.states import State, Status, status_line
-from device.config import Config, ConfigError
+from device.config import Config, ConfigError, GpioConfig
 from device.events import AudioBlock
 from device.service import Notifier, StartupPinger, Watchdog
 
@@ -36,6 +42,8 @@ STARTUP_LIMIT_S = AUDIO_START_TIMEOUT_S + 60.0
 """Longest (re)start that keeps systemd's watchdog fed: model load + waiting for audio."""
 STOP_LIMIT_S = 1.5
 HEARTBEAT_S = 0.5
+STATUS_NOTE_MAX = 200
+"""A refused reload's reason is cut to this many characters in STATUS= (the journal has it all)."""
 
 
 class Outcome(enum.Enum):
@@ -101,6 +109,9 @@ class Overrides:
     environ: dict[str, str] | None = None
     on_appliance: Callable[[Appliance], None] | None = None
     """Called with each appliance built (tests observe it)."""
+    make_pin_factory: Callable[[GpioConfig], Any] | None = None
+    """Makes the pin factory for each build (default device.gpio.make_pin_factory); the daemon
+    closes each one it made when that build ends (unlike `pin_factory`, which the caller owns)."""
 
 
 @dataclass
@@ -130,6 +141,14 @@ class Daemon:
         self.appliance: Appliance | None = None
         self._mic: Any = None
         self._speaker: Any = None
+        self._status: Status | None = None
+        self._refused: str | None = None
+        """Why the last reload was refused (shown in STATUS= until one succeeds)."""
+        self._next_detector: Any = None
+        """The wake word detector a reload's preflight loaded, for the next build."""
+        self._previous_cfg: Config | None = None
+        self._up = False
+        """The current build is up (READY=1 sent)."""
 
     @property
     def microphone(self) -> Any:
@@ -150,15 +169,36 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns 0."""
+        from device.statefile import problems
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request, sig)
+
+        def state_dir_changed() -> None:  # called on the thread whose write failed
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(self._show_status)
+
+        problems.add_listener(state_dir_changed)
+        previous: Config | None = None  # the configuration that ran before a reload
         try:
-            while await self._run_once() is Outcome.RELOAD:
+            while True:
+                try:
+                    outcome = await self._run_once()
+                except Exception as exc:
+                    if previous is None or self._up:
+                        raise  # the first start (78 for a bad config), or not a rebuild failure
+                    self._refuse(str(exc))
+                    self.cfg, previous = previous, None  # rebuild what ran before
+                    continue
+                if outcome is not Outcome.RELOAD:
+                    break
+                previous = self._previous_cfg
                 self.notifier.reloading()
                 self._reloads += 1
         finally:
+            problems.remove_listener(state_dir_changed)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
@@ -169,17 +209,22 @@ class Daemon:
         from device.leds import Leds
 
         cfg = self.cfg
+        self._up = False
         self.notifier.status("Starting")
-        pin_factory = self._o.pin_factory
-        if pin_factory is None:
+        owned = None
+        if (pin_factory := self._o.pin_factory) is None:
             from device.gpio import make_pin_factory
 
-            pin_factory = make_pin_factory(cfg.gpio)
-        leds = Leds(cfg.leds, pin_factory)
+            pin_factory = owned = (self._o.make_pin_factory or make_pin_factory)(cfg.gpio)
         try:
-            return await self._run_parts(cfg, leds, pin_factory)
+            leds = Leds(cfg.leds, pin_factory)
+            try:
+                return await self._run_parts(cfg, leds, pin_factory)
+            finally:
+                leds.close()
         finally:
-            leds.close()
+            if owned is not None:  # a reload makes a new one: release the pins and the chip
+                owned.close()
 
     def _build(self, cfg: Config, leds: Any) -> _Built:
         from device.audio.echo import EchoGate
@@ -187,7 +232,7 @@ class Daemon:
         from device.audio.speaker import Speaker
         from device.live import LiveClient
         from device.tools import local_tools
-        from device.wakeword.detector import Detector
+        from device.wakeword.detector import build_detector
         from device.wakeword.preroll import PreRoll
 
         sink: list[Appliance] = []
@@ -206,7 +251,9 @@ class Daemon:
             log.error("no API key found: wake-ups will answer with the bad key sound")
         live = LiveClient(cfg, api_key, local_tools())
         power = MicPower(mic)
-        detector = Detector(cfg.wakeword)
+        detector, self._next_detector = self._next_detector, None
+        if detector is None:
+            detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
         parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate)
         appliance = Appliance(cfg, parts, on_status=self._on_status)
         sink.append(appliance)
@@ -246,7 +293,9 @@ class Daemon:
             await self._wait_audio(b.speaker, None if muted else b.mic)
             appliance.started(muted)
             await asyncio.sleep(0)
-            self.notifier.ready(status_line(appliance.status, wake_phrase(cfg.wakeword.model)))
+            self._status = appliance.status
+            self._up = True
+            self.notifier.ready(self._status_line())
             if pinger is not None:
                 pinger.stop()
             watchdog = Watchdog.from_environment(
@@ -312,25 +361,73 @@ class Daemon:
             if sig is not signal.SIGHUP:
                 log.info("%s: stopping", sig.name)
                 return Outcome.STOP
-            if self._reload():
+            if await self._reload():
                 return Outcome.RELOAD
 
-    def _reload(self) -> bool:
-        """Validate the config again; True when a new one should be applied."""
+    async def _reload(self) -> bool:
+        """Validate the config again and build what it can make fail (the running parts keep
+        running meanwhile); True when the new one should be applied."""
         from device.config import load_config
 
         try:
             new, source = load_config(self._config_path)
         except ConfigError as exc:
-            log.error("SIGHUP: keeping the running configuration: %s", exc)
+            self._refuse(str(exc))
+            return False
+        try:
+            self._next_detector = await asyncio.to_thread(self._preflight, new)
+        except Exception as exc:
+            self._refuse(str(exc))
             return False
         log.info("SIGHUP: reloading the configuration from %s", source)
-        self.cfg = new
+        self._previous_cfg, self.cfg = self.cfg, new
+        self._refused = None
         return True
+
+    @staticmethod
+    def _preflight(cfg: Config) -> Any:
+        """Load the new wake word model and resolve the new audio devices (worker thread);
+        raises what a build would. Returns the loaded detector for the next build."""
+        from device.audio import devices
+        from device.wakeword.detector import build_detector
+
+        detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
+        devices.resolve(cfg.audio.input_device, devices.Direction.INPUT)
+        devices.resolve(cfg.audio.output_device, devices.Direction.OUTPUT)
+        return detector
+
+    def _refuse(self, why: str) -> None:
+        """A reload was refused: journal (error) and STATUS= say why."""
+        one_line = " ".join(why.split())
+        self._refused = (
+            one_line if len(one_line) <= STATUS_NOTE_MAX else one_line[:STATUS_NOTE_MAX] + "…"
+        )
+        log.error(
+            "SIGHUP: new configuration refused, the running one stays: %s",
+            why,
+            extra={"RELOAD": "refused"},
+        )
+        self._show_status()
+
+    def _status_line(self) -> str:
+        """STATUS=: the appliance's line, plus a refused reload and a state_dir write problem."""
+        from device.statefile import problems
+
+        line = "Starting"
+        if self._status is not None:
+            line = status_line(self._status, wake_phrase(self.cfg.wakeword.model))
+        notes = [f"config reload refused: {self._refused}"] if self._refused else []
+        if state := problems.summary(self.cfg.state_dir):
+            notes.append(f"warning: {state}")
+        return f"{line} ({'; '.join(notes)})" if notes else line
+
+    def _show_status(self) -> None:
+        self.notifier.status(self._status_line())
 
     def _on_status(self, status: Status) -> None:
         self._muted = status.state is State.MUTED
-        self.notifier.status(status_line(status, wake_phrase(self.cfg.wakeword.model)))
+        self._status = status
+        self._show_status()
 
     def _progress(self, mic: Any) -> int:
         """Microphone blocks, plus failed opens while the mic is missing (the app shows an audio

@@ -137,3 +137,53 @@ async def test_muted_closes_the_microphone_and_the_watchdog_still_pings(
             await asyncio.sleep(2.5)
             assert rig.daemon.mic_blocks() == blocks  # the microphone is closed
             assert len(ns.watchdog_pings()) >= pings + 2  # but the daemon is alive and says so
+
+
+async def test_a_reload_closes_the_pin_factory_of_the_build_it_replaces(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each build makes its pin factory from [gpio]; the one a reload replaces is closed (on a Pi:
+    lgpio's chip handle and every claimed line released), and the last one at exit."""
+    import sounddevice as sd
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from device.daemon import Daemon, Overrides
+
+    sd._terminate()
+    sd._initialize()
+    made: list[MockFactory] = []
+
+    def make(_gpio: object) -> MockFactory:
+        made.append(MockFactory(pin_class=MockPWMPin))
+        return made[-1]
+
+    cfg = sim_config(simulator, tmp_path)
+    path = tmp_path / "config.toml"
+    path.write_text(config_to_toml(cfg))
+    with NotifySocket() as ns:
+        monkeypatch.setenv("NOTIFY_SOCKET", ns.path)
+        daemon = Daemon(
+            cfg,
+            str(path),
+            Overrides(
+                notifier=Notifier(),
+                environ={"GEMINI_API_KEY": SIM_API_KEY},
+                make_pin_factory=make,
+            ),
+        )
+        task = asyncio.create_task(daemon.run())
+        try:
+            await ns.until(lambda m: any("READY" in x.fields for x in m), 60, "READY")
+            assert len(made) == 1 and made[0].pins  # the LEDs and the button hold pins
+            daemon.request(signal.SIGHUP)
+            await ns.until(lambda m: sum("READY" in x.fields for x in m) >= 2, 60, "READY again")
+            assert len(made) == 2
+            assert made[0].pins == {}  # closed: every pin released
+            assert made[1].pins
+        finally:
+            daemon.request(signal.SIGTERM)
+            assert await asyncio.wait_for(task, 20) == 0
+    assert made[1].pins == {}
