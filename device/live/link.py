@@ -62,6 +62,8 @@ class Link:
         self.clock = clock
         self.closing = False
         self.going_away = False
+        self.lost = False
+        """The server ended this connection while it was going away (before the handover)."""
         self.in_turn = False
         """True while a turn is in flight here: the server heard a question or is answering."""
         self._turn_done = asyncio.Event()

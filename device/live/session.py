@@ -49,6 +49,9 @@ from device.live.turns import TurnLog
 log = logging.getLogger(__name__)
 
 MAX_CHUNK_BYTES = 1280  # 40 ms of 16 kHz int16: longer audio is split
+HANDOVER_RESERVE_S = 5.0
+"""Of a goAway's time_left, what is kept for opening the replacement connection; the rest may
+be spent waiting for the handle that covers the turn in flight."""
 WATCH_TICK_S = 0.5
 """How often the dead-link watch looks at the link."""
 
@@ -287,6 +290,10 @@ class Conversation:
                 )
                 continue
             except Exception as exc:
+                if link.going_away:  # the handover goes on without it
+                    link.lost = True
+                    self._new_handle.set()
+                    return
                 if link.closing or link is not self._link or self._pending is not None:
                     return  # replaced by a handover, or we closed it
                 self._failed(exc)
@@ -342,9 +349,30 @@ class Conversation:
 
     # --- goAway handover ----------------------------------------------------------------------
 
+    async def _turn_handle(self, old: Link, left: float) -> None:
+        """With a turn in flight at goAway: wait (bounded by `left` - HANDOVER_RESERVE_S) for the
+        handle the server issues after that turn, so the replacement remembers it.
+
+        Until then the old connection carries on as usual (the answer, audio sent up).
+        """
+        budget = left - HANDOVER_RESERVE_S
+        if not old.in_turn or budget <= 0:
+            return
+        after = self.stats.turns + 1
+        log.info("goAway during a turn: waiting up to %.1f s for the handle that covers it", budget)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(budget):
+                while self._handle_turns < after and not old.lost:
+                    self._new_handle.clear()
+                    await self._new_handle.wait()
+        if self._handle_turns < after:
+            log.warning("goAway: the turn's handle did not come: resuming from an older one")
+
     async def _handover(self, old: Link, go_away: types.LiveServerGoAway) -> None:
         t0 = asyncio.get_running_loop().time()
         left = _seconds(go_away.time_left, 10.0)
+        await self._turn_handle(old, left)
+        left -= asyncio.get_running_loop().time() - t0
         log.info("goAway (%.0f s left): opening a replacement connection", left)
         async with self._lock:
             self._pending = []

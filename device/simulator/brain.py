@@ -40,7 +40,7 @@ def _norm(text: str) -> str:
 def answer(user: str, history: tuple[str, ...], tools: set[str]) -> Reply:
     """The reply to `user`, given the earlier user turns and the declared tool names."""
     q = _norm(user)
-    if "what did i ask" in q or "what was my question" in q or "remember" in q:
+    if re.search(r"what did i (just )?ask", q) or "what was my question" in q or "remember" in q:
         if not history:
             return Reply("You have not asked me anything before.")
         return Reply(f'Before this you asked: "{history[-1]}".')
