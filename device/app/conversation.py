@@ -206,12 +206,17 @@ class Conversation:
         self._post(SessionFailed(kind, message))
 
     async def _session(self) -> None:
-        async with self._live.session(resume=True) as conv:
+        # The same gate again at the wire: audio held back in the session (a goAway handover)
+        # leaves only if streaming is still allowed when its turn comes.
+        async with self._live.session(resume=True, may_send=self._may_stream) as conv:
             self._conv = conv
             self._memory.succeeded()
             self._post(SessionOpened())
             await self._downlink(conv)
         raise _SessionEnded("the session ended")
+
+    def _may_stream(self) -> bool:
+        return self._host.streaming
 
     async def _chime(self) -> None:
         """Chime unless the user is still talking right after the wake word (one breath).

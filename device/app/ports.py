@@ -130,8 +130,13 @@ class ConversationPort(Protocol):
 class LivePort(Protocol):
     """The Live client: opens (and resumes) sessions; raises LiveError with a kind on failure."""
 
-    def session(self, resume: bool = True) -> AbstractAsyncContextManager[ConversationPort]:
-        """Open a session; on exit it is closed and its resumption handle saved."""
+    def session(
+        self, resume: bool = True, may_send: Callable[[], bool] | None = None
+    ) -> AbstractAsyncContextManager[ConversationPort]:
+        """Open a session; on exit it is closed and its resumption handle saved.
+
+        `may_send()` is the streaming gate, asked again as each audio chunk goes on the wire.
+        """
         ...
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,8 @@ class SessionStats:
 
     audio_chunks_sent: int = 0
     audio_bytes_sent: int = 0
+    audio_chunks_withheld: int = 0
+    """Audio chunks not sent because `may_send()` said no when their turn on the wire came."""
     connections: int = 0
     handovers: int = 0
     handover_gap_s: list[float] = field(default_factory=list)
@@ -104,10 +106,16 @@ class LiveClient:
         return self.policy.apply(classify(exc, self.live))
 
     @contextlib.asynccontextmanager
-    async def session(self, resume: bool = True) -> AsyncIterator[Conversation]:
-        """A conversation; resumes the saved handle if `resume` and it is still valid."""
+    async def session(
+        self, resume: bool = True, may_send: Callable[[], bool] | None = None
+    ) -> AsyncIterator[Conversation]:
+        """A conversation; resumes the saved handle if `resume` and it is still valid.
+
+        `may_send()` is asked right before each audio chunk goes on the wire (also audio held
+        back during a goAway handover): when it says no, the chunk is dropped, never sent later.
+        """
         saved = self.store.usable(self.live.model, self.live.resume_window_s) if resume else None
-        conv = Conversation(self)
+        conv = Conversation(self, may_send)
         try:
             link = await self.connect(saved.handle if saved else None)
         except HandleRejectedError as exc:
@@ -157,8 +165,9 @@ class LiveClient:
 class Conversation:
     """One conversation, possibly over several connections (goAway handovers)."""
 
-    def __init__(self, client: LiveClient) -> None:
+    def __init__(self, client: LiveClient, may_send: Callable[[], bool] | None = None) -> None:
         self._client = client
+        self._may_send = may_send
         self._queue: asyncio.Queue[SessionEvent | LiveError | None] = asyncio.Queue()
         self._link: Link | None = None
         self._links: list[Link] = []
@@ -238,6 +247,9 @@ class Conversation:
             await self._deliver(self._link, item)
 
     async def _deliver(self, link: Link, item: Outgoing) -> None:
+        if item.kind == "audio" and self._may_send is not None and not self._may_send():
+            self.stats.audio_chunks_withheld += 1
+            return
         try:
             await link.send(item)
         except Exception as exc:
@@ -409,8 +421,10 @@ class Conversation:
         self._queue.put_nowait(None)
         s = self.stats
         log.info(
-            "conversation closed: %d audio chunks sent, %d connections, %d malformed frames",
+            "conversation closed: %d audio chunks sent (%d withheld: streaming had stopped), "
+            "%d connections, %d malformed frames",
             s.audio_chunks_sent,
+            s.audio_chunks_withheld,
             s.connections,
             s.malformed_frames,
         )

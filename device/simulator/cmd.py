@@ -34,7 +34,8 @@ def register(parser: argparse.ArgumentParser) -> Handler:
         default=[],
         metavar="SPEC",
         help="inject on every connection: ACTION[@WHEN[:N]], e.g. go_away@after_s:30, "
-        "drop@mid_reply:3, close_quota@setup",
+        "drop@mid_reply:3, close_quota@setup, stall@mid_reply:3 (silent, socket open), "
+        "slow_setup@setup:5 (setupComplete 5 s late)",
     )
     parser.add_argument(
         "--realtime-factor", type=float, default=4.0, help="reply audio sent this much faster"

@@ -135,13 +135,17 @@ class SimConnection:
             if f.when is When.SETUP and f.action in (*_CLOSES, Action.DROP):
                 await self._fire(f)
                 return False
+        for f in self.faults:
+            if f.action is Action.SLOW_SETUP:
+                log.info("simulator connection %d: setupComplete in %g s", self.rec.id, f.after_s)
+                await asyncio.sleep(f.after_s)
         await self.send(p.setup_complete())
         self.resumable = resumption is not None
         if self.resumable:
             await self._issue_handle()
         self._ready = True
         for f in self.faults:
-            if f.when is When.SETUP:
+            if f.when is When.SETUP and f.action is not Action.SLOW_SETUP:
                 await self._fire(f)
             elif f.when is When.AFTER_S:
                 self._timers.append(asyncio.create_task(self._fire_later(f), name="sim-fault"))

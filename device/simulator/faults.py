@@ -25,6 +25,8 @@ class Action(Enum):
     """Send a JSON frame with no field the SDK knows."""
     OVERSIZED = "oversized"
     """Send a frame larger than the client's 1 MiB limit."""
+    SLOW_SETUP = "slow_setup"
+    """Hold setupComplete back for N seconds (`slow_setup@setup:N`): a slow service or network."""
     STALL = "stall"
     """Go silent with the socket open (a router that drops packets): send nothing more, read
     nothing more (so no pong and no reply to the client's close frame), until the client gives up."""
@@ -61,7 +63,7 @@ class Fault:
         when, _, n = rest.partition(":")
         fault = cls(Action(action), When(when) if when else When.MID_REPLY, times=1 << 30)
         if n:
-            if fault.when is When.AFTER_S:
+            if fault.when is When.AFTER_S or fault.action is Action.SLOW_SETUP:
                 fault.after_s = float(n)
             else:
                 fault.after_chunks = int(n)

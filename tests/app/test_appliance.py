@@ -163,7 +163,9 @@ class FakeLive:
         self.gate.set()
 
     @asynccontextmanager
-    async def session(self, resume: bool = True) -> AsyncIterator[FakeConversation]:
+    async def session(
+        self, resume: bool = True, may_send: Any = None
+    ) -> AsyncIterator[FakeConversation]:
         await self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with

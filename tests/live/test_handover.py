@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from device.events import OutputTranscribed, SessionResumed
@@ -13,6 +16,13 @@ from tests.live.helpers import client_for, events_until, text_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 HANDED_OVER = SessionResumed(True, None)
+
+
+async def until(cond: Callable[[], bool], within_s: float = 10.0) -> None:
+    """Poll cond() every 5 ms, bounded."""
+    async with asyncio.timeout(within_s):
+        for _ in iter(cond, True):
+            await asyncio.sleep(0.005)
 
 
 async def test_go_away_mid_answer_resumes_with_the_handle_that_covers_the_turn(
@@ -38,3 +48,34 @@ async def test_go_away_mid_answer_resumes_with_the_handle_that_covers_the_turn(
     first, second = simulator.connections
     assert second.resumed_from == first.handles[-1]
     assert first.close_code == 1000  # closed by the client, before the deadline
+
+
+async def test_audio_held_during_a_handover_leaves_only_while_streaming_is_allowed(
+    simulator: LiveSimulator, tmp_path: Path
+) -> None:
+    """Audio sent while the replacement connection opens is held, then delivered on it: only if
+    the streaming gate (what the LEDs show) still allows it at that moment."""
+    streaming = True
+    chunks = [np.full(320, i, np.int16).tobytes() for i in range(60)]
+    async with client_for(simulator, tmp_path).session(may_send=lambda: streaming) as conv:
+        simulator.inject(Fault(Action.SLOW_SETUP, When.SETUP, after_s=1.5))  # the replacement
+        simulator.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=30))
+        for chunk in chunks[:40]:
+            await conv.send_audio(chunk)
+            await asyncio.sleep(0.004)
+        # The handover has begun: the replacement is dialled.
+        await until(lambda: len(simulator.connections) == 2)
+        for chunk in chunks[40:50]:  # held back for the new connection ...
+            await conv.send_audio(chunk)
+        streaming = False  # ... and the answer starts before it is up (half duplex)
+        await events_until(conv, lambda e: e == HANDED_OVER)
+        streaming = True
+        for chunk in chunks[50:]:
+            await conv.send_audio(chunk)
+        await until(lambda: len(simulator.connections[1].audio_in()) == 10)
+    first, second = simulator.connections
+    print(f"held back then withheld: {conv.stats.audio_chunks_withheld} chunks")
+    assert second.audio_in() == chunks[50:]
+    sent_first = len(first.audio_in())
+    assert first.audio_in() == chunks[:sent_first]
+    assert conv.stats.audio_chunks_withheld == 50 - sent_first >= 10
