@@ -1,8 +1,9 @@
-"""Check: the wake-word model loads, and how much CPU one 80 ms frame costs."""
+"""Check: the wake-word model loads, how much CPU one 80 ms frame costs, and who is enrolled."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,8 +20,24 @@ WARN_FRACTION = 0.5
 """Warn when scoring takes more than this fraction of real time."""
 
 
+def _voices(ctx: DoctorContext) -> tuple[list[str], list[str]]:
+    """Names of the enrolled voices, and of voice files that cannot be read."""
+    from device.wakeword.verifier import VoiceVerifier, voices_dir
+
+    d = voices_dir(Path(ctx.cfg.state_dir))
+    good: list[str] = []
+    bad: list[str] = []
+    for path in sorted(d.glob("*.npz")) if d.is_dir() else []:
+        try:
+            good.append(VoiceVerifier.load(path).name)
+        except ValueError:
+            bad.append(path.name)
+    return good, bad
+
+
 def check(ctx: DoctorContext) -> CheckResult:
     """Load the configured model and score FRAMES frames of low noise, timing CPU per frame."""
+    from device.config import WakeAudience
     from device.wakeword.models import load_model
 
     name = ctx.cfg.wakeword.model
@@ -48,7 +65,23 @@ def check(ctx: DoctorContext) -> CheckResult:
         "cpu_fraction": round(cpu_ms / frame_ms, 4),
         "max_score_on_noise": round(best, 4),
     }
+    voices, unreadable = _voices(ctx)
+    who = ctx.cfg.wakeword.who_can_wake
+    numbers["enrolled_voices"] = voices
+    numbers["who_can_wake"] = str(who)
     detail = f"{name} loaded in {load_ms:.0f} ms; {cpu_ms:.2f} ms CPU per {frame_ms:.0f} ms frame ({cpu_ms / frame_ms:.1%})"
+    detail += f"; enrolled voices: {', '.join(voices) or 'none'} (who_can_wake = {who})"
+    if unreadable:
+        return CheckResult(
+            NAME,
+            Status.WARN,
+            detail + f"; unreadable voice files: {', '.join(unreadable)}",
+            numbers,
+        )
+    if who is WakeAudience.ENROLLED and not voices:
+        return CheckResult(
+            NAME, Status.WARN, detail + ": no voice can wake it, only the button", numbers
+        )
     if cpu_ms / frame_ms > WARN_FRACTION:
         return CheckResult(NAME, Status.WARN, detail + ": too slow for this CPU", numbers)
     if best >= ctx.cfg.wakeword.threshold:

@@ -111,6 +111,11 @@ class Trigger:
             return self._cfg.trigger_frames
         return max(self._cfg.trigger_frames, self._cfg.noisy_trigger_frames)
 
+    @property
+    def voices(self) -> tuple[VoiceVerifier, ...]:
+        """The enrolled voices this trigger accepts."""
+        return self._voices
+
     def needs_embeddings(self, score: float) -> bool:
         """Whether `update` will compare this frame with the enrolled voices."""
         return bool(self._voices) and score >= GATE

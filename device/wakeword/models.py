@@ -26,7 +26,14 @@ from device.wakeword.denoise import MelDenoiser
 from device.wakeword.features import FRAME_SAMPLES, Features
 
 log = logging.getLogger(__name__)
-__all__ = ["BUILTIN_MODELS", "FRAME_SAMPLES", "ModelSpec", "WakeModel", "load_model", "resolve_model"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "FRAME_SAMPLES",
+    "ModelSpec",
+    "WakeModel",
+    "load_model",
+    "resolve_model",
+]
 
 BUILTIN_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy", "okay_nabu")
 """Wake words whose models ship in the pyopen-wakeword wheel."""

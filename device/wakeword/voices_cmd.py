@@ -148,7 +148,10 @@ async def guided(cfg: Config, model: WakeModel, wanted: int) -> list[Int16]:
         attempts = 0
         while len(takes) < wanted and attempts < wanted * ATTEMPTS_PER_TAKE:
             attempts += 1
-            print(f"take {len(takes) + 1} of {wanted}: after the tone, say {phrase!r} once")
+            print(
+                f"take {len(takes) + 1} of {wanted}: after the tone, say {phrase!r} once",
+                flush=True,
+            )
             speaker.play_earcon(Earcon.WAKE)
             await speaker.drain()
             inbox.clear()  # the tone and anything before it is not the take
@@ -156,7 +159,7 @@ async def guided(cfg: Config, model: WakeModel, wanted: int) -> list[Int16]:
             try:
                 report = check_take(model, take)
             except BadTake as exc:
-                print(f"  not used: {exc}")
+                print(f"  not used: {exc}", flush=True)
                 continue
             print(
                 f"  ok: {report.level_dbfs:.0f} dBFS, {report.speech_s:.2f} s, score {report.peak_score:.2f}"

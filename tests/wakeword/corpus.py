@@ -130,11 +130,13 @@ def _cache(key: str, make: Callable[[], Int16]) -> Int16:
 
 
 def _read_wav(data: bytes) -> Int16:
+    """16-bit mono WAV bytes at any rate -> 16 kHz. The data chunk's size is ignored: text2wave
+    writing to a pipe leaves it 0."""
     import io
 
     with wave.open(io.BytesIO(data), "rb") as w:
         rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes() or 1 << 30), np.int16)
+    pcm = np.frombuffer(data[data.index(b"data") + 8 :], np.int16)
     if rate == MIC_RATE:
         return np.array(pcm, np.int16)
     out = soxr.resample(pcm.astype(np.float32) / 32768.0, rate, MIC_RATE, "HQ")

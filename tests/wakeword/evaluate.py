@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from device.config import WakewordConfig
+from device.config import WakeAudience, WakewordConfig
 from device.events import MIC_RATE
 from device.wakeword.detector import Trigger
 from device.wakeword.features import FRAME_SAMPLES, HISTORY
 from device.wakeword.models import WakeModel, resolve_model
 from device.wakeword.verifier import VoiceVerifier
-from tests.wakeword.corpus import ROOT, VERSION, Stream, frames_of
+from tests.wakeword.corpus import ROOT, VERSION, WAKE, Spec, Stream, Voice, frames_of, say
 
 AFTER = MIC_RATE
 """A detection up to 1 s after a clip's end still counts for it."""
@@ -140,3 +141,96 @@ def daemon(
         if hit is not None:
             dets.append(((k + 1) * FRAME_SAMPLES, hit.voice))
     return _result(stream, dets)
+
+
+def build_and_analyse(spec: Spec) -> tuple[Stream, Analysis]:
+    """One evaluation stream and its features (for worker processes)."""
+    stream = spec.build()
+    return stream, analyse(stream)
+
+
+def run_specs(specs: Sequence[Spec], workers: int = 2) -> list[tuple[Stream, Analysis]]:
+    """`build_and_analyse` for every spec, in worker processes (the machine has 2 cores)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(build_and_analyse, specs))
+
+
+ENROLL_TAKES = ((0.95, -1), (1.05, 1), (0.9, 1), (1.1, -1))
+"""Enrollment takes: the wake word alone at tempos and pitches the test renditions never use."""
+
+
+def enroll_voice(voice: Voice) -> VoiceVerifier:
+    """A verifier from four takes of `voice` saying the wake word alone."""
+    from device.wakeword.enroll import enroll
+    from device.wakeword.models import load_model
+
+    takes = [say(voice, WAKE, t, s) for t, s in ENROLL_TAKES]
+    return enroll(
+        re.sub(r"[^a-z0-9_-]", "-", str(voice).lower())[:32], takes, load_model("hey_jarvis")
+    )
+
+
+@dataclass
+class Row:
+    """One line of the report: a condition, bare vs daemon (recall, or false accepts per hour)."""
+
+    kind: str
+    condition: str
+    bare: float
+    daemon: float
+    n: int
+    """Clips (positives) or minutes (negatives)."""
+
+
+def compare(
+    results: Sequence[tuple[Spec, Stream, Analysis]], cfg: WakewordConfig | None = None
+) -> list[Row]:
+    """Bare engine vs the daemon path (no enrolled voice) per stream."""
+    rows: list[Row] = []
+    for spec, stream, a in results:
+        b, d = bare(stream, a), daemon(stream, a, cfg)
+        if spec.kind == "pos":
+            rows.append(Row("pos", spec.condition, b.recall(), d.recall(), len(stream.clips)))
+        else:
+            label = spec.condition if spec.kind == "speech" else f"{spec.kind} ({spec.condition})"
+            h = stream.hours
+            rows.append(Row("neg", label, b.total / h, d.total / h, round(h * 60)))
+    return rows
+
+
+@dataclass
+class Enrolled:
+    """One enrolled voice's results: recall of its own renditions per condition, false accepts
+    per hour over every negative (its own ordinary speech among them), and in enrolled-only mode
+    the share of other voices' wake words accepted."""
+
+    voice: str
+    recall: dict[str, float]
+    false_accepts: int
+    hours: float
+    others_accepted: float
+
+
+def enrolled(
+    voice: Voice, results: Sequence[tuple[Spec, Stream, Analysis]], cfg: WakewordConfig
+) -> Enrolled:
+    """Enroll `voice` and score every stream with it."""
+    verifier = enroll_voice(voice)
+    only = cfg.model_copy(update={"who_can_wake": WakeAudience.ENROLLED})
+    recall: dict[str, float] = {}
+    fa, hours, others, n_others = 0, 0.0, 0, 0
+    for spec, stream, a in results:
+        if spec.kind != "pos":
+            fa += daemon(stream, a, cfg, [verifier]).total
+            hours += stream.hours
+            continue
+        mine = [c.label.startswith(f"{voice} ") for c in stream.clips]
+        r = daemon(stream, a, cfg, [verifier])
+        recall[spec.condition] = float(
+            np.mean([h > 0 for h, m in zip(r.hits, mine, strict=True) if m])
+        )
+        ro = daemon(stream, a, only, [verifier])
+        others += sum(h > 0 for h, m in zip(ro.hits, mine, strict=True) if not m)
+        n_others += sum(not m for m in mine)
+    return Enrolled(str(voice), recall, fa, hours, others / max(n_others, 1))

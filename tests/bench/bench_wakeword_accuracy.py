@@ -1,0 +1,132 @@
+"""Wake-word accuracy on voices never used for tuning (not a test):
+`uv run python -m tests.bench.bench_wakeword_accuracy [--ci]`.
+
+The evaluation of tests/wakeword/corpus.py: three synthesizers, voices split into a tuning part
+and a held-out part, every condition, >= 2 h of negatives. Prints, for the held-out voices:
+- bare openWakeWord (a frame >= 0.5) vs the daemon path at default settings, per condition
+  (recall) and per negative condition (false accepts per hour);
+- the curve: recall (clean, and the 10 dB / room conditions) against false accepts per hour as the
+  threshold falls, for the base model alone;
+- each held-out voice enrolled from 4 takes: recall of its other renditions per condition, false
+  accepts per hour over all negatives (its own ordinary speech included), and in enrolled-only
+  mode the share of other voices' wake words it accepts.
+Writes bench-results/wakeword_accuracy.json. `--ci` runs CI's reduced set instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.config import WakewordConfig
+from tests.wakeword import corpus, evaluate
+from tests.wakeword.corpus import Spec
+from tests.wakeword.evaluate import Analysis, Enrolled, Row, Stream
+
+CURVE = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02)
+Results = Sequence[tuple[Spec, Stream, Analysis]]
+
+
+def evaluate_all(specs: Sequence[Spec]) -> list[tuple[Spec, Stream, Analysis]]:
+    """Build and analyse every stream (cached after the first run)."""
+    done = evaluate.run_specs(specs)
+    return [(spec, s, a) for spec, (s, a) in zip(specs, done, strict=True)]
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    """The bare vs daemon table."""
+    lines = [f"{'positives: recall':<34}{'clips':>6}{'bare':>8}{'daemon':>8}"]
+    lines += [
+        f"  {r.condition:<32}{r.n:>6}{r.bare:>8.0%}{r.daemon:>8.0%}"
+        for r in rows
+        if r.kind == "pos"
+    ]
+    lines.append(f"{'negatives: false accepts per hour':<34}{'min':>6}{'bare':>8}{'daemon':>8}")
+    lines += [
+        f"  {r.condition:<32}{r.n:>6}{r.bare:>8.2f}{r.daemon:>8.2f}"
+        for r in rows
+        if r.kind == "neg"
+    ]
+    return lines
+
+
+def curve(results: Results) -> list[dict[str, float]]:
+    """Base model alone: recall and false accepts per hour as the threshold falls."""
+    out = []
+    for t in CURVE:
+        clean, noisy, fa, hours = [], [], 0, 0.0
+        for spec, s, a in results:
+            r = evaluate.bare(s, a, threshold=t)
+            if spec.kind != "pos":
+                fa += r.total
+                hours += s.hours
+            elif spec.condition == "clean":
+                clean.append(r.recall())
+            elif "5 dB" not in spec.condition and "20 dB" not in spec.condition:
+                noisy.append(r.recall())
+        out.append({"threshold": t, "clean": float(np.mean(clean)), "noisy_10dB_and_rooms": float(np.mean(noisy)),
+                    "false_accepts_per_hour": fa / hours})  # fmt: skip
+    return out
+
+
+def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
+    """One line per enrolled voice."""
+    lines = [f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'FA/h':>7}{'others':>8}"]
+    for e in found:
+        worst = min(e.recall, key=lambda k: e.recall[k])
+        lines.append(
+            f"  {e.voice:<32}{e.recall['clean']:>7.0%}{e.recall[worst]:>7.0%}"
+            f"{np.mean(list(e.recall.values())):>7.0%}{e.false_accepts / e.hours:>7.2f}"
+            f"{e.others_accepted:>8.1%}   worst: {worst}"
+        )
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--ci", action="store_true", help="CI's reduced set")
+    p.add_argument("--out", default="bench-results/wakeword_accuracy.json")
+    args = p.parse_args()
+    t0 = time.monotonic()
+    specs = corpus.ci_specs() if args.ci else corpus.full_specs()
+    results = evaluate_all(specs)
+    cfg = WakewordConfig()
+    report: dict[str, Any] = {"settings": cfg.model_dump(mode="json")}
+    for split in ("tune", "held-out"):
+        part = [r for r in results if r[0].split == split]
+        if not part:
+            continue
+        rows = evaluate.compare(part, cfg)
+        hours = sum(s.hours for spec, s, _ in part if spec.kind != "pos")
+        print(f"\n== {split} voices ({hours:.1f} h of negatives) ==")
+        print("\n".join(table(rows)))
+        c = curve(part)
+        print("base model alone, threshold -> recall clean / 10 dB+rooms, false accepts per hour:")
+        for pt in c:
+            print(
+                f"  {pt['threshold']:<5} {pt['clean']:>5.0%} {pt['noisy_10dB_and_rooms']:>5.0%} {pt['false_accepts_per_hour']:>7.2f}"
+            )
+        voices = corpus.TUNE_VOICES if split == "tune" else corpus.HELD_OUT_VOICES
+        found = [evaluate.enrolled(v, part, cfg) for v in voices]
+        print("\n".join(enrolled_lines(found)))
+        report[split] = {
+            "negative_hours": hours,
+            "rows": [r.__dict__ for r in rows],
+            "curve": c,
+            "enrolled": [e.__dict__ for e in found],
+        }
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out} ({report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
