@@ -80,3 +80,33 @@ def test_the_contract_with_the_daemon_and_the_installer() -> None:
     ):
         assert expected in lines
     assert any(line.startswith("WatchdogSec=") for line in lines)
+
+
+PI_ZERO_2W_BUDGET_MIB = 350
+"""What a service can have on a 512 MB Pi Zero 2 W before the kernel's OOM killer runs first:
+~427 MB seen by Linux (GPU split) minus ~70 MB for the OS (systemd, journald, sshd, Wi-Fi)."""
+
+
+def _mib(value: str) -> float:
+    units = {"K": 1 / 1024, "M": 1.0, "G": 1024.0}
+    return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value) / 2**20
+
+
+def test_limits_fit_a_pi_zero_2w_and_keep_the_key_off_the_sd_card() -> None:
+    keys = dict(
+        line.split("=", 1)
+        for line in UNIT.read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+    assert _mib(keys["MemoryHigh"]) < _mib(keys["MemoryMax"]) <= PI_ZERO_2W_BUDGET_MIB
+    assert _mib(keys["MemoryHigh"]) >= 290  # measured ~265-275 MiB RSS after conversations
+    assert keys["MemorySwapMax"] == "0"  # never swapped to the SD card
+    assert keys["LimitCORE"] == "0"  # never dumped to the SD card
+
+
+def test_a_missing_key_file_has_a_fallback_credential() -> None:
+    """LoadCredential= of a missing file fails the unit (243/CREDENTIALS) on systemd 252 and 257;
+    SetCredential= with the same ID is its fallback on both (tests/system: the daemon then starts
+    and answers with the bad-key sound)."""
+    lines = [line.strip() for line in UNIT.read_text().splitlines()]
+    assert "SetCredential=api-key:\\n" in lines
