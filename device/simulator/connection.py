@@ -138,7 +138,8 @@ class SimConnection:
         for f in self.faults:
             if f.action is Action.SLOW_SETUP:
                 log.info("simulator connection %d: setupComplete in %g s", self.rec.id, f.after_s)
-                await asyncio.sleep(f.after_s)
+                with contextlib.suppress(TimeoutError):  # unless the client gives up first
+                    await asyncio.wait_for(self.ws.wait_closed(), f.after_s)
         await self.send(p.setup_complete())
         self.resumable = resumption is not None
         if self.resumable:

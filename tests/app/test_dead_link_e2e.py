@@ -98,3 +98,35 @@ async def test_a_dead_link_mid_answer_is_no_network_and_the_next_wake_up_works(
         assert best_correlation(earcon_48k(ErrorKind.NO_NETWORK), played) > 0.8
         took = await served(rig, 15)
         print(f"next wake-up after the dead link: listening after {took:.2f} s")
+
+
+async def test_a_wake_up_while_the_network_is_still_frozen_gets_the_error_sound_in_time(
+    sound_card: VirtualSoundCard, simulator: LiveSimulator, tmp_path: Path
+) -> None:
+    """The conversation ends on a frozen link, and the next connection gets no answer either:
+    the wake-up is answered with the no-network sound within the connect timeout."""
+    cfg = sim_config(simulator, tmp_path, connect_timeout_s=4.0)
+    async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
+        mark = await press(rig)
+        await rig.wait_state(State.LISTENING, 20, since=mark)
+        simulator.inject(Fault(Action.STALL, When.AFTER_S, after_s=0.0))
+        stalled = simulator.connections[-1]
+        await until(lambda: "stall" in stalled.sent, 10, "the connection did not stall")
+        simulator.inject(Fault(Action.SLOW_SETUP, When.SETUP, after_s=60.0))
+        mark = await press(rig)
+        await rig.wait_state(State.IDLE, 10, since=mark)
+        with sound_card.record_speaker(48000) as rec:
+            rec.wait_until_flowing()
+            before = len(rec.snapshot())
+            t0 = time.monotonic()
+            mark = await press(rig)
+            err = await rig.wait_state(State.ERROR, 20, since=mark)
+            took = err.at - t0
+            print(f"wake-up on a frozen network: error after {took:.2f} s (connect timeout 4 s)")
+            assert err.status.error is ErrorKind.NO_NETWORK
+            assert took < 4.0 + 1.5 + 3.0  # the end's wait, the timeout, room for load
+            await rig.wait_state(State.IDLE, 10, since=rig.seen.index(err))
+            await asyncio.sleep(0.5)
+            played = rec.snapshot()[before:]
+        assert best_correlation(earcon_48k(ErrorKind.NO_NETWORK), played) > 0.8
+        await served(rig, 15)  # the network is back
