@@ -84,6 +84,22 @@ def test_reload_with_an_unbuildable_config_keeps_the_running_parts(
     assert "new configuration refused" in text and str(missing) in text
     assert "NoSuchSpeaker" in text
 
+    # A pin factory that cannot be made here (no GPIO chip) is only found while rebuilding: the
+    # parts were torn down already, so the configuration that ran before is built again.
+    config.write_text(good.replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
+    mark = len(ns.snapshot())
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGHUP)
+    msgs = ns.wait_for(
+        lambda m: any("READY" in x.fields for x in m[mark:]) and _refused(m[mark:], "lgpio"),
+        120,
+        "a failed rebuild, then READY with the old configuration",
+    )
+    print(f"failed rebuild back to READY in {time.monotonic() - t0:.2f} s")
+    ready = next(m for m in msgs[mark:] if "READY" in m.fields)
+    assert "config reload refused" in ready.fields["STATUS"], ready.fields
+    assert proc.poll() is None
+
     # A good config reloads (RELOADING=1 ... READY=1) and the note goes away.
     config.write_text(good)
     mark = len(ns.snapshot())
