@@ -51,6 +51,8 @@ class SimConnection:
         self._ready = False
         self.stalled = False
         """A STALL fault fired: nothing is sent or read any more."""
+        self._thawed = asyncio.Event()
+        self._thawed.set()
         self.resumable = False
         """The client asked for resumption handles (sessionResumption in the setup)."""
 
@@ -58,6 +60,7 @@ class SimConnection:
 
     async def send(self, msg: dict[str, Any]) -> None:
         """Send a server message and note its kind (nothing once stalled)."""
+        await self._thawed.wait()
         if self.stalled:
             return
         kinds = list(msg)
@@ -353,6 +356,8 @@ class SimConnection:
             await self.send({"bogusField": {"x": 1}})
         elif f.action is Action.STALL:
             self.stall()
+        elif f.action is Action.FREEZE:
+            self._timers.append(asyncio.create_task(self._freeze(f.duration_s), name="sim-freeze"))
         elif f.action is Action.OVERSIZED:
             self.rec.sent.append("oversized")
             await self.ws.send(json.dumps(p.audio_chunk(bytes(900 * 1024))))
@@ -366,6 +371,22 @@ class SimConnection:
         self.stalled = True
         self.rec.sent.append("stall")
         setattr(self.ws, "data_received", _discard)  # noqa: B010 (the protocol callback)
+
+    async def _freeze(self, seconds: float) -> None:
+        """Hold everything in both directions for `seconds`, then deliver it late."""
+        held: list[bytes] = []
+        self._thawed.clear()
+        self.rec.sent.append("freeze")
+        setattr(self.ws, "data_received", held.append)  # noqa: B010 (the protocol callback)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            delattr(self.ws, "data_received")  # the connection's own method again
+            self._thawed.set()
+        log.info("simulator connection %d: thawed, %d reads held", self.rec.id, len(held))
+        self.rec.held_reads += len(held)
+        for data in held:
+            self.ws.data_received(data)
 
     def unstall(self) -> None:
         """Cut a stalled connection (the simulator stops): nobody would answer its close."""

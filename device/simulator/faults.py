@@ -27,6 +27,9 @@ class Action(Enum):
     """Send a frame larger than the client's 1 MiB limit."""
     SLOW_SETUP = "slow_setup"
     """Hold setupComplete back for N seconds (`slow_setup@setup:N`): a slow service or network."""
+    FREEZE = "freeze"
+    """Frozen Wi-Fi for `duration_s`: nothing sent or read meanwhile (a ping waits for its pong,
+    a close frame for its answer), then everything held is delivered late and the link goes on."""
     STALL = "stall"
     """Go silent with the socket open (a router that drops packets): send nothing more, read
     nothing more (so no pong and no reply to the client's close frame), until the client gives up."""
@@ -55,13 +58,19 @@ class Fault:
     after_chunks: int = 0
     after_s: float = 0.0
     times: int = 1
+    duration_s: float = 10.0
+    """How long a FREEZE lasts."""
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """From the CLI form ACTION[@WHEN[:N]], e.g. `go_away@after_s:30`, `drop@mid_reply:3`."""
+        """From the CLI form ACTION[@WHEN[:N[:D]]], e.g. `go_away@after_s:30`, `drop@mid_reply:3`,
+        `freeze@after_s:5:30` (D: a freeze's duration in seconds)."""
         action, _, rest = spec.partition("@")
         when, _, n = rest.partition(":")
+        n, _, d = n.partition(":")
         fault = cls(Action(action), When(when) if when else When.MID_REPLY, times=1 << 30)
+        if d:
+            fault.duration_s = float(d)
         if n:
             if fault.when is When.AFTER_S or fault.action is Action.SLOW_SETUP:
                 fault.after_s = float(n)

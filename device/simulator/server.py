@@ -56,6 +56,8 @@ class ConnectionRecord:
     close_reason: str = ""
     handles: list[str] = field(default_factory=list)
     """Resumption handles issued on this connection."""
+    held_reads: int = 0
+    """Reads (e.g. the client's pings) a FREEZE held back and delivered late."""
 
     def realtime(self, field_name: str) -> list[Any]:
         """Values of one realtime_input field (e.g. "audio", "text") in arrival order."""

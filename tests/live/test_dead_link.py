@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from device.events import ErrorKind, ModelAudio, SessionEvent
+from device.events import ErrorKind, ModelAudio, OutputTranscribed, SessionEvent
 from device.live import LiveError
 from device.simulator.faults import Action, Fault, When
 from device.simulator.server import LiveSimulator
-from tests.live.helpers import client_for
+from tests.live.helpers import client_for, events_until, text_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -52,3 +52,27 @@ async def test_a_server_that_stalls_mid_answer_is_no_network_within_ten_seconds(
     assert err.kind is ErrorKind.NO_NETWORK
     assert err.transient
     assert noticed_s < 15.0  # the watchdog's 8 s (+ playback of 0.3 s), with room for load
+
+
+@pytest.mark.timeout(180)
+async def test_a_pong_thirty_seconds_late_is_no_false_alarm(
+    simulator: LiveSimulator, tmp_path: Path
+) -> None:
+    """Pongs from the service have been seen 8-30 s late: with nothing in flight, a link frozen
+    that long (the client's ping waits ~31 s for its pong) stays up and answers afterwards."""
+    async with client_for(simulator, tmp_path).session() as conv:
+        await conv.send_text("Hello? Gemini are you there?")
+        await events_until(conv)
+        # The first ping goes out 20 s after connecting; it is read (and answered) at ~51 s.
+        simulator.inject(Fault(Action.FREEZE, When.AFTER_S, after_s=0.0, duration_s=50.0))
+        t0 = time.monotonic()
+        async with asyncio.timeout(70):
+            for _ in iter(lambda: simulator.connections[0].held_reads > 0, True):
+                await asyncio.sleep(0.5)
+        thawed_s = time.monotonic() - t0
+        await asyncio.sleep(1.0)
+        await conv.send_text("What is the capital of France?")
+        events = await events_until(conv)
+    print(f"link frozen {thawed_s:.1f} s with a ping held; the session stayed up")
+    assert "Paris" in text_of(events, OutputTranscribed)
+    assert len(simulator.connections) == 1  # no reconnect: the same link answered

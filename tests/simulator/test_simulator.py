@@ -200,3 +200,13 @@ def test_thread_runner_and_per_key_faults(tls_certs: Any, tmp_path: Any) -> None
             asyncio.run(ask("limited"))
         keys = runner.call(lambda: [(c.key, c.close_code) for c in sim.connections])
     assert keys[1] == ("limited", 1011)
+
+
+@pytest.mark.unit
+def test_fault_specs_for_silent_and_slow_links() -> None:
+    stall = Fault.parse("stall@mid_reply:3")
+    assert (stall.action, stall.when, stall.after_chunks) == (Action.STALL, When.MID_REPLY, 3)
+    slow = Fault.parse("slow_setup@setup:5")
+    assert (slow.action, slow.when, slow.after_s) == (Action.SLOW_SETUP, When.SETUP, 5.0)
+    freeze = Fault.parse("freeze@after_s:5:30")
+    assert (freeze.action, freeze.after_s, freeze.duration_s) == (Action.FREEZE, 5.0, 30.0)
