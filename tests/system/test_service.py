@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from device.simhw.pulse import VirtualSoundCard
@@ -223,4 +224,46 @@ def test_bad_config_fails_once_without_a_restart_loop(speaker: Speaker) -> None:
     finally:
         host.write_config(s.c, good)
     s.c.run("systemctl reset-failed livespeaker; systemctl start livespeaker", timeout=180)
+    s.wait_running()
+
+
+def test_without_a_key_file_it_starts_and_answers_with_the_bad_key_sound(
+    speaker: Speaker, sound_card: VirtualSoundCard, speech_wav: Callable[..., Path]
+) -> None:
+    """No /etc/livespeaker/api-key: the unit still starts (SetCredential= fallback), the wake word
+    works, and a wake-up is answered with the bad-key sound (the LED and STATUS= say so too)."""
+    import soxr
+
+    from device.audio import earcons
+    from device.events import MODEL_RATE, ErrorKind
+    from tests.simhw.test_rig import best_correlation
+
+    s = speaker
+    key = s.c.path("/etc/livespeaker/api-key")
+    saved = key.read_text()
+    key.unlink()
+    try:
+        s.c.run("systemctl reset-failed livespeaker; systemctl restart livespeaker", timeout=180)
+        pid = s.wait_running()
+        assert "no API key found" in s.journal("-p", "err")
+        before = len(s.sim.connections)
+        with sound_card.record_speaker(48000) as rec:
+            rec.wait_until_flowing()
+            t0 = time.monotonic()
+            sound_card.play_into_mic(speech_wav("hey jarvis, what time is it?")).wait(30)
+            s.wait(
+                "a bad-key error", lambda: "bad_key" in s.journal("STATE=error", "-o", "verbose")
+            )
+            print(f"bad-key error {time.monotonic() - t0:.1f} s after the wake-up started playing")
+            time.sleep(1.5)
+            heard = rec.snapshot()
+        sound = np.asarray(soxr.resample(earcons.render(ErrorKind.BAD_KEY), MODEL_RATE, 48000))
+        assert best_correlation(sound.astype(np.int16), heard) > 0.8
+        assert len(s.sim.connections) == before  # nothing was sent anywhere without a key
+        assert s.wait_running() == pid  # back to idle, same process, no restart
+        rss_kib = int(s.c.run(f"ps -o rss= -p {pid}").stdout)
+        print(f"daemon RSS after the bad-key answer: {rss_kib / 1024:.0f} MiB")
+    finally:
+        host.write_api_key(s.c, saved.strip())
+    s.c.run("systemctl restart livespeaker", timeout=180)
     s.wait_running()
