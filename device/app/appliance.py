@@ -138,9 +138,15 @@ class Appliance:
 
     async def stop(self, limit_s: float = 2.0) -> None:
         """End any conversation (session closed, handle saved), LEDs off; bounded by limit_s."""
+        deadline = asyncio.get_running_loop().time() + limit_s
         self.post(Stopping())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), limit_s)
+        if self._closing:  # ended conversations still closing: bounded by the same limit
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, late = await asyncio.wait(set(self._closing), timeout=left)
+            for task in late:
+                task.cancel()
         if self._error_timer:
             self._error_timer.cancel()
         self._p.leds.off()
