@@ -1,13 +1,18 @@
 """Status LEDs (gpiozero): one distinct pattern per state and per error kind.
 
-Patterns are data (`STATE_PATTERNS`, `ERROR_PATTERNS`); `Leds.show()` renders one on whatever is
-wired ([leds] mode: none, single, pwm, rgb, per_state). The orchestrator calls `show()` before it
-starts streaming and after it stops, so "listening" is lit whenever microphone audio leaves the
-device, and idle/muted are only shown when nothing does.
+Patterns are data (`STATE_PATTERNS`, `ERROR_PATTERNS`, `MONO_PATTERNS`); `Leds.show()` renders
+one on whatever is wired ([leds] mode: none, single, pwm, rgb, per_state). The orchestrator calls
+`show()` before it starts streaming and after it stops, so "listening" is lit whenever microphone
+audio leaves the device, and idle/muted are only shown when nothing does.
+
+The privacy light: in every mode the streaming look (rgb: solid blue; single/pwm: solid on;
+per_state: the listening LED solid on) is shown when, and only when, `streaming` is true. No other
+status has it: a listening status without streaming shows as connecting (audio held on the device).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +38,8 @@ class Look(Enum):
     """Hard on/off with on_s/off_s."""
     PULSE = "pulse"
     """Fading in and out (PWM/RGB); plain LEDs blink with the same times."""
+    DOUBLE_BLINK = "double_blink"
+    """Two flashes (on_s long, on_s apart), then off_s dark: a look for one-colour LEDs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,11 @@ ERROR_PATTERNS: dict[ErrorKind, Pattern] = {
     ErrorKind.CONFIG: Pattern(Look.BLINK, MAGENTA, 0.5, 0.5),
     ErrorKind.AUDIO_DEVICE: Pattern(Look.BLINK, RED, 0.15, 0.15),
 }
+# One-colour LEDs (single, pwm) cannot tell red from blue: where the colour alone makes a look
+# unique, they get their own. Muted is a slow double blink, never the solid on that means streaming.
+MONO_PATTERNS: dict[State, Pattern] = {
+    State.MUTED: Pattern(Look.DOUBLE_BLINK, RED, 0.15, 1.2),
+}
 # A plain LED cannot show colour: it tells the kinds apart by rhythm.
 SINGLE_ERROR_TIMES: dict[ErrorKind, tuple[float, float]] = {
     ErrorKind.NO_NETWORK: (1.0, 1.0),
@@ -82,13 +94,18 @@ SINGLE_ERROR_TIMES: dict[ErrorKind, tuple[float, float]] = {
 }
 
 
-def pattern_for(status: Status, streaming: bool = False) -> Pattern:
-    """The pattern for a status; streaming forces the listening look (the privacy invariant)."""
+def pattern_for(status: Status, streaming: bool = False, mode: LedMode = LedMode.RGB) -> Pattern:
+    """The pattern for a status on LEDs of `mode`; the listening look if and only if streaming."""
     if streaming:
         return STATE_PATTERNS[State.LISTENING]
-    if status.state is State.ERROR:
+    state = status.state
+    if state is State.ERROR:
         return ERROR_PATTERNS[status.error or ErrorKind.SERVER]
-    return STATE_PATTERNS[status.state]
+    if state is State.LISTENING:  # not streaming: what is said is held on the device
+        state = State.CONNECTING
+    if mode in (LedMode.SINGLE, LedMode.PWM) and state in MONO_PATTERNS:
+        return MONO_PATTERNS[state]
+    return STATE_PATTERNS[state]
 
 
 class Leds:
@@ -126,7 +143,7 @@ class Leds:
     @property
     def pattern(self) -> Pattern:
         """The pattern being shown now (OFF before the first show())."""
-        return pattern_for(*self._current) if self._current else OFF
+        return pattern_for(*self._current, self._cfg.mode) if self._current else OFF
 
     def show(self, status: Status, streaming: bool = False) -> None:
         """Render a status (no-op when it is already shown, so blinking is not restarted)."""
@@ -137,12 +154,13 @@ class Leds:
         if mode is LedMode.PER_STATE:
             self._show_per_state(status, streaming)
         elif mode is not LedMode.NONE:
-            self._render(pattern_for(status, streaming), status)
+            self._render(pattern_for(status, streaming, mode), status)
 
     def off(self) -> None:
         """All LEDs dark (on shutdown)."""
         self._current = None
         for dev in self._devices.values():
+            _stop_source(dev)
             dev.off()
 
     def close(self) -> None:
@@ -155,6 +173,7 @@ class Leds:
         dev = self._devices.get("rgb") or self._devices["led"]
         rgb = "rgb" in self._devices
         pwm = rgb or self._cfg.mode is LedMode.PWM
+        _stop_source(dev)
         if p.look is Look.OFF:
             dev.off()
         elif p.look is Look.SOLID:
@@ -162,6 +181,11 @@ class Leds:
                 dev.color = p.colour
             else:
                 dev.on()
+        elif p.look is Look.DOUBLE_BLINK:
+            # on, off, on (on_s each), then dark for off_s; gpiozero's source thread plays it.
+            dark = [0] * max(1, round(p.off_s / p.on_s))
+            dev.source_delay = p.on_s
+            dev.source = itertools.cycle([1, 0, 1, *dark])
         elif p.look is Look.PULSE and pwm:
             kw = {"on_color": p.colour} if rgb else {}
             dev.pulse(fade_in_time=p.on_s, fade_out_time=p.off_s, **kw)
@@ -181,9 +205,9 @@ class Leds:
         state = status.state
         for dev in (listening, responding, error):
             dev.off()
-        if streaming or state is State.LISTENING:
-            listening.on()
-        elif state is State.CONNECTING:
+        if streaming:
+            listening.on()  # the only way this LED is ever solid on
+        elif state in (State.CONNECTING, State.LISTENING):
             listening.blink(on_time=0.1, off_time=0.1)
         if state is State.RESPONDING:
             responding.on()
@@ -193,3 +217,9 @@ class Leds:
             error.on()
         elif state is State.ERROR and status.error:
             error.blink(*SINGLE_ERROR_TIMES[status.error])
+
+
+def _stop_source(dev: Any) -> None:
+    """End a double blink (a gpiozero source thread) before anything else drives the LED."""
+    if dev.source is not None:
+        dev.source = None
