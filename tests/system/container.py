@@ -32,6 +32,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -45,7 +46,43 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CACHE = Path(os.environ.get("LIVESPEAKER_TEST_CACHE", Path.home() / ".cache" / "livespeaker-tests"))
-MIRROR = os.environ.get("LIVESPEAKER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
+
+
+def apt_mirror(sources: Sequence[Path] = APT_SOURCES) -> str:
+    """The Debian mirror this machine's apt uses (deb822 `URIs:` or a one-line `deb URL SUITE`).
+
+    Only the main archive counts (not -security or -updates). $LIVESPEAKER_DEBIAN_MIRROR wins.
+    """
+    if env := os.environ.get("LIVESPEAKER_DEBIAN_MIRROR"):
+        return env
+    files: list[Path] = []
+    for src in sources:
+        if src.is_dir():
+            files += sorted(src.glob("*.sources")) + sorted(src.glob("*.list"))
+        elif src.is_file():
+            files.append(src)
+    for f in files:
+        text = f.read_text(errors="replace")
+        stanzas = text.split("\n\n") if f.suffix == ".sources" else text.splitlines()
+        for stanza in stanzas:
+            if f.suffix == ".sources":
+                fields = dict(
+                    (k.strip().lower(), v.strip())
+                    for k, _, v in (ln.partition(":") for ln in stanza.splitlines())
+                    if not k.startswith("#") and v
+                )
+                types, uris = fields.get("types", "").split(), fields.get("uris", "").split()
+                suites = fields.get("suites", "").split()
+            else:
+                words = re.sub(r"\[[^]]*\]", "", stanza.split("#")[0]).split()
+                types, uris, suites = words[:1], words[1:2], words[2:3]
+            if "deb" in types and uris and any("-" not in s for s in suites):
+                return uris[0].rstrip("/")
+    raise LookupError(
+        f"no Debian archive in {', '.join(map(str, sources))}: set LIVESPEAKER_DEBIAN_MIRROR"
+    )
+
 
 PACKAGES: tuple[str, ...] = (
     "systemd",
@@ -128,7 +165,7 @@ def ensure_rootfs(suite: str = "bookworm", packages: Sequence[str] = PACKAGES) -
                 f"--include={','.join(packages)}",
                 suite,
                 str(tmp),
-                MIRROR,
+                apt_mirror(),
             ],
             check=True,
             capture_output=True,
