@@ -6,7 +6,10 @@
         async for ev in conv.events(): ...       # device.events session events, across turns
 
 A `goAway` makes the conversation open a replacement connection with the newest handle before the
-old one closes; audio sent meanwhile is buffered and delivered once, in order, on the new one.
+old one closes; audio sent meanwhile is buffered and delivered once, in order, on the new one (if
+the streaming gate `may_send` still allows it then). With a turn in flight it first waits, while
+time_left allows, for the handle that covers that turn. A link that owes data (a turn in flight)
+and goes silent for STALL_S fails as a dead link (no network); see device.live.link.
 Failures surface as `LiveError`s (device.live.errors) with `retry_after` set by the retry policy.
 """
 
