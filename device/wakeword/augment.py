@@ -61,12 +61,16 @@ def to_int16(x: Float) -> Int16:
 
 
 def variants(take: Int16, seed: int = 0) -> list[Int16]:
-    """A take as enrollment learns it: as recorded, in light noise, and in a small room."""
+    """A take as enrollment learns it: as recorded, in noise (white, pink, and a babble of the
+    take itself), and in a small and a larger room."""
     rng = np.random.default_rng(seed)
     f = take.astype(np.float64)
     level = np.sqrt(active_power(take))
     out = [take]
-    for kind, snr_db in (("white", 20.0), ("pink", 12.0)):
+    for kind, snr_db in (("white", 20.0), ("pink", 12.0), ("white", 10.0), ("pink", 5.0)):
         out.append(to_int16(f + colored(kind, len(f), rng) * level * 10 ** (-snr_db / 20)))
-    out.append(to_int16(convolve(f, room_response(0.3, 1.0, rng))))
+    chatter = sum(np.roll(f[::-1], int(rng.integers(len(f)))) for _ in range(4))
+    out.append(to_int16(f + unit_power(chatter) * level * 10 ** (-10 / 20)))
+    for rt60 in (0.3, 0.6):
+        out.append(to_int16(convolve(f, room_response(rt60, 1.0, rng))[: len(f) + MIC_RATE // 4]))
     return out

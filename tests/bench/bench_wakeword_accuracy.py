@@ -51,7 +51,7 @@ def table(rows: Sequence[Row]) -> list[str]:
     lines += [
         f"  {r.condition:<32}{r.n:>6}{r.bare:>8.2f}{r.daemon:>8.2f}"
         for r in rows
-        if r.kind == "neg"
+        if r.kind != "pos"
     ]
     return lines
 
@@ -63,6 +63,8 @@ def curve(results: Results) -> list[dict[str, float]]:
         clean, noisy, fa, hours = [], [], 0, 0.0
         for spec, s, a in results:
             r = evaluate.bare(s, a, threshold=t)
+            if spec.kind == "near":
+                continue
             if spec.kind != "pos":
                 fa += r.total
                 hours += s.hours
@@ -77,12 +79,15 @@ def curve(results: Results) -> list[dict[str, float]]:
 
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
     """One line per enrolled voice."""
-    lines = [f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'FA/h':>7}{'others':>8}"]
+    lines = [
+        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'FA/h':>7}{'near':>7}{'others':>8}"
+    ]
     for e in found:
         worst = min(e.recall, key=lambda k: e.recall[k])
         lines.append(
             f"  {e.voice:<32}{e.recall['clean']:>7.0%}{e.recall[worst]:>7.0%}"
             f"{np.mean(list(e.recall.values())):>7.0%}{e.false_accepts / e.hours:>7.2f}"
+            f"{e.near_accepts / max(e.near_clips, 1):>7.0%}"
             f"{e.others_accepted:>8.1%}   worst: {worst}"
         )
     return lines
@@ -103,7 +108,7 @@ def main() -> None:
         if not part:
             continue
         rows = evaluate.compare(part, cfg)
-        hours = sum(s.hours for spec, s, _ in part if spec.kind != "pos")
+        hours = sum(s.hours for spec, s, _ in part if spec.kind not in ("pos", "near"))
         print(f"\n== {split} voices ({hours:.1f} h of negatives) ==")
         print("\n".join(table(rows)))
         c = curve(part)

@@ -195,7 +195,8 @@ def compare(
         else:
             label = spec.condition if spec.kind == "speech" else f"{spec.kind} ({spec.condition})"
             h = stream.hours
-            rows.append(Row("neg", label, b.total / h, d.total / h, round(h * 60)))
+            kind = "near" if spec.kind == "near" else "neg"
+            rows.append(Row(kind, label, b.total / h, d.total / h, round(h * 60)))
     return rows
 
 
@@ -209,6 +210,9 @@ class Enrolled:
     recall: dict[str, float]
     false_accepts: int
     hours: float
+    """Ordinary negatives (speech in every condition, music, replies); near misses apart."""
+    near_accepts: int
+    near_clips: int
     others_accepted: float
 
 
@@ -219,8 +223,12 @@ def enrolled(
     verifier = enroll_voice(voice)
     only = cfg.model_copy(update={"who_can_wake": WakeAudience.ENROLLED})
     recall: dict[str, float] = {}
-    fa, hours, others, n_others = 0, 0.0, 0, 0
+    fa, hours, others, n_others, near, n_near = 0, 0.0, 0, 0, 0, 0
     for spec, stream, a in results:
+        if spec.kind == "near":
+            near += sum(h > 0 for h in daemon(stream, a, cfg, [verifier]).hits)
+            n_near += len(stream.clips)
+            continue
         if spec.kind != "pos":
             fa += daemon(stream, a, cfg, [verifier]).total
             hours += stream.hours
@@ -233,4 +241,4 @@ def enrolled(
         ro = daemon(stream, a, only, [verifier])
         others += sum(h > 0 for h, m in zip(ro.hits, mine, strict=True) if not m)
         n_others += sum(not m for m in mine)
-    return Enrolled(str(voice), recall, fa, hours, others / max(n_others, 1))
+    return Enrolled(str(voice), recall, fa, hours, near, n_near, others / max(n_others, 1))
