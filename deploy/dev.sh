@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # audio: PortAudio, the ALSA->PulseAudio plugin and a private PulseAudio for the virtual card
   libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
-  # synthetic speech for the simulator, the demo and the tests
-  espeak-ng sox
+  # synthetic speech for the simulator, the demo and the tests; the wake-word evaluation speaks
+  # with three synthesizers (espeak-ng, flite, festival) and reads Debian's fortune files
+  espeak-ng sox flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+  fortunes-min fortunes
   # building systemd-python; systemd-analyze; containers with real systemd for system tests
   gcc pkg-config libsystemd-dev python3-dev python3-venv systemd systemd-container debootstrap
   # provisioning over SSH and its checks
