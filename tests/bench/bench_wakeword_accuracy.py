@@ -7,7 +7,8 @@ and a held-out part, every condition, >= 2 h of negatives. Prints, for the held-
   (recall) and per negative condition (false accepts per hour);
 - the curve: recall (clean, and the 10 dB / room conditions) against false accepts per hour as the
   threshold falls, for the base model alone;
-- each held-out voice enrolled from 4 takes: recall of its other renditions per condition, false
+- each held-out voice enrolled from 4 takes: recall of its other renditions per condition (and
+  'alone': the same renditions with nobody enrolled), false
   accepts per hour over all negatives (its own ordinary speech included), and in enrolled-only
   mode the share of other voices' wake words it accepts.
 Writes bench-results/wakeword_accuracy.json. `--ci` runs CI's reduced set instead.
@@ -80,13 +81,14 @@ def curve(results: Results) -> list[dict[str, float]]:
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
     """One line per enrolled voice."""
     lines = [
-        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'FA/h':>7}{'near':>7}{'others':>8}"
+        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'alone':>7}{'FA/h':>7}{'near':>7}{'others':>8}"
     ]
     for e in found:
         worst = min(e.recall, key=lambda k: e.recall[k])
         lines.append(
             f"  {e.voice:<32}{e.recall['clean']:>7.0%}{e.recall[worst]:>7.0%}"
-            f"{np.mean(list(e.recall.values())):>7.0%}{e.false_accepts / e.hours:>7.2f}"
+            f"{np.mean(list(e.recall.values())):>7.0%}{np.mean(list(e.without.values())):>7.0%}"
+            f"{e.false_accepts / e.hours:>7.2f}"
             f"{e.near_accepts / max(e.near_clips, 1):>7.0%}"
             f"{e.others_accepted:>8.1%}   worst: {worst}"
         )

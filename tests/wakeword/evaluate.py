@@ -208,6 +208,8 @@ class Enrolled:
 
     voice: str
     recall: dict[str, float]
+    without: dict[str, float]
+    """The same renditions' recall with nobody enrolled."""
     false_accepts: int
     hours: float
     """Ordinary negatives (speech in every condition, music, replies); near misses apart."""
@@ -223,6 +225,7 @@ def enrolled(
     verifier = enroll_voice(voice)
     only = cfg.model_copy(update={"who_can_wake": WakeAudience.ENROLLED})
     recall: dict[str, float] = {}
+    without: dict[str, float] = {}
     fa, hours, others, n_others, near, n_near = 0, 0.0, 0, 0, 0, 0
     for spec, stream, a in results:
         if spec.kind == "near":
@@ -234,6 +237,10 @@ def enrolled(
             hours += stream.hours
             continue
         mine = [c.label.startswith(f"{voice} ") for c in stream.clips]
+        r0 = daemon(stream, a, cfg)
+        without[spec.condition] = float(
+            np.mean([h > 0 for h, m in zip(r0.hits, mine, strict=True) if m])
+        )
         r = daemon(stream, a, cfg, [verifier])
         recall[spec.condition] = float(
             np.mean([h > 0 for h, m in zip(r.hits, mine, strict=True) if m])
@@ -241,4 +248,4 @@ def enrolled(
         ro = daemon(stream, a, only, [verifier])
         others += sum(h > 0 for h, m in zip(ro.hits, mine, strict=True) if not m)
         n_others += sum(not m for m in mine)
-    return Enrolled(str(voice), recall, fa, hours, near, n_near, others / max(n_others, 1))
+    return Enrolled(str(voice), recall, without, fa, hours, near, n_near, others / max(n_others, 1))
