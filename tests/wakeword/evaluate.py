@@ -77,6 +77,8 @@ class Result:
     outside: int
     voices: list[str | None]
     hours: float
+    end_errors_ms: list[float]
+    """First detection's wake-word end estimate minus the true end, per detected positive."""
 
     def recall(self) -> float:
         return float(np.mean([h > 0 for h in self.hits])) if self.hits else 0.0
@@ -93,31 +95,36 @@ def _clip_index(stream: Stream, sample: int, starts: npt.NDArray[np.int64]) -> i
     return None
 
 
-def _result(stream: Stream, detections: Sequence[tuple[int, str | None]]) -> Result:
+def _result(stream: Stream, detections: Sequence[tuple[int, str | None, int | None]]) -> Result:
+    """Detections as (sample where made, enrolled voice, estimated wake-word end) per clip."""
     starts = np.array([c.start for c in stream.clips], np.int64)
     hits = [0] * len(stream.clips)
     voices: list[str | None] = [None] * len(stream.clips)
+    errors: list[float] = []
     outside = 0
-    for end, voice in detections:
-        i = _clip_index(stream, end, starts)
+    for at, voice, est in detections:
+        i = _clip_index(stream, at, starts)
         if i is None:
             outside += 1
             continue
+        true_end = stream.clips[i].wake_end
         if hits[i] == 0:
             voices[i] = voice
+            if est is not None and true_end is not None:
+                errors.append((est - true_end) * 1000 / MIC_RATE)
         hits[i] += 1
-    return Result(hits, outside, voices, stream.hours)
+    return Result(hits, outside, voices, stream.hours, errors)
 
 
 def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: float = 2.0) -> Result:
     """openWakeWord as its README uses it: a frame scoring >= threshold is a detection."""
-    dets: list[tuple[int, str | None]] = []
+    dets: list[tuple[int, str | None, int | None]] = []
     blocked = -1
     for k in np.flatnonzero(a.scores >= threshold):
         end = (int(k) + 1) * FRAME_SAMPLES
         if end >= blocked:
             blocked = end + int(refractory_s * MIC_RATE)
-            dets.append((end, None))
+            dets.append((end, None, None))
     return _result(stream, dets)
 
 
@@ -130,7 +137,7 @@ def daemon(
     """The daemon's Trigger on the same frames (no noise suppression: the default)."""
     trigger = Trigger(cfg or WakewordConfig(), "hey_jarvis", voices)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
-    dets: list[tuple[int, str | None]] = []
+    dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)
     for k in range(n):
         score = float(a.scores[k])
@@ -139,7 +146,7 @@ def daemon(
             window[HISTORY - (k + 1 - lo) :] = a.embeddings[lo : k + 1]
         hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window)
         if hit is not None:
-            dets.append(((k + 1) * FRAME_SAMPLES, hit.voice))
+            dets.append(((k + 1) * FRAME_SAMPLES, hit.voice, hit.end))
     return _result(stream, dets)
 
 

@@ -38,6 +38,19 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
     hours = sum(s.hours for spec, s, _ in results if spec.kind not in ("pos", "near"))
     print("\n" + "\n".join([*table(rows), *enrolled_lines(found), f"negatives: {hours:.2f} h"]))
 
+    errs = [
+        e
+        for spec, s, a in results
+        if spec.kind == "pos"
+        for e in evaluate.daemon(s, a, cfg).end_errors_ms
+    ]
+    print(
+        f"wake word end estimate - true end: {min(errs):+.0f} .. {max(errs):+.0f} ms ({len(errs)})"
+    )
+    # The pre-roll starts at the estimate: a little of "...vis" may be sent, the question never cut.
+    assert max(errs) <= 100
+    assert min(errs) >= -1000
+
     for r in rows:
         assert r.daemon >= r.bare if r.kind == "pos" else r.daemon <= r.bare, r
     pos = {r.condition: r.daemon for r in rows if r.kind == "pos"}

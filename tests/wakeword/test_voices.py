@@ -134,13 +134,14 @@ def test_the_evaluation_decides_exactly_as_the_detector(tmp_path: Path) -> None:
         cfg = WakewordConfig(who_can_wake=who)
         offline = evaluate.daemon(stream, evaluate.analyse(stream), cfg, [voice])
         det = Detector(cfg, voices=[VoiceVerifier(voice.name, voice.templates)])
-        frames: list[tuple[int, str | None]] = []
+        frames: list[tuple[int, str | None, int | None]] = []
         for i in range(0, len(stream.audio) // FRAME_SAMPLES * FRAME_SAMPLES, 320):
             block = AudioBlock(stream.audio[i : i + 320].tobytes(), i)
-            frames += [(block.end, h.voice) for h in det.process(block)]
+            frames += [(block.end, h.voice, h.end) for h in det.process(block)]
         online = evaluate._result(stream, frames)
         assert online.hits == offline.hits, who
         assert online.voices == offline.voices, who
+        assert online.end_errors_ms == offline.end_errors_ms, who
         assert sum(online.hits) > 0
         if who is WakeAudience.ENROLLED:
             assert {v for v in online.voices if v} == {"alice"}
