@@ -69,7 +69,7 @@ def variants(take: Int16, seed: int = 0) -> list[Int16]:
     out = [take]
     for kind, snr_db in (("white", 20.0), ("pink", 12.0), ("white", 10.0), ("pink", 5.0)):
         out.append(to_int16(f + colored(kind, len(f), rng) * level * 10 ** (-snr_db / 20)))
-    chatter = sum(np.roll(f[::-1], int(rng.integers(len(f)))) for _ in range(4))
+    chatter = np.sum([np.roll(f[::-1], int(rng.integers(len(f)))) for _ in range(4)], axis=0)
     out.append(to_int16(f + unit_power(chatter) * level * 10 ** (-10 / 20)))
     for rt60 in (0.3, 0.6):
         out.append(to_int16(convolve(f, room_response(rt60, 1.0, rng))[: len(f) + MIC_RATE // 4]))

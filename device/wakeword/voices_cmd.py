@@ -57,14 +57,21 @@ def list_voices(state: Path) -> int:
     return 0
 
 
-def forget(state: Path, name: str) -> int:
-    """Remove one enrolled voice."""
+def _voice_file(state: Path, name: str) -> Path | None:
+    """Where voice `name` is kept; None (and the reason on stderr) when the name is not valid."""
     try:
         check_name(name)
     except ValueError as exc:
         print(f"livespeaker: {exc}", file=sys.stderr)
+        return None
+    return voices_dir(state) / f"{name}.npz"
+
+
+def forget(state: Path, name: str) -> int:
+    """Remove one enrolled voice."""
+    path = _voice_file(state, name)
+    if path is None:
         return 1
-    path = voices_dir(state) / f"{name}.npz"
     if not path.exists():
         print(f"livespeaker: no enrolled voice {name!r} in {path.parent}", file=sys.stderr)
         return 1
@@ -80,12 +87,9 @@ def enroll_cmd(args: argparse.Namespace, cfg: Config, state: Path) -> int:
     from device.wakeword.models import load_model
 
     name: str = args.name
-    try:
-        check_name(name)
-    except ValueError as exc:
-        print(f"livespeaker: {exc}", file=sys.stderr)
+    target = _voice_file(state, name)
+    if target is None:
         return 1
-    target = voices_dir(state) / f"{name}.npz"
     if target.exists() and not args.force:
         print(
             f"livespeaker: voice {name!r} is already enrolled (--force replaces it)",

@@ -2,7 +2,8 @@
 
 Positives: "hey jarvis" + a question in one breath, in VOICES x SPEEDS x PITCHES, each clean and
 mixed with white and pink noise at 10 dB SNR. Negatives: >= 10 minutes of ordinary speech without
-the wake word, clean and noisy. Near misses: phrases that sound close ("hey jarvey", ...).
+the wake word, clean and noisy. The helpers here make single utterances for tests; the accuracy
+evaluation is the broader corpus.py.
 
 Clips are laid end to end in one stream with silence between them, so a detector is scored in one
 pass the way it runs on the device (no reset between clips).
@@ -20,6 +21,8 @@ import numpy.typing as npt
 from device.events import MIC_RATE
 from device.simhw.speech import synthesize
 from tests.conftest import CACHE
+from tests.wakeword import corpus
+from tests.wakeword.corpus import Clip, lay_out
 
 VERSION = "v1"
 VOICES = (
@@ -40,37 +43,8 @@ PAUSE_MS = 200
 """A short natural pause between the wake word and the question (one_breath() has none)."""
 SNR_DB = 10.0
 GAP_S = 2.0
-QUESTIONS = (
-    "what's the capital of france",
-    "turn on the kitchen lights",
-    "what's the weather tomorrow",
-    "set a timer for ten minutes",
-    "how tall is mount everest",
-    "play some relaxing music",
-    "what time is it in tokyo",
-    "tell me a joke about cats",
-)
-NEAR_MISSES = (
-    "hey jarvey, what's the time",
-    "jarvis street is closed today",
-    "hey travis, pass me the salt",
-    "hey harvest moon",
-    "hey jars of jam",
-    "jar of beans",
-    "hey service desk",
-    "marvis is a nice name",
-)
+QUESTIONS = corpus.QUESTIONS[:-1]
 Int16 = npt.NDArray[np.int16]
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One utterance in a stream: where it starts, where the wake word ends, where it ends."""
-
-    label: str
-    start: int
-    wake_end: int | None
-    end: int
 
 
 @dataclass(frozen=True)
@@ -121,17 +95,8 @@ def one_breath(voice: str, speed: int, pitch: int, question: str) -> tuple[Int16
 
 
 def _lay_out(parts: list[tuple[str, Int16, int | None]], gap_s: float = GAP_S) -> Stream:
-    gap = np.zeros(int(gap_s * MIC_RATE), np.int16)
-    chunks: list[Int16] = [gap]
-    clips: list[Clip] = []
-    pos = len(gap)
-    for label, audio, wake_end in parts:
-        clips.append(
-            Clip(label, pos, None if wake_end is None else pos + wake_end, pos + len(audio))
-        )
-        chunks += [audio, gap]
-        pos += len(audio) + len(gap)
-    return Stream(np.concatenate(chunks), tuple(clips))
+    laid = lay_out("", parts, gap_s)
+    return Stream(laid.audio, laid.clips)
 
 
 def wake_then_question(
@@ -150,16 +115,6 @@ def positives(pause_ms: int = PAUSE_MS) -> Stream:
     for i, (v, s, p) in enumerate(itertools.product(VOICES, SPEEDS, PITCHES)):
         audio, wake_end = wake_then_question(v, s, p, QUESTIONS[i % len(QUESTIONS)], pause_ms)
         parts.append((f"{v} s{s} p{p}", audio, wake_end))
-    return _lay_out(parts)
-
-
-def near_misses() -> Stream:
-    """Near-miss phrases in a few voices."""
-    parts: list[tuple[str, Int16, int | None]] = [
-        (f"{text} ({v})", say(text, v), None)
-        for text in NEAR_MISSES
-        for v in ("en-us", "en-gb", "en-us+f3")
-    ]
     return _lay_out(parts)
 
 
