@@ -29,6 +29,8 @@ def benches(quick: bool, soak: int) -> dict[str, list[str]]:
     return {
         "wakeword": [*py, "-m", "tests.bench.bench_wakeword", "--out", str(OUT / "wakeword.json"),
                      *(["--seconds", "30", "--trials", "1"] if quick else [])],
+        "wakeword_accuracy": [*py, "-m", "tests.bench.bench_wakeword_accuracy",
+                              "--out", str(OUT / "wakeword_accuracy.json"), *(["--ci"] if quick else [])],
         "audio": [*py, "-m", "tests.bench.bench_audio", "--out", str(OUT / "audio.json"),
                   *(["--trials", "3", "--mic-seconds", "3"] if quick else [])],
         "handover": [*py, "tests/bench/bench_live_handover.py", "--out", str(OUT / "handover.json"),
