@@ -3,8 +3,15 @@
 # staging directory on the Pi and runs it as root over SSH; it is not meant to be run by hand.
 #
 #   provision-agent.sh preflight                    report OS, architecture and what is installed
-#   provision-agent.sh install STAGE [OPTIONS]      install or upgrade from STAGE (see install())
+#   provision-agent.sh run install STAGE [OPTIONS]  the same install, detached from the SSH session:
+#                                                   a transient unit livespeaker-provision.service
+#                                                   does it; this only relays its output and exit
+#                                                   status, so a lost connection cannot stop it half
+#                                                   way (it finishes or rolls back by itself)
+#   provision-agent.sh install STAGE [OPTIONS]      install or upgrade from STAGE (see cmd_install())
 #   provision-agent.sh uninstall [--purge]          remove app and unit (config and key with --purge)
+#
+# One run at a time: install and uninstall hold $LOCK; a second run is refused with exit 75.
 #
 # Layout it maintains:
 #   /opt/livespeaker/releases/<version>-<id>/   one venv per build (id = hash of wheel, lock, unit,
@@ -13,7 +20,10 @@
 #   /opt/livespeaker/previous -> releases/<...> what a rollback goes back to
 #   /etc/livespeaker/config.toml                the config (an edited one is kept)
 #   /etc/livespeaker/api-key                    the API key, root:root 0600, for LoadCredential=
-#   /var/lib/livespeaker-provision/             hashes of what provisioning installed
+#   /var/lib/livespeaker-provision/             hashes of what provisioning installed; last-run
+#                                               (how the latest run ended) and last-run.log
+#   /run/livespeaker-provision/<run>/           a detached run: its copy of the build, its output
+#                                               and exit status (the key only until read)
 set -euo pipefail
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 umask 022
@@ -29,6 +39,11 @@ SUPPORTED_CODENAMES="bookworm trixie"
 SUPPORTED_ARCHES="arm64 amd64"
 BASE_PACKAGES=(libportaudio2 libasound2-plugins python3 python3-venv python3-systemd ca-certificates)
 OPTIONAL_PACKAGES=(python3-lgpio)   # Raspberry Pi OS has it; plain Debian bookworm does not
+
+RUN_ROOT=/run/livespeaker-provision
+LOCK=/run/lock/livespeaker-provision.lock
+PROVISION_UNIT=livespeaker-provision.service
+EXIT_BUSY=75
 
 CHANGES=()
 CONFIG_REPLACED=no
@@ -55,6 +70,111 @@ check_platform() {
   fi
 }
 
+# --- one run at a time, detached from SSH ------------------------------------------------------
+
+unit_busy() {
+  case $(systemctl is-active "$PROVISION_UNIT" 2>/dev/null) in
+    active | activating | deactivating | reloading) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+refuse_busy() {
+  local since
+  since=$(systemctl show -p ActiveEnterTimestamp --value "$PROVISION_UNIT" 2>/dev/null || true)
+  die "another provisioning run is in progress${since:+ (started $since)}; wait for it to end (journalctl -fu $PROVISION_UNIT shows it) and try again" $EXIT_BUSY
+}
+
+# Held (fd 8) until this process exits: a second install or uninstall is refused, not queued.
+take_lock() {
+  mkdir -p "$(dirname "$LOCK")"
+  exec 8>>"$LOCK"
+  flock -n 8 || refuse_busy
+}
+
+lock_free() { mkdir -p "$(dirname "$LOCK")" && flock -n "$LOCK" true; }
+
+exit_meaning() {
+  case $1 in
+    0) echo "ok" ;; 4) echo "unhealthy, rolled back" ;; 5) echo "running, self-check failed" ;;
+    75) echo "refused: another run was in progress" ;; 78) echo "config rejected" ;;
+    *) echo "failed" ;;
+  esac
+}
+
+# The end of a detached install (its EXIT trap): record how it ended for the follower on the SSH
+# side (rc) and, in case that follower is gone, for the next run (last-run).
+finish_run() {
+  local rc=$1 run=$2
+  rm -rf "$run/stage" "$run/key"
+  install -d -m 0755 "$STATE"
+  cp -f "$run/log" "$STATE/last-run.log" 2>/dev/null || true
+  printf 'id=%s\nended=%s\nexit=%s\nreported=no\n' "$(basename "$run")" \
+    "$(date -u +%FT%TZ)" "$rc" >"$STATE/last-run"
+  printf '%s\n' "$rc" >"$run/rc.tmp" && mv -f "$run/rc.tmp" "$run/rc"
+}
+
+# Relays a detached run's output until its exit status appears; returns that status.
+follow_run() {
+  local run=$1 off=0 size rc="" ended=0
+  while :; do
+    [ -f "$run/rc" ] && rc=$(cat "$run/rc")
+    size=$(stat -c %s "$run/log" 2>/dev/null || echo 0)
+    if [ "$size" -gt "$off" ]; then
+      tail -c "+$((off + 1))" "$run/log" | head -c "$((size - off))"
+      off=$size
+    fi
+    [ -n "$rc" ] && break
+    if ! unit_busy; then
+      ended=$((ended + 1))
+      if [ $ended -ge 5 ]; then
+        note "the provisioning unit ended without a result (journalctl -u $PROVISION_UNIT)"
+        rc=1; break
+      fi
+    fi
+    sleep 0.3
+  done
+  [ ! -f "$STATE/last-run" ] || sed -i 's/^reported=no$/reported=yes/' "$STATE/last-run"
+  rm -rf "$run"
+  return "$rc"
+}
+
+# run install STAGE [OPTIONS]: starts `install` as a transient unit and follows it.
+cmd_run() {
+  if [ "${1:-}" != install ] || [ $# -lt 2 ]; then die "usage: run install STAGE [OPTIONS]" 2; fi
+  local stage=$2 args=() a key="" id run err
+  shift 2
+  if unit_busy || ! lock_free; then refuse_busy; fi
+  rm -rf "${RUN_ROOT:?}"/*/  # earlier runs' leftovers (nothing runs now)
+  id=$(date -u +%Y%m%dT%H%M%SZ)-$$
+  run=$RUN_ROOT/$id
+  install -d -m 0700 "$RUN_ROOT" "$run"
+  # Its own copy: the SSH side removes its staging directory when it exits, however it exits.
+  cp -r "$stage" "$run/stage"
+  for a in "$@"; do
+    if [ "$a" = --key-on-stdin ]; then
+      IFS= read -r key || true
+      # Root-only, in RAM (/run), read and deleted by the install first thing; never in argv.
+      (umask 077 && printf '%s\n' "$key" >"$run/key")
+      key=""
+      args+=(--key-file "$run/key")
+    else
+      args+=("$a")
+    fi
+  done
+  exec </dev/null
+  : >"$run/log"
+  if ! err=$(systemd-run --quiet --collect --unit="$PROVISION_UNIT" \
+      --description="livespeaker provisioning run $id" --setenv=HOME=/root \
+      -p StandardOutput="append:$run/log" -p RuntimeMaxSec=3600 \
+      bash "$run/stage/provision-agent.sh" install "$run/stage" --run-dir "$run" "${args[@]}" 2>&1); then
+    rm -rf "$run"
+    unit_busy && refuse_busy
+    die "could not start $PROVISION_UNIT: $err"
+  fi
+  follow_run "$run"
+}
+
 cmd_preflight() {
   check_platform
   local current=none
@@ -66,6 +186,16 @@ cmd_preflight() {
   printf 'key=%s\n' "$([ -s "$ETC/api-key" ] && echo present || echo absent)"
   printf 'release=%s\n' "$current"
   printf 'service=%s\n' "$(systemctl is-active "$UNIT" 2>/dev/null || true)"
+  if [ -f "$STATE/last-run" ] && grep -qx 'reported=no' "$STATE/last-run"; then
+    local rid rexit rended
+    rid=$(sed -n 's/^id=//p' "$STATE/last-run")
+    rexit=$(sed -n 's/^exit=//p' "$STATE/last-run")
+    rended=$(sed -n 's/^ended=//p' "$STATE/last-run")
+    printf 'unreported_run=%s ended %s with exit %s (%s); its output: %s\n' "$rid" "$rended" \
+      "$rexit" "$(exit_meaning "$rexit")" "$STATE/last-run.log"
+    sed -i 's/^reported=no$/reported=yes/' "$STATE/last-run"
+  fi
+  if unit_busy; then printf 'busy=yes\n'; fi
 }
 
 # --- install steps ---------------------------------------------------------------------------
@@ -387,26 +517,40 @@ summary() {
   fi
 }
 
-# install STAGE [--force-config] [--key-on-stdin] [--ready-timeout S] [--settle S]
+# install STAGE [--force-config] [--key-on-stdin | --key-file F] [--ready-timeout S] [--settle S]
+#               [--run-dir D]
 cmd_install() {
-  local stage=$1 force=no key_on_stdin=no timeout=90 settle=5 key=""
+  local stage=$1 force=no key_on_stdin=no key_file="" run_dir="" timeout=90 settle=5 key=""
   shift
   while [ $# -gt 0 ]; do
     case $1 in
       --force-config) force=yes ;;
       --key-on-stdin) key_on_stdin=yes ;;
+      --key-file) key_file=$2; shift ;;
+      --run-dir) run_dir=$2; shift ;;
       --ready-timeout) timeout=$2; shift ;;
       --settle) settle=$2; shift ;;
       *) die "unknown install option $1" 2 ;;
     esac
     shift
   done
-  if [ "$key_on_stdin" = yes ]; then
+  if [ -n "$run_dir" ]; then
+    # shellcheck disable=SC2064  # run_dir is fixed for this run
+    trap "finish_run \$? '$run_dir'" EXIT
+    trap 'exit 143' TERM INT HUP
+  fi
+  if [ -n "$key_file" ]; then
+    IFS= read -r key <"$key_file" || true
+    rm -f "$key_file"
+  elif [ "$key_on_stdin" = yes ]; then
     IFS= read -r key || true
+  fi
+  if [ "$key_on_stdin" = yes ] || [ -n "$key_file" ]; then
     key=${key//[[:space:]]/}
     [ -n "$key" ] || die "an empty API key was sent" 2
   fi
   exec </dev/null   # nothing below may read the key channel
+  take_lock
   local started
   started=$(date +%s)
   check_platform
@@ -437,6 +581,8 @@ cmd_install() {
 cmd_uninstall() {
   local purge=no
   [ "${1:-}" = --purge ] && purge=yes
+  unit_busy && refuse_busy
+  take_lock
   step "stopping and disabling $UNIT"
   systemctl disable --now --quiet "$UNIT" 2>/dev/null || true
   rm -f "$UNIT_PATH"
@@ -458,7 +604,8 @@ cmd_uninstall() {
 [ "$(id -u)" -eq 0 ] || die "must run as root" 2
 case ${1:-} in
   preflight) cmd_preflight ;;
+  run) shift; cmd_run "$@" ;;
   install) shift; cmd_install "$@" ;;
   uninstall) shift; cmd_uninstall "$@" ;;
-  *) sed -n '2,7p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

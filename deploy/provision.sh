@@ -34,8 +34,15 @@
 # previous release, unit and config are restored, the journal tail is printed and the exit status
 # is 4. A run with nothing new changes nothing and says "NO CHANGES".
 #
+# The Pi-side install runs detached from the SSH session, as the transient systemd unit
+# livespeaker-provision.service; this script relays its output and exit status. If the connection
+# is lost, the Pi still finishes (or rolls back) by itself, and the next run reports how it ended.
+# One run at a time per Pi: a run started while another is in progress is refused (exit 75).
+#
 # Exit status: 0 ok; 2 usage; 3 unsupported or unreachable target; 4 unhealthy, rolled back;
-# 5 installed and running, but the self-check failed; 78 config rejected; 1 other errors.
+# 5 installed and running, but the self-check failed; 6 connection lost during the install (the
+# Pi finishes or rolls back by itself; run again to see how it ended); 75 another provisioning
+# run is in progress on the Pi; 78 config rejected; 1 other errors.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -185,8 +192,10 @@ main() {
     mkdir -p "$WORK/stage" && cp "$SCRIPT_DIR/provision-agent.sh" "$WORK/stage/"
     upload "$WORK/stage"
     say "uninstalling on $TARGET"
-    agent uninstall "$([ "$PURGE" = yes ] && echo --purge)" </dev/null
-    return
+    local rc=0
+    agent uninstall "$([ "$PURGE" = yes ] && echo --purge)" </dev/null || rc=$?
+    [ $rc -ne 75 ] || say "REFUSED: a provisioning run is in progress on $TARGET"
+    return $rc
   fi
   build
   connect
@@ -194,8 +203,14 @@ main() {
   say "checking $TARGET"
   local facts
   facts=$(agent preflight </dev/null) || exit $?
-  printf '%s\n' "$facts" | sed 's/^/    /'
-  local args=(install "$REMOTE_DIR" --ready-timeout "$READY_TIMEOUT" --settle "$SETTLE")
+  grep -v '^unreported_run=' <<<"$facts" | sed 's/^/    /'
+  if grep -q '^unreported_run=' <<<"$facts"; then
+    say "the previous provisioning run lost its connection: $(sed -n 's/^unreported_run=//p' <<<"$facts")"
+  fi
+  if grep -qx 'busy=yes' <<<"$facts"; then
+    die "another provisioning run is in progress on $TARGET; wait for it to end and try again" 75
+  fi
+  local args=(run install "$REMOTE_DIR" --ready-timeout "$READY_TIMEOUT" --settle "$SETTLE")
   [ "$FORCE_CONFIG" = no ] || args+=(--force-config)
   say "installing on $TARGET"
   local rc=0
@@ -213,6 +228,12 @@ main() {
     0) say "done: $TARGET runs livespeaker" ;;
     4) say "FAILED: the new release was not healthy and was rolled back (journal above)" ;;
     5) say "installed and running, but the self-check failed (output above)" ;;
+    75) say "REFUSED: another provisioning run is in progress on $TARGET" ;;
+    255 | 129 | 13[0-9] | 14[0-9])  # ssh: 255 connection error; 128+N killed by signal N
+      say "lost the connection to $TARGET during the install (ssh exit $rc). The Pi goes on by
+    itself: it finishes, or rolls back if the new release is not healthy. Run the same command
+    again to see how it ended."
+      rc=6 ;;
     *) say "FAILED (exit $rc)" ;;
   esac
   return "$rc"

@@ -18,8 +18,10 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +96,56 @@ class Run:
     out: str
 
 
+class RunningProvision:
+    """A provision.sh run in progress: its output so far, a way to wait for a line, its end."""
+
+    def __init__(
+        self, argv: list[str], proc: asyncio.subprocess.Process, typed_key: str | None
+    ) -> None:
+        self.argv, self.proc, self._typed_key = argv, proc, typed_key
+        self.out = b""
+        self._grew = asyncio.Event()
+        self._reader = asyncio.create_task(self._read(), name="provision-output")
+
+    async def _read(self) -> None:
+        """Collect the output; type the key once the (hidden) prompt is shown."""
+        assert self.proc.stdout is not None
+        while chunk := await self.proc.stdout.read(4096):
+            self.out += chunk
+            self._grew.set()
+            if self._typed_key is not None and b"(input hidden): " in self.out:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(self._typed_key.encode() + b"\n")
+                await self.proc.stdin.drain()
+                self._typed_key = None
+        self._grew.set()
+
+    def text(self) -> str:
+        return self.out.decode(errors="replace").replace("\r\n", "\n")
+
+    async def wait_for(self, needle: str, within_s: float) -> None:
+        """Until the output holds needle (TimeoutError, or AssertionError if the run ended first)."""
+        async with asyncio.timeout(within_s):
+            while needle.encode() not in self.out:
+                assert not self._reader.done(), f"ended before {needle!r}:\n{self.text()}"
+                self._grew.clear()
+                await self._grew.wait()
+
+    async def finish(self, within_s: float = 900) -> Run:
+        try:
+            async with asyncio.timeout(within_s):
+                await self._reader
+                await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise
+        text = self.text()
+        print(f"$ {' '.join(self.argv)}\n{text}")  # shown by pytest when a test fails
+        assert self.proc.returncode is not None
+        return Run(self.proc.returncode, text)
+
+
 @dataclass
 class Operator:
     """Runs deploy/provision.sh from a checkout against the container, like a user would."""
@@ -105,6 +157,12 @@ class Operator:
 
     async def provision(self, source: Path, *extra: str, typed_key: str | None = None) -> Run:
         """Run provision.sh; with typed_key, on a terminal where that key is typed at the prompt."""
+        return await (await self.start(source, *extra, typed_key=typed_key)).finish()
+
+    async def start(
+        self, source: Path, *extra: str, typed_key: str | None = None
+    ) -> RunningProvision:
+        """Start provision.sh in the background; watch its output with wait_for(), then finish()."""
         argv = [
             "bash",
             str(source / "deploy" / "provision.sh"),
@@ -127,31 +185,12 @@ class Operator:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        try:
-            out = await asyncio.wait_for(self._converse(proc, typed_key), 900)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        text = out.decode(errors="replace").replace("\r\n", "\n")
-        print(f"$ {' '.join(argv)}\n{text}")  # shown by pytest when a test fails
-        assert proc.returncode is not None
-        return Run(proc.returncode, text)
+        return RunningProvision(argv, proc, typed_key)
 
-    @staticmethod
-    async def _converse(proc: asyncio.subprocess.Process, typed_key: str | None) -> bytes:
-        """Collect the output; type the key once the (hidden) prompt is shown."""
-        assert proc.stdout is not None
-        out = b""
-        while chunk := await proc.stdout.read(4096):
-            out += chunk
-            if typed_key is not None and b"(input hidden): " in out:
-                assert proc.stdin is not None
-                proc.stdin.write(typed_key.encode() + b"\n")
-                await proc.stdin.drain()
-                typed_key = None
-        await proc.wait()
-        return out
+    async def start_install(self, source: Path, *extra: str) -> RunningProvision:
+        return await self.start(
+            source, "--config", str(self.config), "--api-key-file", str(self.key_file), *extra
+        )
 
     async def install(self, source: Path, *extra: str) -> Run:
         return await self.provision(
@@ -422,10 +461,11 @@ async def upgrades(pi: Pi) -> str:
     return second
 
 
-async def rolls_back_a_broken_build(pi: Pi, good: str) -> None:
-    v3 = copy_checkout(pi.tmp / "v3")
+def broken_build(dest: Path) -> Path:
+    """A checkout whose build installs and passes --version and config check, but whose daemon
+    dies before READY=1."""
+    v3 = copy_checkout(dest)
     edit(v3 / "device" / "__init__.py", '__version__ = "', '__version__ = "9.9.10+broken')
-    # Starts (--version, config check pass) but the daemon dies before READY=1.
     edit(
         v3 / "device" / "cli.py",
         "    args = parser.parse_args(argv)\n",
@@ -433,6 +473,11 @@ async def rolls_back_a_broken_build(pi: Pi, good: str) -> None:
         '    if args.command == "run":\n'
         '        raise SystemExit("deliberately broken build")\n',
     )
+    return v3
+
+
+async def rolls_back_a_broken_build(pi: Pi, good: str) -> None:
+    v3 = broken_build(pi.tmp / "v3")
     run = await pi.op.install(v3)
     assert run.rc == 4, run.out
     assert "ROLLBACK to release" in run.out
@@ -477,3 +522,107 @@ async def test_provision_trixie_python313(pi_trixie: Pi) -> None:
     await fresh_install(pi, typed=True)
     await second_run_changes_nothing(pi)
     await uninstalls(pi)
+
+
+# --- a connection cut mid-upgrade, and two operators at once ----------------------------------
+
+PROVISION_UNIT = "livespeaker-provision.service"
+
+
+def provision_ssh_pids(c: Container) -> list[int]:
+    """The operator's ssh processes that provision.sh opened to c: its connection master and
+    clients (they use a ControlPath; the test's own `Container.run` ssh does not)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        joined = b"\0".join(argv)
+        if argv[0] == b"ssh" and b"\0-p\0%d\0" % c.ssh_port in joined and b"ControlPath=" in joined:
+            pids.append(int(entry.name))
+    return pids
+
+
+def daemon_releases(c: Container) -> set[str]:
+    """The releases the running daemon's files were loaded from (its memory maps)."""
+    pid = svc(c, "MainPID")
+    if pid in {"", "0"}:
+        return set()
+    maps = c.run(f"cat /proc/{pid}/maps", check=False).stdout
+    return set(re.findall(r"/opt/livespeaker/releases/([^/\s]+)/", maps))
+
+
+def healthy_on(c: Container, release: str) -> bool:
+    """No provisioning in progress, `release` active, and the running daemon is that release."""
+    busy = c.run(f"systemctl is-active {PROVISION_UNIT}", check=False).stdout.strip()
+    if busy in {"active", "activating", "deactivating", "reloading"}:
+        return False
+    if c.run("pgrep -f provision-agent.sh", check=False).returncode == 0:
+        return False  # a provisioning step still runs (e.g. in an SSH session)
+    return (
+        release_of(c) == release
+        and svc(c, "ActiveState") == "active"
+        and daemon_releases(c) == {release}
+    )
+
+
+async def wait_healthy(c: Container, release: str, within_s: float) -> float | None:
+    """Seconds until healthy_on(c, release) holds, or None when it did not within within_s."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within_s:
+        if await asyncio.to_thread(healthy_on, c, release):
+            return time.monotonic() - t0
+        await asyncio.sleep(0.5)
+    return None
+
+
+async def test_provision_survives_a_cut_connection(pi: Pi) -> None:
+    """The Pi-side install runs detached from SSH: cut mid-upgrade, it rolls back by itself; a
+    second run while one is in progress is refused (exit 75). Failures are collected so one run
+    shows every broken promise."""
+    failures: list[str] = []
+    c = pi.c
+    await fresh_install(pi)
+    good = release_of(c)
+
+    # 1. A broken build; the connection is cut once its unvalidated release has been made active.
+    running = await pi.op.start_install(broken_build(pi.tmp / "v3"))
+    await running.wait_for("changed: active release", 600)
+    pids = provision_ssh_pids(c)
+    assert pids, "no provisioning ssh process found to cut"
+    cut = time.monotonic()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    cut_run = await running.finish(120)
+    if cut_run.rc != 6 or "lost the connection" not in cut_run.out:
+        failures.append(f"the cut run should exit 6 saying the connection was lost: {cut_run.rc}")
+    took = await wait_healthy(c, good, 300)
+    if took is None:
+        failures.append(
+            f"not back on a healthy {good} within 300 s of the cut: active "
+            f"{release_of(c)}, service {svc(c, 'ActiveState')}, daemon {daemon_releases(c)}"
+        )
+    else:
+        print(f"MEASURED: Pi healthy on {good} again {time.monotonic() - cut:.1f} s after the cut")
+    # The next run reports how the cut one ended, and has nothing to change.
+    rerun = await pi.op.install(pi.v1)
+    if rerun.rc != 0 or not re.search(r"previous provisioning run .*exit 4", rerun.out):
+        failures.append(f"the rerun should report the cut run's end (exit 4): rc {rerun.rc}")
+
+    # 2. Two operators at once: the second is refused while the first one's Pi side runs.
+    v2 = copy_checkout(pi.tmp / "v2")
+    edit(v2 / "device" / "__init__.py", '__version__ = "', '__version__ = "9.9.9+upgrade')
+    first = await pi.op.start_install(v2)
+    await first.wait_for("-> application release", 600)
+    second = await pi.op.install(pi.v1)
+    if second.rc != 75 or "another provisioning run is in progress" not in second.out:
+        failures.append(f"a concurrent run should be refused with exit 75, got {second.rc}")
+    done = await first.finish()
+    if done.rc != 0:
+        failures.append(f"the first run should complete despite the second: rc {done.rc}")
+    if "9.9.9+upgrade" not in version_of(c) or svc(c, "ActiveState") != "active":
+        failures.append(f"not on the upgrade after both runs: {version_of(c)}")
+    assert not failures, "\n".join(failures)
