@@ -315,7 +315,9 @@ async def test_no_speech_and_max_length_end_the_conversation(tmp_path: Path, fac
         assert app.state is State.LISTENING
         now[0] += 5.1
         await until(lambda: app.state is State.IDLE)
-        assert speaker.queued  # the end chime
+        # The end chime: queued by the conversation's end action, which may run just after the
+        # state turns idle (seen failing on the ordering under load, not on the chime).
+        await until(lambda: bool(speaker.queued))
         # Someone keeps talking: max_conversation_s still ends it.
         app.post(WakeDetected("hey_jarvis", 0.9, mic.position))
         await until(lambda: app.state is State.LISTENING)
