@@ -277,7 +277,13 @@ class Detector:
                 log.exception("wake-word scoring failed; block skipped")
                 continue
             for hit in hits:
-                log.info("wake word %s (score %.2f, ends at %d)", hit.model, hit.score, hit.end)
+                log.info(
+                    "wake word %s (score %.2f, ends at %d%s)",
+                    hit.model,
+                    hit.score,
+                    hit.end,
+                    f", voice {hit.voice}" if hit.voice else "",
+                )
                 loop.call_soon_threadsafe(on_detect, hit)
 
 
