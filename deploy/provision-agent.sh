@@ -97,6 +97,19 @@ take_lock() {
 
 lock_free() { mkdir -p "$(dirname "$LOCK")" && flock -n "$LOCK" true; }
 
+# A finished run's transient unit lingers for a moment after its result is written (--collect
+# unloads it once its processes are gone); the next run can only reuse the name after that.
+wait_unit_unloaded() {
+  local tries=50
+  while [ $tries -gt 0 ]; do
+    tries=$((tries - 1))
+    [ "$(systemctl show -p LoadState --value "$PROVISION_UNIT" 2>/dev/null)" = loaded ] || return 0
+    unit_busy || systemctl reset-failed "$PROVISION_UNIT" 2>/dev/null || true
+    sleep 0.2
+  done
+  return 0
+}
+
 exit_meaning() {
   case $1 in
     0) echo "ok" ;; 4) echo "unhealthy, rolled back" ;; 5) echo "running, self-check failed" ;;
@@ -139,6 +152,7 @@ follow_run() {
   done
   [ ! -f "$STATE/last-run" ] || sed -i 's/^reported=no$/reported=yes/' "$STATE/last-run"
   rm -rf "$run"
+  wait_unit_unloaded
   return "$rc"
 }
 
@@ -167,6 +181,7 @@ cmd_run() {
   done
   exec </dev/null
   : >"$run/log"
+  wait_unit_unloaded
   if ! err=$(systemd-run --quiet --collect --unit="$PROVISION_UNIT" \
       --description="livespeaker provisioning run $id" --setenv=HOME=/root \
       -p StandardOutput="append:$run/log" -p RuntimeMaxSec=3600 \
