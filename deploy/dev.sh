@@ -16,6 +16,8 @@ APT_PACKAGES=(
   fortunes-min fortunes
   # building systemd-python; systemd-analyze; containers with real systemd for system tests
   gcc pkg-config libsystemd-dev python3-dev python3-venv systemd systemd-container debootstrap
+  # the Pi's architecture (arm64) emulated for the system tests
+  qemu-user-static binfmt-support
   # provisioning over SSH and its checks
   openssh-client openssh-server shellcheck iproute2 ca-certificates curl
 )

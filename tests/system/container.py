@@ -143,15 +143,75 @@ def _locked(path: Path) -> contextlib.AbstractContextManager[object]:
     return lock()
 
 
-def rootfs_path(suite: str = "bookworm", packages: Sequence[str] = PACKAGES) -> Path:
-    """Where the cached rootfs for this suite and package set lives."""
+def native_arch() -> str:
+    """This machine's Debian architecture (amd64, arm64, ...)."""
+    return subprocess.run(
+        ["dpkg", "--print-architecture"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def rootfs_path(
+    suite: str = "bookworm", packages: Sequence[str] = PACKAGES, arch: str | None = None
+) -> Path:
+    """Where the cached rootfs for this suite, package set and architecture lives."""
     key = hashlib.sha256(" ".join(sorted(packages)).encode()).hexdigest()[:8]
-    return CACHE / f"rootfs-{suite}-{key}"
+    foreign = f"-{arch}" if arch and arch != native_arch() else ""
+    return CACHE / f"rootfs-{suite}{foreign}-{key}"
 
 
-def ensure_rootfs(suite: str = "bookworm", packages: Sequence[str] = PACKAGES) -> Path:
-    """Build (once, ~80-120 s) or reuse the cached Debian rootfs; returns its path. Never modify it."""
-    final = rootfs_path(suite, packages)
+def enable_emulation(arch: str) -> None:
+    """Let this kernel run `arch` binaries: qemu-user-static through binfmt_misc with flags POCF
+    (F: the interpreter works inside containers; C: setuid programs such as sudo keep their
+    credentials, which Debian's default PF registration loses). Raises with what to install."""
+    qemu = {"arm64": "aarch64", "armhf": "arm"}.get(arch, arch)
+    misc = Path("/proc/sys/fs/binfmt_misc")
+    entry = misc / f"qemu-{qemu}"
+    if entry.exists() and _binfmt_flags(entry) >= set("POCF"):
+        return
+    if not Path("/usr/sbin/update-binfmts").exists():
+        raise RuntimeError(
+            f"running {arch} needs Debian's qemu-user-static and binfmt-support "
+            "(bash deploy/dev.sh setup installs them)"
+        )
+    if not (misc / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(misc)], check=True)
+    if not entry.exists():
+        subprocess.run(["update-binfmts", "--enable", f"qemu-{qemu}"], check=True)
+    fields = dict(line.split(" ", 1) for line in entry.read_text().splitlines() if " " in line)
+    entry.write_text("-1")  # unregister, then register the same interpreter with POCF
+    (misc / "register").write_text(
+        f":qemu-{qemu}:M:{fields['offset']}:{_hex_escape(fields['magic'])}:"
+        f"{_hex_escape(fields['mask'])}:{fields['interpreter']}:POCF"
+    )
+    if not (entry.exists() and _binfmt_flags(entry) >= set("POCF")):
+        raise RuntimeError(f"could not register qemu-{qemu} with binfmt_misc flags POCF")
+
+
+def _binfmt_flags(entry: Path) -> set[str]:
+    text = entry.read_text()
+    if not text.startswith("enabled"):
+        return set()
+    return next(
+        (set(ln.split(":", 1)[1].strip()) for ln in text.splitlines() if ln.startswith("flags:")),
+        set(),
+    )
+
+
+def _hex_escape(hexdigits: str) -> str:
+    """binfmt_misc's magic/mask syntax: each byte as \\xHH."""
+    return "".join(f"\\x{hexdigits[i : i + 2]}" for i in range(0, len(hexdigits), 2))
+
+
+def ensure_rootfs(
+    suite: str = "bookworm", packages: Sequence[str] = PACKAGES, arch: str | None = None
+) -> Path:
+    """Build (once, ~80-120 s; a foreign arch under emulation ~5-8 min) or reuse the cached
+    Debian rootfs; returns its path. Never modify it."""
+    final = rootfs_path(suite, packages, arch)
+    foreign = arch is not None and arch != native_arch()
+    if foreign:
+        assert arch is not None
+        enable_emulation(arch)
     with _locked(final.with_suffix(".lock")):
         if (final / ".complete").exists():
             return final
@@ -161,6 +221,7 @@ def ensure_rootfs(suite: str = "bookworm", packages: Sequence[str] = PACKAGES) -
         subprocess.run(
             [
                 "debootstrap",
+                *([f"--arch={arch}"] if foreign else []),
                 "--variant=minbase",
                 f"--include={','.join(packages)}",
                 suite,
@@ -387,6 +448,20 @@ class Container:
             )
             proc.kill()
             proc.wait(10)
+        # An emulated container's processes (qemu-user) can outlive a killed nspawn: end them.
+        _kill_processes_rooted_in(self.root)
+
+
+def _kill_processes_rooted_in(root: Path) -> None:
+    """SIGKILL every process whose root directory is `root` (a container's leftovers)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(f"/proc/{entry.name}/root")) == root:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def _pi_ids(root: Path) -> int:
@@ -427,21 +502,25 @@ def booted(
     workdir: Path,
     *,
     suite: str = "bookworm",
+    arch: str | None = None,
     binds: Sequence[tuple[str, str]] = (),
     ro_binds: Sequence[tuple[str, str]] = (),
     keep: bool = False,
+    boot_timeout: float = 90.0,
 ) -> Iterator[Container]:
     """Boot a fresh copy of the cached rootfs under workdir; stop and delete it afterwards.
 
-    binds/ro_binds are (host path, container path) pairs. keep=True leaves the copy on disk.
+    arch: a foreign Debian architecture (e.g. "arm64") runs emulated. binds/ro_binds are
+    (host path, container path) pairs. keep=True leaves the copy on disk.
     """
-    root = clone_rootfs(ensure_rootfs(suite), workdir / "rootfs")
+    root = clone_rootfs(ensure_rootfs(suite, arch=arch), workdir / "rootfs")
     c = Container(root, binds=binds, ro_binds=ro_binds)
+    emulated = arch is not None and arch != native_arch()
     try:
-        c.start()
+        c.start(timeout=boot_timeout)
         yield c
     finally:
-        c.stop()
+        c.stop(timeout=5.0 if emulated else 30.0)  # an emulated poweroff takes minutes
         if not keep:
             discard(root)
 
