@@ -78,6 +78,35 @@ class AudioDeviceRecovered:
     direction: str
 
 
+class Trigger(StrEnum):
+    """What opened a session with the Live API (recorded in the upload ledger)."""
+
+    WAKE_WORD = "wake_word"
+    """The wake word was heard (with its score, and the enrolled voice if one matched)."""
+    BUTTON = "button"
+    """A short press of the button."""
+    COMMAND = "command"
+    """A command on the device (`livespeaker ask`) or a program using the Live client directly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """Why a session was opened: the trigger, and for the wake word the facts of its detection."""
+
+    trigger: Trigger
+    wake_word: str | None = None
+    """The wake word model that fired."""
+    score: float | None = None
+    """Its score."""
+    voice: str | None = None
+    """The enrolled voice that matched (None: the base model alone, or not a wake word)."""
+
+    @classmethod
+    def by_wake(cls, wake: WakeDetected) -> Opened:
+        """Opened by this wake word detection."""
+        return cls(Trigger.WAKE_WORD, wake.model, round(float(wake.score), 3), wake.voice)
+
+
 # --- the Live session -----------------------------------------------------------------------
 
 
@@ -151,6 +180,15 @@ class ToolCallsCancelled:
     """The server cancelled pending tool calls (e.g. after a barge-in)."""
 
     ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTranscribed:
+    """A finished turn's words: what the user said, what the model answered (never logged by
+    default: device.privacy.transcripts)."""
+
+    heard: str
+    answered: str
 
 
 @dataclass(frozen=True, slots=True)
