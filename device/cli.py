@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "config": "device.config_cmd",
     "doctor": "device.doctor.cmd",
     "demo": "device.demo.cmd",
+    "privacy": "device.privacy.cmd",
     "run": "device.run_cmd",
     "simulator": "device.simulator.cmd",
     "wakeword": "device.wakeword.cli",

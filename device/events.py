@@ -87,6 +87,8 @@ class Trigger(StrEnum):
     """A short press of the button."""
     COMMAND = "command"
     """A command on the device (`livespeaker ask`) or a program using the Live client directly."""
+    DOCTOR = "doctor"
+    """`livespeaker doctor`'s API check: the setup only, no audio, no words."""
 
 
 @dataclass(frozen=True, slots=True)

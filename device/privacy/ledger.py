@@ -144,10 +144,11 @@ class Summary:
 
 
 def summarize(records: Iterable[Upload], since: float) -> Summary:
-    """Totals over the records opened at or after `since` (unix time)."""
+    """Totals over the records opened at or after `since` (unix time); the doctor's API checks
+    count as connections, not conversations."""
     recent = [r for r in records if r.opened_at >= since]
     return Summary(
-        len({r.conversation for r in recent}),
+        len({r.conversation for r in recent if r.trigger is not Trigger.DOCTOR}),
         len(recent),
         sum(r.audio_s for r in recent),
         sum(r.bytes_up for r in recent),
@@ -212,7 +213,7 @@ class Ledger:
     def _read_disk(self) -> list[Upload]:
         try:
             text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         out: list[Upload] = []
         bad = 0
@@ -228,7 +229,7 @@ class Ledger:
     def _prune(self, records: list[Upload]) -> list[Upload]:
         """Drop records older than ledger_days, then the oldest beyond ledger_max_kb."""
         oldest = self._clock() - self._cfg.ledger_days * 86400
-        kept = [r for r in records if r.opened_at >= oldest]
+        kept = sorted((r for r in records if r.opened_at >= oldest), key=lambda r: r.opened_at)
         budget = self._cfg.ledger_max_kb * 1024
         sizes = [len(r.to_json()) + 1 for r in kept]
         total = sum(sizes)
