@@ -13,7 +13,8 @@ Bounded by age (privacy.ledger_days, by the wall clock: a record dated in the fu
 that was behind is kept until it ages out) and by size (privacy.ledger_max_kb, oldest first),
 pruned on every write. Written like every state file (device.statefile): atomically, on a worker
 thread when called on the event loop, and never fatal: a failed write keeps the records in memory
-(bounded) for the next write, and is reported like any state-dir problem.
+(bounded) for the next write, and is reported like any state-dir problem. Written by root (doctor's
+API check, `ask` under sudo), the file goes to the state dir's owner, the service's user.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ _locks_lock = threading.Lock()
 def _lock_for(path: Path) -> threading.Lock:
     with _locks_lock:
         return _locks.setdefault(path, threading.Lock())
+
+
+def _owned_like_its_dir(path: Path) -> None:
+    """Run as root (`sudo livespeaker doctor`, provisioning), give the file to the state dir's
+    owner: a root-owned 0600 ledger would leave the service unable to read, so to write, it."""
+    if os.geteuid() != 0:
+        return
+    d = path.parent.stat()
+    if path.stat().st_uid != d.st_uid:
+        os.chown(path, d.st_uid, d.st_gid)
 
 
 class Ending(StrEnum):
@@ -191,6 +202,7 @@ class Ledger:
             try:
                 kept = self._prune(self._read_disk() + self._unwritten)
                 write_atomic(self.path, "".join(r.to_json() + "\n" for r in kept))
+                _owned_like_its_dir(self.path)
             except OSError as exc:
                 problems.failed(self.path, exc)
                 return

@@ -119,7 +119,10 @@ async def test_words_stay_off_the_logs_unless_switched_on(
     # The logs are there (the test can see words if they were logged) ...
     assert "turn completed" in err and "turn: " in err and "-> responding" in err
     found = {w: err.count(w) for w in WORDS}
-    print(f"log_transcripts={log_transcripts}: words in {len(err.splitlines())} log lines: {found}")
+    with capsys.disabled():
+        print(
+            f"log_transcripts={log_transcripts}: words in {len(err.splitlines())} log lines: {found}"
+        )
     if log_transcripts:
         assert all(found.values()), found  # both turns, heard and answered
         turn_lines = [line for line in err.splitlines() if "capital" in line]
@@ -167,13 +170,15 @@ async def test_ledger_matches_the_simulator_and_forget_starts_fresh(
         assert [r.resumed for r in records] == [False, True]
         assert [r.ended for r in records] == [Ending.CLOSED, Ending.CLOSED]
         diffs_ms = [abs(r.audio_s - sent_s(c)) * 1000 for r, c in zip(records, conns, strict=True)]
-        print(
+        report = (
             "ledger vs simulator, seconds of audio: "
             + ", ".join(
                 f"{r.audio_s:.3f}/{sent_s(c):.3f}" for r, c in zip(records, conns, strict=True)
             )
             + f"; max difference {max(diffs_ms):.1f} ms over {len(conns)} connections"
         )
+        with capsys.disabled():
+            print(report)
         assert all(sent_s(c) > 1.0 for c in conns)  # the questions went up
         assert max(diffs_ms) <= TOLERANCE_S * 1000
         assert handles.load() is not None

@@ -173,3 +173,14 @@ def test_doctor_summarises_the_ledger_and_warns_while_transcripts_are_logged(
         assert result.status is Status.WARN and "log_transcripts is on" in result.detail
     else:
         assert result.status is Status.PASS and "no transcripts logged" in result.detail
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to write as root (CI runs as root)")
+def test_written_by_root_the_file_stays_the_services(tmp_path: Path) -> None:
+    """Provisioning runs `doctor` as root: the service (its own user) must still read and write."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 4242, 4242)
+    Ledger(state, clock=lambda: NOW).add(upload(NOW))
+    st = (state / "upload-ledger.jsonl").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (4242, 4242, 0o600)
