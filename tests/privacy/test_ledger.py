@@ -184,3 +184,30 @@ def test_written_by_root_the_file_stays_the_services(tmp_path: Path) -> None:
     Ledger(state, clock=lambda: NOW).add(upload(NOW))
     st = (state / "upload-ledger.jsonl").stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (4242, 4242, 0o600)
+
+
+async def test_on_the_event_loop_the_write_runs_on_a_worker_thread(tmp_path: Path) -> None:
+    """An SD card's fsync can take hundreds of ms: never on the loop (a failing write shows where
+    the write ran: the state-dir problem is reported from that thread)."""
+    import asyncio
+    import threading
+
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the directory should be")
+    threads: list[threading.Thread] = []
+
+    def note() -> None:
+        threads.append(threading.current_thread())
+
+    problems.add_listener(note)
+    try:
+        ledger = Ledger(blocker / "sub", clock=lambda: NOW)
+        ledger.add(upload(NOW))
+        assert len(ledger.records()) == 1  # at once, before any write
+        for _ in range(500):  # bounded: 5 s
+            if threads:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        problems.remove_listener(note)
+    assert threads[0] is not threading.main_thread()
