@@ -91,6 +91,25 @@ class Trigger(StrEnum):
     """`livespeaker doctor`'s API check: the setup only, no audio, no words."""
 
 
+class EndCause(StrEnum):
+    """Why the device ended a conversation (recorded in the upload ledger)."""
+
+    SILENCE = "silence"
+    """Nothing more was said (conversation.follow_up_s / no_speech_timeout_s)."""
+    TIME_LIMIT = "time_limit"
+    """conversation.max_conversation_s was reached."""
+    BUTTON = "button"
+    """A press ended it."""
+    ASKED = "asked"
+    """The model ended it when asked to ("that's all, thanks": the end_conversation tool)."""
+    MUTED = "muted"
+    """Muted, by holding the button or on request."""
+    ERROR = "error"
+    """A failure: the session's, or an audio device's."""
+    SHUTDOWN = "shutdown"
+    """The service stopped or reloaded its configuration."""
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     """Why a session was opened: the trigger, and for the wake word the facts of its detection."""

@@ -19,10 +19,12 @@ from device.app.ports import Parts
 from device.app.states import (
     Action,
     AppEvent,
+    ConversationTimedOut,
     EndRequested,
     ErrorShown,
     MuteRequested,
     SessionFailed,
+    SilenceTimedOut,
     Started,
     StartedMuted,
     State,
@@ -34,7 +36,17 @@ from device.app.states import (
 )
 from device.audio import earcons
 from device.config import Config, EchoMode
-from device.events import ButtonReleased, ErrorKind, Opened, Trigger, TurnTranscribed, WakeDetected
+from device.events import (
+    AudioDeviceFailed,
+    ButtonHeld,
+    ButtonReleased,
+    EndCause,
+    ErrorKind,
+    Opened,
+    Trigger,
+    TurnTranscribed,
+    WakeDetected,
+)
 from device.tools import ToolExecutor
 
 log = logging.getLogger(__name__)
@@ -46,6 +58,19 @@ END_TIMEOUT_S = 1.5
 Past that the conversation finishes closing on its own (bounded in device.live): the next
 wake-up does not wait for it."""
 
+
+END_CAUSES: dict[type, EndCause] = {
+    SilenceTimedOut: EndCause.SILENCE,
+    ConversationTimedOut: EndCause.TIME_LIMIT,
+    ButtonReleased: EndCause.BUTTON,
+    EndRequested: EndCause.ASKED,
+    ButtonHeld: EndCause.MUTED,
+    MuteRequested: EndCause.MUTED,
+    SessionFailed: EndCause.ERROR,
+    AudioDeviceFailed: EndCause.ERROR,
+    Stopping: EndCause.SHUTDOWN,
+}
+"""The event that ended a conversation -> the cause the upload ledger records."""
 
 StatusListener = Callable[[Status], None]
 TurnListener = Callable[[TurnTranscribed], None]
@@ -199,7 +224,7 @@ class Appliance:
             else:
                 self._p.speaker.flush()
         elif action is Action.END_CONVERSATION:
-            await self._end_conversation()
+            await self._end_conversation(END_CAUSES.get(type(event), EndCause.ERROR))
         elif action is Action.END_CHIME:
             self._earcon(earcons.Earcon.END)
         elif action is Action.ERROR_EARCON:
@@ -257,7 +282,9 @@ class Appliance:
             conversation.run(upload), name="conversation"
         )
 
-    async def _end_conversation(self) -> None:
+    async def _end_conversation(self, cause: EndCause) -> None:
+        if self._conversation is not None:
+            self._conversation.ending(cause)
         task, self._conv_task, self._conversation = self._conv_task, None, None
         self._p.mic.remove_consumer(UPLOAD_CONSUMER)
         self._p.speaker.flush()

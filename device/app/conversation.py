@@ -33,6 +33,7 @@ from device.config import Config
 from device.events import (
     MIC_RATE,
     AudioBlock,
+    EndCause,
     ErrorKind,
     InputTranscribed,
     ModelAudio,
@@ -161,6 +162,11 @@ class Conversation:
         self._turn += 1
         if wake_end is not None:
             self._backfill_from = (wake_end, self._preroll.latest_end or wake_end)
+
+    def ending(self, cause: EndCause) -> None:
+        """The appliance is about to end this conversation, for this reason (for the ledger)."""
+        if self._conv is not None:
+            self._conv.ending(cause)
 
     def request_after_answer(self, event: AppEvent) -> None:
         """End or mute once the model's next answer (e.g. "Goodbye!") has played."""

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from device.events import AudioBlock, Opened, SessionEvent
+from device.events import AudioBlock, EndCause, Opened, SessionEvent
 
 if TYPE_CHECKING:
     from device.app.states import Status
@@ -124,6 +124,10 @@ class ConversationPort(Protocol):
 
     def events(self) -> AsyncIterator[SessionEvent]:
         """Everything the server says, as typed events, until the session ends."""
+        ...
+
+    def ending(self, cause: EndCause) -> None:
+        """Why the session is about to be closed (recorded in the upload ledger)."""
         ...
 
 

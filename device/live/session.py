@@ -31,6 +31,7 @@ from google.genai import types
 from device.apikey import ApiKey
 from device.config import Config
 from device.events import (
+    EndCause,
     Opened,
     SessionEvent,
     SessionResumed,
@@ -195,6 +196,7 @@ class Conversation:
         self._may_send = may_send
         self._opened = opened
         self._id = secrets.token_hex(4)
+        self._cause: EndCause | None = None
         self._queue: asyncio.Queue[SessionEvent | LiveError | None] = asyncio.Queue()
         self._link: Link | None = None
         self._links: list[Link] = []
@@ -244,6 +246,10 @@ class Conversation:
         task.add_done_callback(self._tasks.discard)
 
     # --- sending ------------------------------------------------------------------------------
+
+    def ending(self, cause: EndCause) -> None:
+        """Why the conversation is about to be closed (the upload ledger records it)."""
+        self._cause = cause
 
     async def send_audio(self, pcm16k: bytes) -> None:
         """Stream microphone audio (16 kHz mono int16); split into chunks of at most 40 ms."""
@@ -461,6 +467,7 @@ class Conversation:
                 bytes_down=link.bytes_down,
                 ended=ended,
                 error=error,
+                cause=None if link.handed_over else self._cause,
             )
         )
 

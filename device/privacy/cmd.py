@@ -85,7 +85,7 @@ def table(records: list[Upload]) -> str:
         if r.wake_word:
             trigger = f"{r.wake_word} {r.score:.2f}" + (f" ({r.voice})" if r.voice else "")
         trigger += " +resumed" if r.resumed else ""
-        ended = f"{r.ended} ({r.error})" if r.error else str(r.ended)
+        ended = str(r.ended) + (f" ({r.error or r.cause})" if r.error or r.cause else "")
         if r.connection > 1:
             ended += f" [part {r.connection} of conversation {r.conversation}]"
         rows.append(

@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from device.config import PrivacyConfig
-from device.events import MIC_RATE, Opened, Trigger
+from device.events import MIC_RATE, EndCause, Opened, Trigger
 from device.statefile import problems, write_atomic
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,9 @@ class Upload:
     """Payload received: the model's audio and the transcripts (before base64/JSON/TLS)."""
     ended: Ending
     error: str | None = None
+    """The error kind, when it failed."""
+    cause: EndCause | None = None
+    """Why the device ended the conversation (silence, button, asked, ...), when it did."""
 
     @classmethod
     def make(
@@ -110,6 +113,7 @@ class Upload:
         bytes_down: int,
         ended: Ending,
         error: str | None = None,
+        cause: EndCause | None = None,
     ) -> Upload:
         """A record for a connection that is over."""
         return cls(
@@ -127,6 +131,7 @@ class Upload:
             bytes_down=bytes_down,
             ended=ended,
             error=error,
+            cause=cause,
         )
 
     def to_json(self) -> str:
@@ -141,6 +146,7 @@ class Upload:
             raise ValueError("not a record")
         d["trigger"] = Trigger(d["trigger"])
         d["ended"] = Ending(d["ended"])
+        d["cause"] = None if d.get("cause") is None else EndCause(d["cause"])
         return cls(**d)
 
 

@@ -24,6 +24,7 @@ from device.config import Config
 from device.events import (
     AudioBlock,
     ButtonReleased,
+    EndCause,
     ErrorKind,
     InputTranscribed,
     ModelAudio,
@@ -136,6 +137,7 @@ class FakeConversation:
         self.send_s = send_s
         self.sent: list[bytes] = []
         self.violations = 0
+        self.causes: list[EndCause] = []
         self.server: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
 
     async def send_audio(self, pcm: bytes) -> None:
@@ -147,6 +149,9 @@ class FakeConversation:
 
     async def send_audio_end(self) -> None:
         pass
+
+    def ending(self, cause: EndCause) -> None:
+        self.causes.append(cause)
 
     async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
         pass
@@ -432,3 +437,5 @@ async def test_what_opened_each_session_reaches_the_live_client(
         Opened(Trigger.BUTTON),
     ]
     assert turns == [TurnTranscribed("what time is it", "It is noon.")]
+    # Why each ended: asked to (end_conversation), then the shutdown at the end of the test.
+    assert [c.causes for c in live.opened] == [[EndCause.ASKED], [EndCause.SHUTDOWN]]

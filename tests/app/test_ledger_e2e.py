@@ -20,7 +20,7 @@ import pytest
 from device.app.states import State
 from device.cli import main
 from device.config import Config, PrivacyConfig, config_to_toml
-from device.events import Trigger
+from device.events import EndCause, Trigger
 from device.live.handles import HandleStore
 from device.logsetup import setup_logging
 from device.privacy.ledger import Ending, Ledger, Upload
@@ -169,6 +169,7 @@ async def test_ledger_matches_the_simulator_and_forget_starts_fresh(
         assert [r.resumed for r in records] == [c.resumed_from is not None for c in conns]
         assert [r.resumed for r in records] == [False, True]
         assert [r.ended for r in records] == [Ending.CLOSED, Ending.CLOSED]
+        assert [r.cause for r in records] == [EndCause.SILENCE, EndCause.SILENCE]
         diffs_ms = [abs(r.audio_s - sent_s(c)) * 1000 for r, c in zip(records, conns, strict=True)]
         report = (
             "ledger vs simulator, seconds of audio: "
@@ -197,5 +198,5 @@ async def test_ledger_matches_the_simulator_and_forget_starts_fresh(
     assert third.resumed_from is None
     records = await ledger_records(cfg, 1)
     assert len(records) == 1 and records[0].trigger is Trigger.WAKE_WORD
-    assert not records[0].resumed
+    assert not records[0].resumed and records[0].cause is EndCause.SILENCE
     assert abs(records[0].audio_s - sent_s(third)) <= TOLERANCE_S

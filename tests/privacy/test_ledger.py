@@ -55,7 +55,7 @@ def test_records_round_trip_without_words(tmp_path: Path) -> None:
     lines = (tmp_path / "upload-ledger.jsonl").read_text().splitlines()
     assert set(json.loads(lines[0])) == {
         "opened_at", "conversation", "connection", "trigger", "wake_word", "score", "voice",
-        "resumed", "duration_s", "audio_s", "bytes_up", "bytes_down", "ended", "error",
+        "resumed", "duration_s", "audio_s", "bytes_up", "bytes_down", "ended", "error", "cause",
     }  # fmt: skip
     assert os.stat(tmp_path / "upload-ledger.jsonl").st_mode & 0o777 == 0o600
 
