@@ -10,6 +10,9 @@
 #                                                   way (it finishes or rolls back by itself)
 #   provision-agent.sh install STAGE [OPTIONS]      install or upgrade from STAGE (see cmd_install())
 #   provision-agent.sh uninstall [--purge]          remove app and unit (config and key with --purge)
+#   provision-agent.sh enroll NAME [--takes N]      guided wake-word enrollment of voice NAME on the
+#                                                   Pi's own microphone and speaker (the service is
+#                                                   paused meanwhile and always started again)
 #
 # One run at a time: install and uninstall hold $LOCK; a second run is refused with exit 75.
 #
@@ -601,11 +604,57 @@ cmd_uninstall() {
   printf '  uninstalled\n'
 }
 
+# --- enroll: the guided wake-word enrollment, run where the microphone is -----------------------
+
+ENROLL_RESUME=no
+resume_service() {
+  [ "$ENROLL_RESUME" = yes ] || return 0
+  ENROLL_RESUME=no
+  trap '' PIPE  # the SSH session may be gone: starting the service again must not depend on it
+  if systemctl start "$UNIT"; then step "$UNIT started again"; else note "could not start $UNIT: see journalctl -u $UNIT"; fi
+}
+
+cmd_enroll() {
+  local name=${1:-}
+  shift || true
+  [[ $name =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] ||
+    die "voice name '$name': use 1-32 lower-case letters, digits, '-' or '_'" 2
+  local bin=$APP/venv/bin/livespeaker
+  [ -x "$bin" ] || die "livespeaker is not installed here: provision this Pi first" 3
+  "$bin" wakeword enroll --help >/dev/null 2>&1 ||
+    die "the installed release has no 'livespeaker wakeword enroll': provision a newer build first" 3
+  unit_busy && refuse_busy
+  take_lock
+  local state
+  state=$(service_env && "$bin" --config "$ETC/config.toml" config show 2>/dev/null |
+    sed -n 's/^state_dir = "\(.*\)"$/\1/p' | head -n1)
+  state=${state:-/var/lib/livespeaker}
+  install -d -o "$USER_NAME" -g "$USER_NAME" -m 0700 "$state"
+  if systemctl is-active --quiet "$UNIT"; then
+    step "pausing $UNIT while the microphone records the takes"
+    trap resume_service EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    ENROLL_RESUME=yes
+    systemctl stop "$UNIT"
+  fi
+  step "enrolling voice '$name': listen for the tone, then say the wake word once"
+  local rc=0
+  # As the service's user, with the service's environment and config: the voice lands in its
+  # state_dir (0600, owned by it) and the takes come from the device the service uses.
+  (service_env && exec runuser -u "$USER_NAME" -- env PYTHONUNBUFFERED=1 \
+    "$bin" --config "$ETC/config.toml" wakeword enroll --name "$name" "$@") || rc=$?
+  resume_service
+  return $rc
+}
+
 [ "$(id -u)" -eq 0 ] || die "must run as root" 2
 case ${1:-} in
   preflight) cmd_preflight ;;
   run) shift; cmd_run "$@" ;;
   install) shift; cmd_install "$@" ;;
   uninstall) shift; cmd_uninstall "$@" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  enroll) shift; cmd_enroll "$@" ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

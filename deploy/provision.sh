@@ -19,6 +19,12 @@
 #   --source DIR             project checkout to build (default: the one holding this script)
 #   --ready-timeout SECONDS  how long the service may take to report ready (default: 90)
 #   --settle SECONDS         how long it must then stay up to count as healthy (default: 5)
+#   --enroll NAME            no install: enroll voice NAME for the wake word on the Pi's own
+#                            microphone and speaker (say the wake word after each tone; a bad take
+#                            is asked again). The service pauses meanwhile and starts again after.
+#                            See `who_can_wake` in the config. Remove one with
+#                            `sudo -u livespeaker livespeaker wakeword forget NAME` on the Pi.
+#   --takes N                with --enroll: how many good takes to record (default 5, at least 4)
 #   --uninstall              stop and remove the service and the app (config and key are kept)
 #   --purge                  with --uninstall: also remove config, key, state and the system user
 #   -h, --help               show this help
@@ -42,13 +48,14 @@
 # Exit status: 0 ok; 2 usage; 3 unsupported or unreachable target; 4 unhealthy, rolled back;
 # 5 installed and running, but the self-check failed; 6 connection lost during the install (the
 # Pi finishes or rolls back by itself; run again to see how it ended); 75 another provisioning
-# run is in progress on the Pi; 78 config rejected; 1 other errors.
+# run is in progress on the Pi; 78 config rejected; 1 other errors. With --enroll: 0 enrolled; 1 not
+# enrolled (too many bad takes, or the name is taken: forget it first); 3 livespeaker not installed.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SOURCE=$(cd "$SCRIPT_DIR/.." && pwd)
 PORT="" IDENTITY="" KNOWN_HOSTS="" CONFIG="" FORCE_CONFIG=no KEY_FILE=""
-READY_TIMEOUT=90 SETTLE=5 UNINSTALL=no PURGE=no TARGET=""
+READY_TIMEOUT=90 SETTLE=5 UNINSTALL=no PURGE=no TARGET="" ENROLL="" TAKES=""
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'provision: %s\n' "$1" >&2; exit "${2:-1}"; }
@@ -69,6 +76,8 @@ parse_args() {
       --source) need_value "$@"; SOURCE=$(cd "$2" && pwd); shift ;;
       --ready-timeout) need_value "$@"; READY_TIMEOUT=$2; shift ;;
       --settle) need_value "$@"; SETTLE=$2; shift ;;
+      --enroll) need_value "$@"; ENROLL=$2; shift ;;
+      --takes) need_value "$@"; TAKES=$2; shift ;;
       --uninstall) UNINSTALL=yes ;;
       --purge) PURGE=yes ;;
       -*) die "unknown option $1 (see --help)" 2 ;;
@@ -81,6 +90,14 @@ parse_args() {
   [[ $READY_TIMEOUT =~ ^[0-9]+$ && $SETTLE =~ ^[0-9]+$ ]] || die "timeouts are whole seconds" 2
   [[ -z $PORT || $PORT =~ ^[0-9]+$ ]] || die "--port needs a number" 2
   [ "$PURGE" = no ] || [ "$UNINSTALL" = yes ] || die "--purge only goes with --uninstall" 2
+  if [ -n "$ENROLL" ]; then
+    [[ $ENROLL =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] ||
+      die "voice name '$ENROLL': use 1-32 lower-case letters, digits, '-' or '_' (starting with a letter or digit)" 2
+    [ "$UNINSTALL" = no ] || die "--enroll and --uninstall do not go together" 2
+  fi
+  if [ -n "$TAKES" ] && { ! [[ $TAKES =~ ^[0-9]+$ ]] || [ "$TAKES" -lt 4 ]; }; then
+    die "--takes needs a number, at least 4" 2
+  fi
   local f
   for f in "$IDENTITY" "$KNOWN_HOSTS" "$CONFIG" "$KEY_FILE"; do
     [ -z "$f" ] || [ -r "$f" ] || die "cannot read $f" 2
@@ -187,6 +204,21 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   setup_ssh
+  if [ -n "$ENROLL" ]; then
+    connect
+    mkdir -p "$WORK/stage" && cp "$SCRIPT_DIR/provision-agent.sh" "$WORK/stage/"
+    upload "$WORK/stage"
+    say "enrolling voice '$ENROLL' on $TARGET: after each tone, say the wake word once, as you would to wake it"
+    local rc=0
+    agent enroll "$ENROLL" ${TAKES:+--takes "$TAKES"} </dev/null || rc=$?
+    case $rc in
+      0) say "done: '$ENROLL' is enrolled on $TARGET" ;;
+      75) say "REFUSED: a provisioning run is in progress on $TARGET" ;;
+      255) say "lost the connection to $TARGET; the service starts again by itself"; rc=6 ;;
+      *) say "FAILED: '$ENROLL' was not enrolled (exit $rc; reasons above)" ;;
+    esac
+    return $rc
+  fi
   if [ "$UNINSTALL" = yes ]; then
     connect
     mkdir -p "$WORK/stage" && cp "$SCRIPT_DIR/provision-agent.sh" "$WORK/stage/"

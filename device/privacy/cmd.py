@@ -1,4 +1,7 @@
-"""What left the device: the upload ledger (`privacy`, `--json`), and `privacy forget`."""
+"""What left the device: the upload ledger (a table, or --json); forget clears it.
+
+`forget` also deletes the saved conversation (resumption handle): the next wake-up starts fresh.
+"""
 
 from __future__ import annotations
 

@@ -40,6 +40,8 @@ def test_help_lists_every_option() -> None:
         "--api-key-file",
         "--uninstall",
         "--purge",
+        "--enroll",
+        "--takes",
     ):
         assert option in r.stdout
 
@@ -54,6 +56,9 @@ def test_help_lists_every_option() -> None:
         (("--api-key-file", "/nonexistent/key", "pi@host"), "cannot read /nonexistent/key"),
         (("--bogus", "pi@host"), "unknown option --bogus"),
         (("a@b", "c@d"), "only one USER@HOST"),
+        (("--enroll", "Anna", "pi@host"), "voice name 'Anna'"),
+        (("--enroll", "anna", "--takes", "3", "pi@host"), "at least 4"),
+        (("--enroll", "anna", "--uninstall", "pi@host"), "do not go together"),
     ],
 )
 def test_usage_errors_exit_2_before_touching_anything(args: tuple[str, ...], message: str) -> None:
@@ -74,4 +79,4 @@ def test_agent_without_a_command_shows_usage() -> None:
         ["bash", str(DEPLOY / "provision-agent.sh")], capture_output=True, text=True, timeout=30
     )
     assert r.returncode == 2
-    assert "preflight" in r.stderr and "uninstall" in r.stderr
+    assert "preflight" in r.stderr and "uninstall" in r.stderr and "enroll NAME" in r.stderr

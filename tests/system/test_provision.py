@@ -26,17 +26,22 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from device.events import MIC_RATE
 from device.simhw.pulse import VirtualSoundCard
 from device.simulator.certs import CertFiles
 from device.simulator.server import LiveSimulator
 from tests.system.conftest import BootContainer
 from tests.system.container import CACHE, Container, booted
+from tests.wakeword.corpus import WAKE, Voice, say
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
+ENROLL_VOICE = Voice("flite", "slt")
+ENROLL_TAKES = ((0.95, -1), (1.05, 1), (0.9, 1), (1.1, -1))
 PIP_CACHE = CACHE / "pip"
 """pip's download cache, shared by the containers (what a Pi would download from PyPI)."""
 PI = "pi"  # provision as the sudoer, like on a fresh Raspberry Pi OS
@@ -310,6 +315,7 @@ class Pi:
     api_key: str
     v1: Path
     tmp: Path
+    card: VirtualSoundCard
 
 
 def setup_pi(
@@ -341,7 +347,7 @@ def setup_pi(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "other")], check=True
     )
     (tmp / "wrong_hosts").write_text(f"[{c.host}]:{c.ssh_port} {(tmp / 'other.pub').read_text()}")
-    return Pi(c, op, api_key, copy_checkout(tmp / "v1"), tmp)
+    return Pi(c, op, api_key, copy_checkout(tmp / "v1"), tmp, card)
 
 
 @pytest.fixture
@@ -400,6 +406,58 @@ async def fresh_install(pi: Pi, *, typed: bool = False) -> None:
     assert c.run("cat /etc/livespeaker/api-key").stdout.strip() == pi.api_key
     assert pi.api_key not in c.run("journalctl --no-pager -o cat").stdout
     assert "doctor    passed" in run.out
+
+
+async def _lines_starting(
+    run: RunningProvision, prefix: str | tuple[str, ...], count: int, within_s: float
+) -> None:
+    """Until the output has `count` lines starting with prefix (ignoring indentation)."""
+    async with asyncio.timeout(within_s):
+        while sum(ln.lstrip().startswith(prefix) for ln in run.text().splitlines()) < count:
+            assert run.proc.returncode is None, f"ended early:\n{run.text()}"
+            await asyncio.sleep(0.05)
+
+
+async def enrolls_a_voice_over_ssh(pi: Pi) -> None:
+    """--enroll runs the guided enrollment on the Pi's own microphone (here: the virtual card the
+    container's daemon uses): a silent take is asked again, 4 good takes are kept, the voice is
+    saved for the service's user, and the paused service is running again afterwards."""
+    before = svc(pi.c, "InvocationID")
+    run = await pi.op.start(pi.v1, "--enroll", "alice", "--takes", "4")
+    players: list[subprocess.Popen[bytes]] = []
+    try:
+        # The first tone gets silence (a bad take, asked again), each later one a good take.
+        for n, take in enumerate([None, *ENROLL_TAKES], start=1):
+            await _lines_starting(run, "take ", n, within_s=180 if n == 1 else 30)
+            if take is not None:
+                pad = np.zeros(MIC_RATE // 2, np.int16)
+                audio = np.concatenate([pad, say(ENROLL_VOICE, WAKE, *take), pad])
+                players.append(pi.card.feed_mic(audio, MIC_RATE))
+            await _lines_starting(run, ("not used", "ok:"), n, within_s=30)
+        done = await run.finish(within_s=120)
+    finally:
+        for p in players:
+            p.wait(30)
+    assert done.rc == 0, done.out
+    assert "not used" in done.out and "done: 'alice' is enrolled" in done.out
+    voice = "/var/lib/livespeaker/voices/alice.npz"
+    assert pi.c.run(f"stat -c '%U %a' {voice}").stdout.split() == ["livespeaker", "600"]
+    assert (
+        pi.c.run("systemctl is-active livespeaker.service", check=False).stdout.strip() == "active"
+    )
+    assert svc(pi.c, "InvocationID") != before, "the service was not paused for the microphone"
+    listed = pi.c.run(
+        "runuser -u livespeaker -- /opt/livespeaker/venv/bin/livespeaker "
+        "--config /etc/livespeaker/config.toml wakeword list"
+    ).stdout
+    assert listed.startswith("alice: enrolled"), listed
+    # The name is taken: refused with the reason, nothing recorded, the service up again.
+    again = await pi.op.provision(pi.v1, "--enroll", "alice")
+    assert again.rc == 1, again.out
+    assert "already enrolled" in again.out
+    assert (
+        pi.c.run("systemctl is-active livespeaker.service", check=False).stdout.strip() == "active"
+    )
 
 
 async def second_run_changes_nothing(pi: Pi) -> None:
@@ -468,8 +526,8 @@ def broken_build(dest: Path) -> Path:
     edit(v3 / "device" / "__init__.py", '__version__ = "', '__version__ = "9.9.10+broken')
     edit(
         v3 / "device" / "cli.py",
-        "    args = parser.parse_args(argv)\n",
-        "    args = parser.parse_args(argv)\n"
+        "    args = parser.parse_args(words)\n",
+        "    args = parser.parse_args(words)\n"
         '    if args.command == "run":\n'
         '        raise SystemExit("deliberately broken build")\n',
     )
@@ -508,6 +566,7 @@ async def test_provision_lifecycle(pi: Pi) -> None:
     await refuses_unsupported_os(pi)
     await fresh_install(pi)
     await second_run_changes_nothing(pi)
+    await enrolls_a_voice_over_ssh(pi)
     await rotates_the_key(pi)
     await keeps_config_edited_on_the_pi(pi)
     good = await upgrades(pi)
