@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run the whole appliance on simulated hardware: simulator, mock pins drawn live, "
         "scripted speech.",
     ),
+    "privacy": (
+        "device.privacy.cmd",
+        "What left the device: the upload ledger (a table, or --json); forget clears it.",
+    ),
     "run": ("device.run_cmd", "Run the smart speaker daemon (what systemd starts)."),
     "simulator": (
         "device.simulator.cmd",

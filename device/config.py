@@ -209,11 +209,22 @@ class ButtonConfig(_Table):
     """Debounce time."""
 
 
+class PrivacyConfig(_Table):
+    """[privacy]: what the device keeps about conversations (see README: what leaves the device)."""
+
+    log_transcripts: bool = False
+    """Write what was said and answered to the journal (debug level), for debugging only."""
+    ledger_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    """The upload ledger (one line per connection: when, why, how much) keeps this many days."""
+    ledger_max_kb: Annotated[int, Field(ge=16, le=65536)] = 1024
+    """The upload ledger's size bound in KiB (the oldest records go first)."""
+
+
 class Config(_Table):
     """The whole configuration file."""
 
     state_dir: str = "/var/lib/livespeaker"
-    """Where the resumption handle, volume and mute state are kept."""
+    """Where the resumption handle, volume, mute state and the upload ledger are kept."""
     live: LiveConfig = LiveConfig()
     audio: AudioConfig = AudioConfig()
     wakeword: WakewordConfig = WakewordConfig()
@@ -221,6 +232,7 @@ class Config(_Table):
     gpio: GpioConfig = GpioConfig()
     leds: LedsConfig = LedsConfig()
     button: ButtonConfig = ButtonConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
 
 class ConfigError(Exception):

@@ -78,6 +78,56 @@ class AudioDeviceRecovered:
     direction: str
 
 
+class Trigger(StrEnum):
+    """What opened a session with the Live API (recorded in the upload ledger)."""
+
+    WAKE_WORD = "wake_word"
+    """The wake word was heard (with its score, and the enrolled voice if one matched)."""
+    BUTTON = "button"
+    """A short press of the button."""
+    COMMAND = "command"
+    """A command on the device (`livespeaker ask`) or a program using the Live client directly."""
+    DOCTOR = "doctor"
+    """`livespeaker doctor`'s API check: the setup only, no audio, no words."""
+
+
+class EndCause(StrEnum):
+    """Why the device ended a conversation (recorded in the upload ledger)."""
+
+    SILENCE = "silence"
+    """Nothing more was said (conversation.follow_up_s / no_speech_timeout_s)."""
+    TIME_LIMIT = "time_limit"
+    """conversation.max_conversation_s was reached."""
+    BUTTON = "button"
+    """A press ended it."""
+    ASKED = "asked"
+    """The model ended it when asked to ("that's all, thanks": the end_conversation tool)."""
+    MUTED = "muted"
+    """Muted, by holding the button or on request."""
+    ERROR = "error"
+    """A failure: the session's, or an audio device's."""
+    SHUTDOWN = "shutdown"
+    """The service stopped or reloaded its configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """Why a session was opened: the trigger, and for the wake word the facts of its detection."""
+
+    trigger: Trigger
+    wake_word: str | None = None
+    """The wake word model that fired."""
+    score: float | None = None
+    """Its score."""
+    voice: str | None = None
+    """The enrolled voice that matched (None: the base model alone, or not a wake word)."""
+
+    @classmethod
+    def by_wake(cls, wake: WakeDetected) -> Opened:
+        """Opened by this wake word detection."""
+        return cls(Trigger.WAKE_WORD, wake.model, round(float(wake.score), 3), wake.voice)
+
+
 # --- the Live session -----------------------------------------------------------------------
 
 
@@ -151,6 +201,15 @@ class ToolCallsCancelled:
     """The server cancelled pending tool calls (e.g. after a barge-in)."""
 
     ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTranscribed:
+    """A finished turn's words: what the user said, what the model answered (never logged by
+    default: device.privacy.transcripts)."""
+
+    heard: str
+    answered: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,13 @@ class ToolExecutor:
             result = self._dispatch(name, args)
         except (TypeError, ValueError, ArithmeticError) as exc:
             result = {"error": f"bad arguments for {name}: {exc}"}
-        log.info("tool %s -> %s", name, result, extra={"TOOL": name})
+        # The result, but not an error's text: it quotes the model's arguments (words, maybe).
+        log.info(
+            "tool %s -> %s",
+            name,
+            "bad arguments" if "error" in result else result,
+            extra={"TOOL": name},
+        )
         return result
 
     def _dispatch(self, name: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -19,10 +19,12 @@ from device.app.ports import Parts
 from device.app.states import (
     Action,
     AppEvent,
+    ConversationTimedOut,
     EndRequested,
     ErrorShown,
     MuteRequested,
     SessionFailed,
+    SilenceTimedOut,
     Started,
     StartedMuted,
     State,
@@ -34,7 +36,17 @@ from device.app.states import (
 )
 from device.audio import earcons
 from device.config import Config, EchoMode
-from device.events import ButtonReleased, ErrorKind, WakeDetected
+from device.events import (
+    AudioDeviceFailed,
+    ButtonHeld,
+    ButtonReleased,
+    EndCause,
+    ErrorKind,
+    Opened,
+    Trigger,
+    TurnTranscribed,
+    WakeDetected,
+)
 from device.tools import ToolExecutor
 
 log = logging.getLogger(__name__)
@@ -47,7 +59,21 @@ Past that the conversation finishes closing on its own (bounded in device.live):
 wake-up does not wait for it."""
 
 
+END_CAUSES: dict[type, EndCause] = {
+    SilenceTimedOut: EndCause.SILENCE,
+    ConversationTimedOut: EndCause.TIME_LIMIT,
+    ButtonReleased: EndCause.BUTTON,
+    EndRequested: EndCause.ASKED,
+    ButtonHeld: EndCause.MUTED,
+    MuteRequested: EndCause.MUTED,
+    SessionFailed: EndCause.ERROR,
+    AudioDeviceFailed: EndCause.ERROR,
+    Stopping: EndCause.SHUTDOWN,
+}
+"""The event that ended a conversation -> the cause the upload ledger records."""
+
 StatusListener = Callable[[Status], None]
+TurnListener = Callable[[TurnTranscribed], None]
 
 
 class Appliance:
@@ -64,6 +90,7 @@ class Appliance:
         self._cfg = cfg
         self._p = parts
         self._listeners: list[StatusListener] = [on_status] if on_status else []
+        self._turn_listeners: list[TurnListener] = []
         self._clock = clock
         self._status = Status(State.STARTING)
         self._events: asyncio.Queue[tuple[AppEvent, object]] = asyncio.Queue()
@@ -105,6 +132,15 @@ class Appliance:
     def add_listener(self, listener: StatusListener) -> None:
         """Also call listener(status) after every change (LEDs already updated)."""
         self._listeners.append(listener)
+
+    def add_turn_listener(self, listener: TurnListener) -> None:
+        """Also call listener(turn) with each finished turn's words (the demo prints them)."""
+        self._turn_listeners.append(listener)
+
+    def turn_transcribed(self, turn: TurnTranscribed) -> None:
+        """Called by the conversation: hand a turn's words to the turn listeners."""
+        for listener in self._turn_listeners:
+            listener(turn)
 
     # --- input --------------------------------------------------------------------------------
 
@@ -181,14 +217,14 @@ class Appliance:
 
     async def _act(self, action: Action, result: Step, event: AppEvent) -> None:
         if action is Action.OPEN_SESSION:
-            self._open(event.end if isinstance(event, WakeDetected) else None)
+            self._open(event)
         elif action is Action.FLUSH_SPEAKER:
             if self._conversation is not None:
                 self._conversation.barge_in(event.end if isinstance(event, WakeDetected) else None)
             else:
                 self._p.speaker.flush()
         elif action is Action.END_CONVERSATION:
-            await self._end_conversation()
+            await self._end_conversation(END_CAUSES.get(type(event), EndCause.ERROR))
         elif action is Action.END_CHIME:
             self._earcon(earcons.Earcon.END)
         elif action is Action.ERROR_EARCON:
@@ -222,14 +258,17 @@ class Appliance:
             loop = asyncio.get_running_loop()
             self._error_timer = loop.call_later(ERROR_SHOW_S, self.post, ErrorShown())
 
-    def _open(self, wake_end: int | None) -> None:
+    def _open(self, event: AppEvent) -> None:
+        """A new conversation, opened by `event` (the wake word, else the button)."""
+        wake = event if isinstance(event, WakeDetected) else None
         conversation = Conversation(
             self._cfg,
             self,
             self._p,
             tools=self.tools,
             memory=self.memory,
-            wake_end=wake_end,
+            wake_end=wake.end if wake else None,
+            opened=Opened.by_wake(wake) if wake else Opened(Trigger.BUTTON),
             clock=self._clock,
         )
         # The appliance is the one owner of the upload consumer: each conversation gets a fresh
@@ -243,7 +282,9 @@ class Appliance:
             conversation.run(upload), name="conversation"
         )
 
-    async def _end_conversation(self) -> None:
+    async def _end_conversation(self, cause: EndCause) -> None:
+        if self._conversation is not None:
+            self._conversation.ending(cause)
         task, self._conv_task, self._conversation = self._conv_task, None, None
         self._p.mic.remove_consumer(UPLOAD_CONSUMER)
         self._p.speaker.flush()

@@ -33,14 +33,17 @@ from device.config import Config
 from device.events import (
     MIC_RATE,
     AudioBlock,
+    EndCause,
     ErrorKind,
     InputTranscribed,
     ModelAudio,
+    Opened,
     OutputTranscribed,
     ServerInterrupted,
     SessionResumed,
     ToolCalled,
     TurnCompleted,
+    TurnTranscribed,
 )
 from device.tools import ToolExecutor
 
@@ -80,6 +83,10 @@ class Host(Protocol):
         """Play the wake chime."""
         ...
 
+    def turn_transcribed(self, turn: TurnTranscribed) -> None:
+        """A turn's words, for the host's listeners (never logged: device.privacy)."""
+        ...
+
 
 def rms(pcm: bytes) -> float:
     """Root mean square of int16 samples."""
@@ -99,6 +106,7 @@ class Conversation:
         tools: ToolExecutor,
         memory: FailureMemory,
         wake_end: int | None,
+        opened: Opened,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cfg = cfg
@@ -110,6 +118,7 @@ class Conversation:
         self._tools = tools
         self._memory = memory
         self._wake_end = wake_end
+        self._opened = opened
         self._clock = clock
         self._conv: ConversationPort | None = None
         self._pending: deque[AudioBlock] = deque(maxlen=UPLOAD_MAX_BLOCKS)
@@ -153,6 +162,11 @@ class Conversation:
         self._turn += 1
         if wake_end is not None:
             self._backfill_from = (wake_end, self._preroll.latest_end or wake_end)
+
+    def ending(self, cause: EndCause) -> None:
+        """The appliance is about to end this conversation, for this reason (for the ledger)."""
+        if self._conv is not None:
+            self._conv.ending(cause)
 
     def request_after_answer(self, event: AppEvent) -> None:
         """End or mute once the model's next answer (e.g. "Goodbye!") has played."""
@@ -208,7 +222,7 @@ class Conversation:
     async def _session(self) -> None:
         # The same gate again at the wire: audio held back in the session (a goAway handover)
         # leaves only if streaming is still allowed when its turn comes.
-        async with self._live.session(resume=True, may_send=self._may_stream) as conv:
+        async with self._live.session(True, self._may_stream, self._opened) as conv:
             self._conv = conv
             self._memory.succeeded()
             self._post(SessionOpened())
@@ -355,10 +369,10 @@ class Conversation:
 
     def _turn_completed(self, ev: TurnCompleted, heard: list[str], said: list[str]) -> None:
         usage = ev.usage
+        self._host.turn_transcribed(TurnTranscribed("".join(heard).strip(), "".join(said).strip()))
         log.info(
-            "turn: heard %r, answered %r",
-            "".join(heard).strip(),
-            "".join(said).strip(),
+            "turn completed %.2f s into the conversation",
+            self._clock() - self._started,
             extra={
                 "TOTAL_TOKENS": usage.total_tokens if usage else 0,
                 "TURN_S": round(self._clock() - self._started, 2),

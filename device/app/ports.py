@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from device.events import AudioBlock, SessionEvent
+from device.events import AudioBlock, EndCause, Opened, SessionEvent
 
 if TYPE_CHECKING:
     from device.app.states import Status
@@ -126,16 +126,21 @@ class ConversationPort(Protocol):
         """Everything the server says, as typed events, until the session ends."""
         ...
 
+    def ending(self, cause: EndCause) -> None:
+        """Why the session is about to be closed (recorded in the upload ledger)."""
+        ...
+
 
 class LivePort(Protocol):
     """The Live client: opens (and resumes) sessions; raises LiveError with a kind on failure."""
 
     def session(
-        self, resume: bool = True, may_send: Callable[[], bool] | None = None
+        self, resume: bool, may_send: Callable[[], bool] | None, opened: Opened
     ) -> AbstractAsyncContextManager[ConversationPort]:
         """Open a session; on exit it is closed and its resumption handle saved.
 
-        `may_send()` is the streaming gate, asked again as each audio chunk goes on the wire.
+        `may_send()` is the streaming gate, asked again as each audio chunk goes on the wire;
+        `opened` (what opened it) goes into the upload ledger.
         """
         ...
 

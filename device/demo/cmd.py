@@ -137,19 +137,16 @@ async def _run_daemon(
 
     from device.app.appliance import Appliance
     from device.daemon import Daemon, Overrides
-    from device.demo.panel import Panel, TurnLogTap
+    from device.demo.panel import Panel
     from device.demo.script import StateLog, run_script
 
     factory = MockFactory(pin_class=MockPWMPin)
     panel = Panel(cfg, factory)
     states = StateLog()
-    tap = TurnLogTap(panel)
-    conv_log = logging.getLogger("device.app.conversation")
-    conv_log.addHandler(tap)
-    conv_log.setLevel(logging.INFO)
 
     def attach(appliance: Appliance) -> None:
         appliance.add_listener(panel.status)
+        appliance.add_turn_listener(panel.turn)
         appliance.add_listener(lambda st: states.add(st.state))
 
     daemon = Daemon(
@@ -180,7 +177,6 @@ async def _run_daemon(
                 )
     finally:
         drawing.cancel()
-        conv_log.removeHandler(tap)
         if not task.done():
             daemon.request(signal.SIGTERM)
         await asyncio.wait_for(task, 30)

@@ -6,7 +6,6 @@ Colour only on a terminal; piped output (CI, tests) gets plain text with the sam
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
 from typing import Any, TextIO
@@ -14,9 +13,7 @@ from typing import Any, TextIO
 from device.app.states import Status, status_line
 from device.config import Config, LedMode
 from device.doctor.gpio import configured_pins
-
-TURN_MESSAGE = "turn: heard %r, answered %r"
-"""The conversation's log message for a finished turn (its args are the two transcripts)."""
+from device.events import TurnTranscribed
 
 
 class Panel:
@@ -73,20 +70,8 @@ class Panel:
         phrase = self._cfg.wakeword.model.replace("_", " ")
         self.say(f"state {status.state.value:<10} {status_line(status, phrase):<28} {self.leds()}")
 
-    def turn(self, heard: str, answered: str) -> None:
-        """A finished turn's transcripts."""
-        self.turns.append((heard, answered))
-        self.say(f"you said:  {heard!r}")
-        self.say(f"assistant: {answered!r}")
-
-
-class TurnLogTap(logging.Handler):
-    """Hands the conversation's per-turn transcripts (from its log record) to the panel."""
-
-    def __init__(self, panel: Panel) -> None:
-        super().__init__(logging.INFO)
-        self._panel = panel
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == TURN_MESSAGE and isinstance(record.args, tuple) and len(record.args) == 2:
-            self._panel.turn(str(record.args[0]), str(record.args[1]))
+    def turn(self, turn: TurnTranscribed) -> None:
+        """A finished turn's transcripts (printing them is the demo's product; no log gets them)."""
+        self.turns.append((turn.heard, turn.answered))
+        self.say(f"you said:  {turn.heard!r}")
+        self.say(f"assistant: {turn.answered!r}")

@@ -31,6 +31,29 @@ async def _round_trip(live: LiveConfig, key: str) -> float:
         return time.perf_counter() - t0
 
 
+def _record(ctx: DoctorContext, seconds: float) -> None:
+    """The connection goes into the upload ledger like every other (no audio, no words)."""
+    import secrets
+
+    from device.events import Opened, Trigger
+    from device.privacy.ledger import Ending, Ledger, Upload
+
+    Ledger(ctx.cfg.state_dir, ctx.cfg.privacy).add(
+        Upload.make(
+            Opened(Trigger.DOCTOR),
+            opened_at=time.time() - seconds,
+            conversation=secrets.token_hex(4),
+            connection=1,
+            resumed=False,
+            duration_s=seconds,
+            audio_bytes=0,
+            bytes_up=0,
+            bytes_down=0,
+            ended=Ending.CLOSED,
+        )
+    )
+
+
 def check(ctx: DoctorContext) -> CheckResult:
     """Find the key (never shown), then open one Live session and close it."""
     from device.live.errors import classify
@@ -62,6 +85,7 @@ def check(ctx: DoctorContext) -> CheckResult:
             NAME, Status.FAIL, f"{err.kind.value}: {endpoint}: {err.message}", numbers
         )
     numbers["setup_ms"] = round(seconds * 1000, 1)
+    _record(ctx, seconds)
     return CheckResult(
         NAME,
         Status.PASS,

@@ -21,6 +21,7 @@ CHECKS: dict[str, str] = {
     "gpio": "device.doctor.gpio",
     "api": "device.doctor.api",
     "state": "device.doctor.state",
+    "privacy": "device.doctor.privacy",
 }
 """Check name -> module with `check(ctx) -> CheckResult`, in the order they run."""
 

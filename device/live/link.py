@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -47,6 +48,13 @@ class Outgoing:
         """A chunk of 16 kHz microphone audio."""
         return cls("audio", pcm=pcm)
 
+    @property
+    def size(self) -> int:
+        """Payload bytes (audio, text, tool result as JSON), before the protocol's framing."""
+        if self.kind == "tool":
+            return len(json.dumps(self.result).encode())
+        return len(self.pcm) + len(self.text.encode())
+
 
 class Link:
     """An open AsyncSession and its exit stack."""
@@ -56,6 +64,8 @@ class Link:
         session: live.AsyncSession,
         stack: contextlib.AsyncExitStack,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        resumed: bool = False,
     ) -> None:
         self.session = session
         self._stack = stack
@@ -70,6 +80,19 @@ class Link:
         self.last_received = clock()
         self._audio_from: float | None = None
         self._audio_s = 0.0
+        # For the upload ledger (device.privacy.ledger): what went over this connection.
+        self.opened_wall = time.time()
+        self.opened_at = clock()
+        self.resumed = resumed
+        """Opened with a resumption handle."""
+        self.index = 1
+        """Which connection of its conversation this is (1, then 2 after a handover, ...)."""
+        self.handed_over = False
+        """A goAway moved the conversation to a newer connection."""
+        self.recorded = False
+        self.audio_bytes_up = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
 
     # --- what the server owes ------------------------------------------------------------------
 
@@ -81,8 +104,13 @@ class Link:
         """The server heard a question or began to answer: data must come until the turn ends."""
         self.in_turn = True
 
+    def received_text(self, text: str) -> None:
+        """A transcript arrived (counted, never kept)."""
+        self.bytes_down += len(text.encode())
+
     def answer_audio(self, n_bytes: int) -> None:
         """Model audio arrived (part of the turn in flight)."""
+        self.bytes_down += n_bytes
         self.in_turn = True
         if self._audio_from is None:
             self._audio_from = self.clock()
@@ -122,6 +150,9 @@ class Link:
             )
         else:
             raise ValueError(f"unknown outgoing kind {item.kind}")
+        self.bytes_up += item.size
+        if item.kind == "audio":
+            self.audio_bytes_up += len(item.pcm)
 
     def end_turn(self) -> None:
         """The model's turn on this connection ended (complete or interrupted)."""

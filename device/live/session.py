@@ -11,6 +11,8 @@ the streaming gate `may_send` still allows it then). With a turn in flight it fi
 time_left allows, for the handle that covers that turn. A link that owes data (a turn in flight)
 and goes silent for STALL_S fails as a dead link (no network); see device.live.link.
 Failures surface as `LiveError`s (device.live.errors) with `retry_after` set by the retry policy.
+Every connection that was set up gets one record in the upload ledger when it ends, with what
+opened its conversation (`opened`): device.privacy.ledger.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +31,14 @@ from google.genai import types
 from device.apikey import ApiKey
 from device.config import Config
 from device.events import (
+    EndCause,
+    Opened,
     SessionEvent,
     SessionResumed,
     ToolCalled,
     ToolCallsCancelled,
     ToolSpec,
+    Trigger,
     TurnCompleted,
 )
 from device.live.errors import (
@@ -48,8 +54,13 @@ from device.live.handles import HandleStore
 from device.live.link import STALL_S, Link, Outgoing
 from device.live.setup import connect_config, make_client
 from device.live.turns import TurnLog
+from device.privacy.ledger import Ending, Ledger, Upload
+from device.privacy.transcripts import Transcripts
 
 log = logging.getLogger(__name__)
+
+BY_COMMAND = Opened(Trigger.COMMAND)
+"""What opened a session when the caller does not say (`livespeaker ask`, tools, tests)."""
 
 MAX_CHUNK_BYTES = 1280  # 40 ms of 16 kHz int16: longer audio is split
 HANDOVER_RESERVE_S = 5.0
@@ -95,12 +106,15 @@ class LiveClient:
         *,
         store: HandleStore | None = None,
         policy: RetryPolicy | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.cfg = cfg
         self.live = cfg.live
         self.tools = tuple(tools)
         self.store = store or HandleStore(cfg.state_dir)
         self.policy = policy or RetryPolicy(cfg.live)
+        self.ledger = ledger or Ledger(cfg.state_dir, cfg.privacy)
+        self.transcripts = Transcripts(cfg.privacy.log_transcripts)
         self._api_key = api_key
         self._genai: genai.Client | None = None
 
@@ -110,15 +124,19 @@ class LiveClient:
 
     @contextlib.asynccontextmanager
     async def session(
-        self, resume: bool = True, may_send: Callable[[], bool] | None = None
+        self,
+        resume: bool = True,
+        may_send: Callable[[], bool] | None = None,
+        opened: Opened = BY_COMMAND,
     ) -> AsyncIterator[Conversation]:
         """A conversation; resumes the saved handle if `resume` and it is still valid.
 
         `may_send()` is asked right before each audio chunk goes on the wire (also audio held
         back during a goAway handover): when it says no, the chunk is dropped, never sent later.
+        `opened` (what opened it) goes into the upload ledger with each of its connections.
         """
         saved = self.store.usable(self.live.model, self.live.resume_window_s) if resume else None
-        conv = Conversation(self, may_send)
+        conv = Conversation(self, may_send, opened)
         try:
             link = await self.connect(saved.handle if saved else None)
         except HandleRejectedError as exc:
@@ -162,15 +180,23 @@ class LiveClient:
         if session.setup_complete is None:
             await stack.aclose()
             raise ProtocolError("the server's first message was not setupComplete")
-        return Link(session, stack)
+        return Link(session, stack, resumed=handle is not None)
 
 
 class Conversation:
     """One conversation, possibly over several connections (goAway handovers)."""
 
-    def __init__(self, client: LiveClient, may_send: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        client: LiveClient,
+        may_send: Callable[[], bool] | None = None,
+        opened: Opened = BY_COMMAND,
+    ) -> None:
         self._client = client
         self._may_send = may_send
+        self._opened = opened
+        self._id = secrets.token_hex(4)
+        self._cause: EndCause | None = None
         self._queue: asyncio.Queue[SessionEvent | LiveError | None] = asyncio.Queue()
         self._link: Link | None = None
         self._links: list[Link] = []
@@ -183,7 +209,7 @@ class Conversation:
         self._handle_turns = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._known_tools = {t.name for t in client.tools}
-        self._turns = TurnLog()
+        self._turns = TurnLog(client.transcripts)
         self.stats = SessionStats()
 
     @property
@@ -220,6 +246,10 @@ class Conversation:
         task.add_done_callback(self._tasks.discard)
 
     # --- sending ------------------------------------------------------------------------------
+
+    def ending(self, cause: EndCause) -> None:
+        """Why the conversation is about to be closed (the upload ledger records it)."""
+        self._cause = cause
 
     async def send_audio(self, pcm16k: bytes) -> None:
         """Stream microphone audio (16 kHz mono int16); split into chunks of at most 40 ms."""
@@ -396,9 +426,11 @@ class Conversation:
                 log.warning("goAway before any resumption handle: the new connection starts fresh")
             new = await self._client.connect(self._handle)
             self._links.append(new)
+            new.index = len(self._links)
             async with self._lock:
                 pending, self._pending = self._pending or [], None
                 self._link = new
+                old.handed_over = True
                 for item in pending:
                     await self._deliver(new, item)
         except Exception as exc:
@@ -413,6 +445,31 @@ class Conversation:
         self._queue.put_nowait(SessionResumed(True, None))
         self._spawn(self._read(new), f"live-recv-{self.stats.connections}")
         await old.close_after_turn(left)
+        self._record(old)
+
+    def _record(self, link: Link) -> None:
+        """The ledger's record of a connection that is over (once per connection)."""
+        if link.recorded:
+            return
+        link.recorded = True
+        error = None if link.handed_over or self._error is None else self._error.kind.value
+        ended = Ending.HANDOVER if link.handed_over else Ending.FAILED if error else Ending.CLOSED
+        self._client.ledger.add(
+            Upload.make(
+                self._opened,
+                opened_at=link.opened_wall,
+                conversation=self._id,
+                connection=link.index,
+                resumed=link.resumed,
+                duration_s=link.clock() - link.opened_at,
+                audio_bytes=link.audio_bytes_up,
+                bytes_up=link.bytes_up,
+                bytes_down=link.bytes_down,
+                ended=ended,
+                error=error,
+                cause=None if link.handed_over else self._cause,
+            )
+        )
 
     async def close(self) -> None:
         """End the conversation: stop the readers, close every connection."""
@@ -421,6 +478,7 @@ class Conversation:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for link in self._links:
             await link.close()
+            self._record(link)
         self._queue.put_nowait(None)
         s = self.stats
         log.info(

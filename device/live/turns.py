@@ -1,4 +1,5 @@
-"""Server content -> session events, with the turn's transcripts and usage logged once per turn."""
+"""Server content -> session events; each turn's usage is logged once (its words only with
+privacy.log_transcripts: device.privacy.transcripts)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from device.events import (
     Usage,
 )
 from device.live.link import Link
+from device.privacy.transcripts import Transcripts
 
 log = logging.getLogger("device.live.session")
 
@@ -24,7 +26,8 @@ log = logging.getLogger("device.live.session")
 class TurnLog:
     """Translates serverContent and collects what was said in the current turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, transcripts: Transcripts | None = None) -> None:
+        self._transcripts = transcripts or Transcripts(False)
         self.user_text: list[str] = []
         self.model_text: list[str] = []
 
@@ -34,6 +37,7 @@ class TurnLog:
         out: list[SessionEvent] = []
         if sc.input_transcription and sc.input_transcription.text:
             link.turn_started()
+            link.received_text(sc.input_transcription.text)
             self.user_text.append(sc.input_transcription.text)
             out.append(InputTranscribed(sc.input_transcription.text))
         for part in sc.model_turn.parts or [] if sc.model_turn else []:
@@ -42,6 +46,7 @@ class TurnLog:
                 out.append(ModelAudio(part.inline_data.data))
         if sc.output_transcription and sc.output_transcription.text:
             link.turn_started()
+            link.received_text(sc.output_transcription.text)
             self.model_text.append(sc.output_transcription.text)
             out.append(OutputTranscribed(sc.output_transcription.text))
         if sc.interrupted:
@@ -66,16 +71,13 @@ class TurnLog:
         self.user_text.clear()
         self.model_text.clear()
         log.info(
-            "turn: user=%r model=%r tokens=%s",
-            user,
-            model,
+            "turn: %s tokens",
             u.total_tokens if u else "?",
             extra={
-                "USER_TEXT": user,
-                "MODEL_TEXT": model,
                 "PROMPT_TOKENS": u.prompt_tokens if u else 0,
                 "RESPONSE_TOKENS": u.response_tokens if u else 0,
                 "TOTAL_TOKENS": u.total_tokens if u else 0,
             },
         )
+        self._transcripts.turn(user, model)
         return u

@@ -18,17 +18,22 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from device.app.appliance import Appliance
 from device.app.conversation import ANSWER_WAIT_S
 from device.app.ports import Parts
-from device.app.states import State
+from device.app.states import EndRequested, State
 from device.audio.queues import DropOldestQueue
 from device.config import Config
 from device.events import (
     AudioBlock,
     ButtonReleased,
+    EndCause,
     ErrorKind,
     InputTranscribed,
     ModelAudio,
+    Opened,
+    OutputTranscribed,
     SessionEvent,
+    Trigger,
     TurnCompleted,
+    TurnTranscribed,
     WakeDetected,
 )
 from device.leds import STATE_PATTERNS, Leds
@@ -132,6 +137,7 @@ class FakeConversation:
         self.send_s = send_s
         self.sent: list[bytes] = []
         self.violations = 0
+        self.causes: list[EndCause] = []
         self.server: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
 
     async def send_audio(self, pcm: bytes) -> None:
@@ -143,6 +149,9 @@ class FakeConversation:
 
     async def send_audio_end(self) -> None:
         pass
+
+    def ending(self, cause: EndCause) -> None:
+        self.causes.append(cause)
 
     async def send_tool_response(self, call_id: str, name: str, result: dict[str, Any]) -> None:
         pass
@@ -156,6 +165,8 @@ class FakeLive:
     def __init__(self, leds: Leds) -> None:
         self.leds = leds
         self.opened: list[FakeConversation] = []
+        self.why: list[Opened] = []
+        """What opened each session (the appliance says, for the upload ledger)."""
         self.fail_with: Exception | None = None
         self.send_s = 0.0
         """How long each send_audio takes (0: returns without yielding)."""
@@ -164,8 +175,9 @@ class FakeLive:
 
     @asynccontextmanager
     async def session(
-        self, resume: bool = True, may_send: Any = None
+        self, resume: bool, may_send: Any, opened: Opened
     ) -> AsyncIterator[FakeConversation]:
+        self.why.append(opened)
         await self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with
@@ -399,3 +411,31 @@ async def test_audio_buffered_while_connecting_stops_leaving_when_the_answer_sta
         await asyncio.sleep(0.3)
         assert conv.violations == 0
         assert 20 <= len(conv.sent) < 250
+
+
+async def test_what_opened_each_session_reaches_the_live_client(
+    tmp_path: Path, factory: Any
+) -> None:
+    """The upload ledger's trigger: the wake word with its score and voice, else the button."""
+    async with appliance(tmp_path, factory, no_speech_timeout_s=1.0) as (app, mic, _, live):
+        turns: list[TurnTranscribed] = []
+        app.add_turn_listener(turns.append)
+        mic.feed()
+        app.post(WakeDetected("hey_jarvis", 0.91234, mic.position, voice="alice"))
+        await until(lambda: app.state is State.LISTENING)
+        conv = live.opened[0]
+        await conv.server.put(InputTranscribed("what time is it"))
+        await conv.server.put(OutputTranscribed("It is noon."))
+        await conv.server.put(TurnCompleted())
+        await until(lambda: len(turns) == 1)
+        app.post(EndRequested())
+        await until(lambda: app.state is State.IDLE)
+        app.post(ButtonReleased())
+        await until(lambda: len(live.why) == 2)
+    assert live.why == [
+        Opened(Trigger.WAKE_WORD, "hey_jarvis", 0.912, "alice"),
+        Opened(Trigger.BUTTON),
+    ]
+    assert turns == [TurnTranscribed("what time is it", "It is noon.")]
+    # Why each ended: asked to (end_conversation), then the shutdown at the end of the test.
+    assert [c.causes for c in live.opened] == [[EndCause.ASKED], [EndCause.SHUTDOWN]]

@@ -1,4 +1,5 @@
-"""Privacy: a minute of talk without the wake word never leaves the device."""
+"""Privacy: a minute of talk without the wake word never leaves the device (nor enters the
+upload ledger)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from device.app.states import State
+from device.privacy.ledger import Ledger
 from device.simhw.pulse import VirtualSoundCard
 from device.simulator.server import LiveSimulator
 from tests.app.harness import running_daemon
@@ -67,3 +69,4 @@ async def test_a_minute_of_talk_sends_nothing(
     assert {s.status.state for s in rig.seen[mark:]} <= {State.IDLE}
     assert leds == {DARK}
     assert simulator.connections == []
+    assert Ledger(cfg.state_dir).records() == [] and not Ledger(cfg.state_dir).path.exists()

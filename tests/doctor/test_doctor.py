@@ -85,6 +85,7 @@ def test_doctor_all_pass_on_the_rig(
         "gpio",
         "api",
         "state",
+        "privacy",
     ]
     assert {n: c["status"] for n, c in checks.items()} == dict.fromkeys(checks, "pass"), err
     assert code == 0 and doc["ok"] is True and doc["failed"] == []
@@ -98,6 +99,10 @@ def test_doctor_all_pass_on_the_rig(
     assert checks["gpio"]["numbers"]["factory"].startswith("Mock")
     assert checks["wakeword"]["numbers"]["cpu_ms_per_frame"] > 0
     assert 600 <= checks["state"]["numbers"]["handle_age_s"] < 900
+    # The API check's connection is in the upload ledger, and doctor summarises the ledger.
+    privacy = checks["privacy"]
+    assert privacy["numbers"]["connections_24h"] == 1 and privacy["numbers"]["audio_s_24h"] == 0
+    assert privacy["detail"].startswith("0 conversations in the last 24 h, 0.0 s of audio sent")
     # The test tone really reached the speaker: a 1 kHz component well above the silence around it.
     levels = tone_levels(rec.samples, 16000, 1000.0)
     assert levels.max() > 20 * max(float(np.percentile(levels, 10)), 1.0), (

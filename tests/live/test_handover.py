@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from device.events import OutputTranscribed, SessionResumed
+from device.privacy.ledger import Ending, Ledger
 from device.simulator.faults import Action, Fault, When
 from device.simulator.server import LiveSimulator
 from tests.live.helpers import client_for, events_until, text_of
@@ -57,7 +58,8 @@ async def test_audio_held_during_a_handover_leaves_only_while_streaming_is_allow
     the streaming gate (what the LEDs show) still allows it at that moment."""
     streaming = True
     chunks = [np.full(320, i, np.int16).tobytes() for i in range(60)]
-    async with client_for(simulator, tmp_path).session(may_send=lambda: streaming) as conv:
+    client = client_for(simulator, tmp_path)
+    async with client.session(may_send=lambda: streaming) as conv:
         simulator.inject(Fault(Action.SLOW_SETUP, When.SETUP, after_s=1.5))  # the replacement
         simulator.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=30))
         for chunk in chunks[:40]:
@@ -79,3 +81,14 @@ async def test_audio_held_during_a_handover_leaves_only_while_streaming_is_allow
     sent_first = len(first.audio_in())
     assert first.audio_in() == chunks[:sent_first]
     assert conv.stats.audio_chunks_withheld == 50 - sent_first >= 10
+    # The upload ledger (on disk, written off the loop): one record per connection, one
+    # conversation, each with exactly the audio its connection received.
+    ledger = Ledger(client.cfg.state_dir)
+    await until(lambda: len(ledger.records()) == 2)
+    one, two = ledger.records()
+    assert one.conversation == two.conversation and (one.connection, two.connection) == (1, 2)
+    assert (one.ended, two.ended) == (Ending.HANDOVER, Ending.CLOSED)
+    assert not one.resumed and two.resumed
+    for rec, sim_conn in ((one, first), (two, second)):
+        assert rec.audio_s * 32000 == pytest.approx(len(b"".join(sim_conn.audio_in())), abs=1)
+        assert rec.bytes_up == len(b"".join(sim_conn.audio_in()))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.config import PrivacyConfig
 from device.events import (
     GenerationCompleted,
     InputTranscribed,
@@ -31,6 +32,12 @@ from tests.live.helpers import KEY, client_for, events_until, text_of
 from tests.simhw.test_rig import best_correlation
 
 pytestmark = pytest.mark.integration
+
+
+def _ours(record: logging.LogRecord) -> bool:
+    """A record of the device's own code (not the simulator standing in for the service)."""
+    return record.name.startswith("device.") and not record.name.startswith("device.simulator")
+
 
 SET_VOLUME = ToolSpec(
     "set_volume",
@@ -68,9 +75,11 @@ async def test_text_turn(
     assert p.pick(setup, "session_resumption") == {}
     assert p.pick(setup, "context_window_compression")["sliding_window"]["target_tokens"] == 12800
     assert p.texts_of_turns(frames[1]["client_content"]["turns"]) == "Hello? Gemini are you there?"
-    turn_logs = [r for r in caplog.records if getattr(r, "MODEL_TEXT", None)]
-    assert "I am here" in turn_logs[-1].MODEL_TEXT  # type: ignore[attr-defined]
+    turn_logs = [r for r in caplog.records if getattr(r, "TOTAL_TOKENS", None)]
     assert done.usage.total_tokens == turn_logs[-1].TOTAL_TOKENS  # type: ignore[attr-defined]
+    # By default no log carries the words (device.privacy.transcripts).
+    assert "Gemini" not in caplog.text and "I am here" not in caplog.text
+    assert not [r for r in caplog.records if hasattr(r, "MODEL_TEXT")]
 
 
 async def test_audio_turn(
@@ -79,7 +88,7 @@ async def test_audio_turn(
     speech: SpeechFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="device.live")
+    caplog.set_level(logging.DEBUG)
     question = "what is the capital of France"
     pcm = speech(question)
     simulator.register_utterance(question, pcm)
@@ -96,7 +105,12 @@ async def test_audio_turn(
     assert best_correlation(synthesize(reply_text, 24000), reply) > 0.95
     received = b"".join(simulator.connections[0].audio_in())
     assert received == stream
-    assert any(getattr(r, "USER_TEXT", None) == question for r in caplog.records)
+    # Words stay off every log of the device, at any level (the simulator's own logs aside; the
+    # daemon keeps third-party loggers such as websockets' frame dumps at warning: logsetup).
+    ours = [r for r in caplog.records if _ours(r)]
+    assert [r.name for r in ours if r.name == "device.live.session"]  # it did log the turn
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
+    assert "capital" not in text and "Paris" not in text
 
 
 async def test_unregistered_audio_is_described_not_invented(
@@ -259,3 +273,30 @@ async def test_barge_in_cancels_a_pending_tool_call(
     assert isinstance(call, ToolCalled)
     assert events[-1] == ToolCallsCancelled((call.id,))
     assert ServerInterrupted() in events
+
+
+@pytest.mark.parametrize("log_transcripts", [False, True])
+async def test_transcripts_reach_the_log_only_when_switched_on(
+    simulator: LiveSimulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    log_transcripts: bool,
+) -> None:
+    """privacy.log_transcripts: off, no words at any level; on, each turn's words at debug level,
+    whatever the root level (the switch is the config key, not --log-level)."""
+    caplog.set_level(logging.INFO)  # the daemon's default level
+    caplog.handler.setLevel(logging.DEBUG)
+    cfg = sim_config(simulator, tmp_path)
+    cfg = cfg.model_copy(update={"privacy": PrivacyConfig(log_transcripts=log_transcripts)})
+    async with LiveClient(cfg, KEY).session() as conv:
+        await conv.send_text("What is the capital of Brazil?")
+        events = await events_until(conv)
+    assert text_of(events, OutputTranscribed).strip() == "The capital of Brazil is Brasilia."
+    ours = [r for r in caplog.records if _ours(r)]
+    words = [r for r in ours if "Brasilia" in f"{r.getMessage()} {r.__dict__}"]
+    if log_transcripts:
+        assert [(r.name, r.levelno) for r in words] == [("device.transcripts", logging.DEBUG)]
+        assert words[0].USER_TEXT == "What is the capital of Brazil?"  # type: ignore[attr-defined]
+    else:
+        assert words == []
+        assert not [r for r in ours if "Brazil" in f"{r.getMessage()} {r.__dict__}"]

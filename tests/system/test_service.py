@@ -142,15 +142,15 @@ def test_answers_a_question_under_the_hardened_unit(
     s = speaker
     before = len(s.sim.connections)
     sound_card.play_into_mic(speech_wav("hey jarvis, what time is it?")).wait(30)
-    s.wait("a turn in the journal", lambda: "turn: heard" in s.journal(), 90)
+    s.wait("a turn in the journal", lambda: "turn completed" in s.journal(), 90)
     assert len(s.sim.connections) > before
     # The only place the key exists is /etc/livespeaker/api-key (root 0600): LoadCredential= works.
     assert s.sim.connections[-1].key == SIM_API_KEY
     s.wait_running()
     # Structured fields and syslog priorities reach the journal.
     assert "-> responding" in s.journal("STATE=responding")
-    assert "turn: heard" in s.journal("-p", "info")
-    assert "turn: heard" not in s.journal("-p", "warning")
+    assert "turn completed" in s.journal("-p", "info")
+    assert "turn completed" not in s.journal("-p", "warning")
     rss_kib = int(s.c.run(f"ps -o rss= -p {s.show('MainPID')}").stdout)
     print(f"daemon RSS after a conversation: {rss_kib / 1024:.0f} MiB")
 
