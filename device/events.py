@@ -64,6 +64,17 @@ class ButtonHeld:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerRang:
+    """One or more timers or alarms came due (device.timers): ring."""
+
+    ids: tuple[str, ...]
+    names: tuple[str, ...]
+    """How a person calls each, e.g. "pasta timer", "07:30 alarm"."""
+    late_s: float = 0.0
+    """How late the latest of them is (e.g. it ran out while the daemon was down)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AudioDeviceFailed:
     """The microphone or speaker failed (missing, busy, unplugged); the engine keeps retrying."""
 
