@@ -35,6 +35,8 @@ from device.app.states import (
 from device.audio import earcons
 from device.config import Config, EchoMode
 from device.events import ButtonReleased, ErrorKind, WakeDetected
+from device.timers.book import TimerBook
+from device.timers.tools import TimerTools
 from device.tools import ToolExecutor
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class Appliance:
         *,
         on_status: StatusListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timers: TimerBook | None = None,
     ) -> None:
         self._cfg = cfg
         self._p = parts
@@ -74,7 +77,9 @@ class Appliance:
         self._error_timer: asyncio.TimerHandle | None = None
         self._mute_store = MuteStore(cfg.state_dir)
         self.memory = FailureMemory(cfg.live, clock)
-        self.tools = ToolExecutor(self)
+        self.timers = timers or TimerBook(cfg.state_dir, grace_s=cfg.timers.grace_s)
+        """Pending timers and alarms (the daemon runs device.timers.scheduler on it)."""
+        self.tools = ToolExecutor(self, TimerTools(self.timers))
         self._stopped = asyncio.Event()
 
     # --- what others read ---------------------------------------------------------------------

@@ -63,7 +63,8 @@ class TimerBook:
         self.path = Path(state_dir) / FILENAME
         self._file = StateFile.at(self.path)
         self.grace_s = grace_s
-        self._clock = clock
+        self.clock = clock
+        """The clocks the book reads (injectable for tests)."""
         self.tz = tz
         self._c = _Content()
         self._text: str | None = None
@@ -97,7 +98,7 @@ class TimerBook:
 
     def pending(self) -> list[Item]:
         """Pending items, soonest first."""
-        t = self._clock()
+        t = self.clock()
         return sorted(self._c.pending, key=lambda i: -i.late_s(t))
 
     def history(self) -> list[Done]:
@@ -110,13 +111,13 @@ class TimerBook:
 
     def seconds_to_next(self) -> float | None:
         """Seconds until the soonest pending item is due (<= 0: due), None when none is."""
-        t = self._clock()
+        t = self.clock()
         lates = [i.late_s(t) for i in self._c.pending]
         return -max(lates) if lates else None
 
     def clock_trusted(self, t: Instant | None = None) -> bool:
         """False when the wall clock is behind a moment this book has already seen."""
-        t = t or self._clock()
+        t = t or self.clock()
         seen = self._c.seen
         if seen is None:
             return True
@@ -132,7 +133,7 @@ class TimerBook:
         """A new timer running from now."""
         if not duration_s > 0:
             raise ValueError(f"a timer needs a positive duration, not {duration_s!r}")
-        t = self._clock()
+        t = self.clock()
         item = Item(self._new_id(), Kind.TIMER, label.strip(), t, duration_s=float(duration_s))
         self._save(pending=(*self._c.pending, item))
         log.info(
@@ -144,7 +145,7 @@ class TimerBook:
         self, hour: int, minute: int, weekdays: tuple[int, ...] = (), label: str = ""
     ) -> Item:
         """A new alarm at the next hour:minute local time (on one of `weekdays`, if given)."""
-        t = self._clock()
+        t = self.clock()
         if not self.clock_trusted(t):
             raise ClockNotSetError("the device's clock is not set yet; try again in a minute")
         days = tuple(sorted(set(weekdays)))
@@ -176,7 +177,7 @@ class TimerBook:
     def snooze(self, minutes: float) -> Item | None:
         """A new timer for `minutes`, labelled like the newest item that rang within the last
         half hour; None when nothing rang lately."""
-        t = self._clock()
+        t = self.clock()
         rang = [d for d in self.history() if d.outcome is Outcome.RANG]
         if not rang or t.wall - rang[0].at_wall > SNOOZE_WINDOW_S:
             return None
@@ -186,7 +187,7 @@ class TimerBook:
 
     def check(self) -> list[Done]:
         """Take what is due off the pending list: rung (at most grace_s late) or missed."""
-        t = self._clock()
+        t = self.clock()
         due = [i for i in self._c.pending if i.late_s(t) >= 0]
         if not due:
             if self.clock_trusted(t):  # the floor only moves up, with a clock that is right
@@ -221,7 +222,7 @@ class TimerBook:
         return str(n)
 
     def _retire(self, items: list[Item], outcome: Outcome) -> None:
-        t = self._clock()
+        t = self.clock()
         gone = {i.id for i in items}
         done = tuple(Done(i, outcome, due_wall(i, t), t.wall) for i in items)
         self._save(
@@ -232,7 +233,7 @@ class TimerBook:
     def _save(
         self, *, pending: tuple[Item, ...] | None = None, history: tuple[Done, ...] | None = None
     ) -> None:
-        t = self._clock()
+        t = self.clock()
         seen = self._c.seen
         if seen is None or self.clock_trusted(t):  # never lower the known floor
             seen = t
