@@ -215,7 +215,7 @@ class TimersConfig(_Table):
     grace_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
     """A timer or alarm found due this late (the daemon was down, the clock jumped) still rings;
     later ones are reported as missed."""
-    ring_timeout_s: Annotated[float, Field(ge=5, le=3600)] = 300.0
+    ring_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 300.0
     """Ringing stops by itself after this long."""
     volume_floor: Annotated[int, Field(ge=0, le=100)] = 50
     """The ring plays at least this loud (percent), whatever the speaker's volume."""

@@ -33,6 +33,7 @@ from device.app.states import State, Status, status_line
 from device.config import Config, ConfigError, GpioConfig
 from device.events import AudioBlock
 from device.service import Notifier, StartupPinger, Watchdog
+from device.timers import scheduler as timer_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +293,10 @@ class Daemon:
                 await b.power.start()
             await self._wait_audio(b.speaker, None if muted else b.mic)
             appliance.started(muted)
+            # After Started is queued: a timer that ran out while the daemon was down rings now.
+            tasks.append(
+                tg.create_task(timer_scheduler.run(appliance.timers, appliance.post), name="timers")
+            )
             await asyncio.sleep(0)
             self._status = appliance.status
             self._up = True

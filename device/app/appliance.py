@@ -22,6 +22,7 @@ from device.app.states import (
     EndRequested,
     ErrorShown,
     MuteRequested,
+    RingTimedOut,
     SessionFailed,
     Started,
     StartedMuted,
@@ -36,6 +37,7 @@ from device.audio import earcons
 from device.config import Config, EchoMode
 from device.events import ButtonReleased, ErrorKind, WakeDetected
 from device.timers.book import TimerBook
+from device.timers.ringer import Ringer
 from device.timers.tools import TimerTools
 from device.tools import ToolExecutor
 
@@ -80,6 +82,8 @@ class Appliance:
         self.timers = timers or TimerBook(cfg.state_dir, grace_s=cfg.timers.grace_s)
         """Pending timers and alarms (the daemon runs device.timers.scheduler on it)."""
         self.tools = ToolExecutor(self, TimerTools(self.timers))
+        self.ringer = Ringer(parts.speaker, cfg.timers.volume_floor)
+        self._ring_limit: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
 
     # --- what others read ---------------------------------------------------------------------
@@ -154,6 +158,7 @@ class Appliance:
                 task.cancel()
         if self._error_timer:
             self._error_timer.cancel()
+        self._stop_ring()
         self._p.leds.off()
 
     # --- the table and its actions ------------------------------------------------------------
@@ -180,7 +185,7 @@ class Appliance:
     def _render(self) -> None:
         """LEDs, the wake word's barge-in threshold and the status listener follow the state."""
         self._p.leds.show(self._status, self.streaming)
-        self._p.wake.set_barge_in(self.state is State.RESPONDING)
+        self._p.wake.set_barge_in(self.state in (State.RESPONDING, State.RINGING))
         for listener in self._listeners:
             listener(self._status)
 
@@ -208,6 +213,27 @@ class Appliance:
             self._earcon(earcons.Earcon.MUTE_ON)
         elif action is Action.UNMUTE_CHIME:
             self._earcon(earcons.Earcon.MUTE_OFF)
+        elif action is Action.START_RING:
+            self._start_ring()
+        elif action is Action.STOP_RING:
+            self._stop_ring()
+
+    def _start_ring(self) -> None:
+        """Ring (or go on ringing for one more timer); the time limit starts again."""
+        self.ringer.start()
+        if self._ring_limit:
+            self._ring_limit.cancel()
+        loop = asyncio.get_running_loop()
+        self._ring_limit = loop.call_later(
+            self._cfg.timers.ring_timeout_s, self.post, RingTimedOut()
+        )
+
+    def _stop_ring(self) -> None:
+        if self._ring_limit:
+            self._ring_limit.cancel()
+            self._ring_limit = None
+        if self.ringer.ringing:
+            self.ringer.stop()
 
     def _earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         if self._cfg.audio.earcons:

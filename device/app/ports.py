@@ -85,6 +85,10 @@ class SpeakerPort(Protocol):
         """Set (and persist) the volume in percent; returns the level set."""
         ...
 
+    def hold_volume_floor(self, level: int) -> None:
+        """Play at least `level` percent until called with 0 (timers ring at least that loud)."""
+        ...
+
 
 class PreRollPort(Protocol):
     """Recent microphone audio (the wake word path keeps it)."""

@@ -86,6 +86,7 @@ class FakeSpeaker:
         self.played: list[bytes] = []
         self.flushes = 0
         self.volume = 50
+        self.floor = 0
         self._drained = asyncio.Event()
 
     def play(self, pcm: bytes) -> None:
@@ -114,6 +115,9 @@ class FakeSpeaker:
     def set_volume(self, level: int) -> int:
         self.volume = level
         return level
+
+    def hold_volume_floor(self, level: int) -> None:
+        self.floor = level
 
 
 class FakeWake:
