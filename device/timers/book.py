@@ -213,6 +213,10 @@ class TimerBook:
         self._save(pending=tuple(keep), history=(*self._c.history, *done))
         return done
 
+    def flush(self) -> None:
+        """Write what is not on disk yet (blocking; for a command that exits next)."""
+        self._file.flush()
+
     # --- internals ----------------------------------------------------------------------------
 
     def _new_id(self) -> str:
