@@ -294,8 +294,12 @@ class Daemon:
             await self._wait_audio(b.speaker, None if muted else b.mic)
             appliance.started(muted)
             # After Started is queued: a timer that ran out while the daemon was down rings now.
+            lead_s = (cfg.audio.output_latency_ms + cfg.audio.output_block_ms) / 1000
             tasks.append(
-                tg.create_task(timer_scheduler.run(appliance.timers, appliance.post), name="timers")
+                tg.create_task(
+                    timer_scheduler.run(appliance.timers, appliance.post, lead_s=lead_s),
+                    name="timers",
+                )
             )
             await asyncio.sleep(0)
             self._status = appliance.status

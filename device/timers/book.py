@@ -109,11 +109,12 @@ class TimerBook:
         """The pending item with that id."""
         return next((i for i in self._c.pending if i.id == item_id), None)
 
-    def seconds_to_next(self) -> float | None:
-        """Seconds until the soonest pending item is due (<= 0: due), None when none is."""
+    def seconds_to_next(self, lead_s: float = 0.0) -> float | None:
+        """Seconds until the soonest pending item is due, `lead_s` early (<= 0: due), None when
+        none is pending."""
         t = self.clock()
         lates = [i.late_s(t) for i in self._c.pending]
-        return -max(lates) if lates else None
+        return -max(lates) - lead_s if lates else None
 
     def clock_trusted(self, t: Instant | None = None) -> bool:
         """False when the wall clock is behind a moment this book has already seen."""
@@ -185,10 +186,11 @@ class TimerBook:
         label = was.label or (was.name if was.kind is Kind.ALARM else "")
         return self.add_timer(minutes * 60.0, label)
 
-    def check(self) -> list[Done]:
-        """Take what is due off the pending list: rung (at most grace_s late) or missed."""
+    def check(self, lead_s: float = 0.0) -> list[Done]:
+        """Take what is due off the pending list: rung (at most grace_s late) or missed.
+        `lead_s`: count as due that much early (the sound takes that long to be heard)."""
         t = self.clock()
-        due = [i for i in self._c.pending if i.late_s(t) >= 0]
+        due = [i for i in self._c.pending if i.late_s(t) >= -lead_s]
         if not due:
             if self.clock_trusted(t):  # the floor only moves up, with a clock that is right
                 self._c = _Content(self._c.pending, self._c.history, self._c.next_id, t)

@@ -21,11 +21,20 @@ TICK_S = 0.5
 """Longest sleep between checks."""
 
 
-async def run(book: TimerBook, post: Callable[[TimerRang], None], tick_s: float = TICK_S) -> None:
-    """Check the book until cancelled; post one TimerRang per check that found something to ring."""
+async def run(
+    book: TimerBook,
+    post: Callable[[TimerRang], None],
+    *,
+    lead_s: float = 0.0,
+    tick_s: float = TICK_S,
+) -> None:
+    """Check the book until cancelled; post one TimerRang per check that found something to ring.
+
+    `lead_s`: ring that much before the due time, so the ring is *heard* on time (the speaker's
+    output latency: what is queued now reaches the ear that much later)."""
     while True:
         book.refresh()
-        rang = [d for d in book.check() if d.outcome is Outcome.RANG]
+        rang = [d for d in book.check(lead_s) if d.outcome is Outcome.RANG]
         if rang:
             post(
                 TimerRang(
@@ -34,5 +43,5 @@ async def run(book: TimerBook, post: Callable[[TimerRang], None], tick_s: float 
                     max(0.0, *(d.at_wall - d.due_wall for d in rang)),
                 )
             )
-        left = book.seconds_to_next()
+        left = book.seconds_to_next(lead_s)
         await asyncio.sleep(tick_s if left is None else max(0.0, min(left, tick_s)))

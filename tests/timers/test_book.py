@@ -237,3 +237,16 @@ def test_next_occurrence_weekdays_and_dst() -> None:
     assert at - before == pytest.approx(18 * 3600)  # 19 h of clock time minus the lost hour
     with pytest.raises(ValueError):
         next_occurrence(24, 0, (), T0, TZ)
+
+
+def test_a_lead_rings_that_much_early_and_no_earlier(tmp_path: Path) -> None:
+    clock = Clock()
+    b = book(tmp_path, clock)
+    t = b.add_timer(5)
+    clock.run(4.85)
+    assert b.seconds_to_next(lead_s=0.12) == pytest.approx(0.03)
+    assert outcomes(b) == [] and b.check(lead_s=0.12) == []
+    clock.run(0.031)
+    (done,) = b.check(lead_s=0.12)
+    assert done.item.id == t.id and done.outcome is Outcome.RANG
+    assert done.due_wall - done.at_wall == pytest.approx(0.119)
