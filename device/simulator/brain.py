@@ -54,6 +54,8 @@ def answer(user: str, history: tuple[str, ...], tools: set[str]) -> Reply:
         if "set_volume" in tools:
             return Reply(tool=ToolRequest("set_volume", {"level": 30}))
         return Reply("Sorry, I cannot change the volume on this device.")
+    if "alarm" in q and "set_alarm" in tools and (at := re.search(r"(\d{1,2}):(\d{2})", user)):
+        return Reply(tool=ToolRequest("set_alarm", {"time": f"{int(at[1]):02d}:{at[2]}"}))
     if "timer" in q and "set_timer" in tools and (duration := _duration(q)):
         label = re.search(r"(?:a|an|the) (\w+) timer", q)
         args: dict[str, Any] = dict(duration)
@@ -113,6 +115,8 @@ def after_tool(request: ToolRequest, response: Any) -> str:
         return f"Sorry, that did not work: {response['error']}."
     if request.name == "set_volume":
         return f"Done. I turned the volume down to {request.args.get('level')} percent."
+    if request.name == "set_alarm" and isinstance(response, dict) and "set" in response:
+        return f"Okay, your alarm is set for {response['set'].get('rings_at', 'then')}."
     if request.name == "set_timer" and isinstance(response, dict) and "set" in response:
         return f"Okay, your timer is set for {response['set'].get('left', 'that long')}."
     return "Done."

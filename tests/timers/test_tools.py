@@ -104,3 +104,5 @@ def test_the_simulated_model_sets_a_timer_from_what_it_heard() -> None:
     assert brain.answer("Set a timer for five seconds", (), set()).tool is None
     said = brain.after_tool(reply.tool, {"set": {"left": "9 minutes"}})
     assert said == "Okay, your timer is set for 9 minutes."
+    alarm = brain.answer("set an alarm for 7:05", (), {"set_alarm"})
+    assert alarm.tool == brain.ToolRequest("set_alarm", {"time": "07:05"})
