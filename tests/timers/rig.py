@@ -33,10 +33,14 @@ class RecordingClock:
         self._clock = clock
         self.t0 = float("inf")
 
+    def sample(self) -> None:
+        """One reading of the clock and the samples written so far."""
+        self.t0 = min(self.t0, self._clock() - self._rec.recorded() / RATE)
+
     async def run(self) -> None:
         """Sample every 10 ms until cancelled."""
         while True:
-            self.t0 = min(self.t0, self._clock() - self._rec.recorded() / RATE)
+            self.sample()
             await asyncio.sleep(0.01)
 
     def at(self, index: int) -> float:
