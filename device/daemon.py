@@ -286,7 +286,9 @@ class Daemon:
                 tg.create_task(b.speaker.run(), name="speaker"),
                 tg.create_task(appliance.run(), name="appliance"),
                 tg.create_task(self._beat(), name="heartbeat"),
-                tg.create_task(b.detector.run(b.wake_source, appliance.post), name="wake"),
+                tg.create_task(
+                    b.detector.run(b.wake_source, appliance.post, appliance.post), name="wake"
+                ),
             ]
             button = self._button(cfg, pin_factory, appliance)
             if not muted:

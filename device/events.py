@@ -64,6 +64,15 @@ class ButtonHeld:
 
 
 @dataclass(frozen=True, slots=True)
+class StopWordHeard:
+    """ "stop" was heard without the wake word (only listened for while a timer rings)."""
+
+    score: float
+    end: int
+    """Sample index where the frame that scored it ends."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerRang:
     """One or more timers or alarms came due (device.timers): ring."""
 

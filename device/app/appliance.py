@@ -186,6 +186,7 @@ class Appliance:
         """LEDs, the wake word's barge-in threshold and the status listener follow the state."""
         self._p.leds.show(self._status, self.streaming)
         self._p.wake.set_barge_in(self.state in (State.RESPONDING, State.RINGING))
+        self._p.wake.set_stop_word(self.state is State.RINGING)
         for listener in self._listeners:
             listener(self._status)
 

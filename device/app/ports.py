@@ -110,6 +110,10 @@ class WakePort(Protocol):
         """Use the higher barge-in threshold while the speaker plays."""
         ...
 
+    def set_stop_word(self, on: bool) -> None:
+        """Listen for "stop" without the wake word (while a timer rings)."""
+        ...
+
 
 class ConversationPort(Protocol):
     """One open Live session."""

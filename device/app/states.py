@@ -19,6 +19,7 @@ from device.events import (
     ButtonReleased,
     ErrorKind,
     ServerInterrupted,
+    StopWordHeard,
     TimerRang,
     WakeDetected,
 )
@@ -44,7 +45,8 @@ class State(StrEnum):
     ERROR = "error"
     """Something failed (the kind is kept in Status.error); shown for a moment, then idle."""
     RINGING = "ringing"
-    """A timer or alarm rings; a button press or the wake word stops it (or its time limit)."""
+    """A timer or alarm rings; a button press, the wake word or "stop" stops it (or its time
+    limit). Only in this state is "stop" listened for."""
     RINGING_MUTED = "ringing_muted"
     """A timer or alarm rings while muted (mute closes the microphone, not the speaker); a
     button press stops it and the speaker is muted again."""
@@ -141,6 +143,7 @@ AppEvent = (
     | AudioDeviceFailed
     | AudioDeviceRecovered
     | TimerRang
+    | StopWordHeard
     | RingTimedOut
     | Stopping
 )
@@ -267,6 +270,7 @@ for _s, _back in ((S.RINGING, S.IDLE), (S.RINGING_MUTED, S.MUTED)):
     TRANSITIONS[(_s, RingTimedOut)] = Transition(_back, (A.STOP_RING,))
     TRANSITIONS[(_s, Stopping)] = Transition(_back, (A.STOP_RING,))
 TRANSITIONS[(S.RINGING, WakeDetected)] = Transition(S.IDLE, (A.STOP_RING,))
+TRANSITIONS[(S.RINGING, StopWordHeard)] = Transition(S.IDLE, (A.STOP_RING,))
 TRANSITIONS[(S.RINGING, ButtonHeld)] = Transition(S.MUTED, (A.STOP_RING, A.CLOSE_MIC, A.MUTE_CHIME))
 TRANSITIONS[(S.RINGING_MUTED, ButtonHeld)] = Transition(
     S.IDLE, (A.STOP_RING, A.OPEN_MIC, A.UNMUTE_CHIME)
@@ -326,7 +330,7 @@ STATUS_LINES: dict[State, str] = {
     State.RESPONDING: "Answering",
     State.MUTED: "Muted (microphone off)",
     State.ERROR: "Error: {error}",
-    State.RINGING: "Ringing (press the button or say '{wake}' to stop)",
+    State.RINGING: "Ringing (press the button or say 'stop')",
     State.RINGING_MUTED: "Ringing, microphone off (press the button to stop)",
 }
 

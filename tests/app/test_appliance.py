@@ -127,6 +127,9 @@ class FakeWake:
     def set_barge_in(self, on: bool) -> None:
         self.barge_in.append(on)
 
+    def set_stop_word(self, on: bool) -> None:
+        self.stop_word = on
+
 
 class FakeConversation:
     """Checks the LEDs at every block sent: the privacy invariant."""

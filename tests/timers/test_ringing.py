@@ -21,6 +21,7 @@ from device.events import (
     ButtonHeld,
     ButtonPressed,
     ButtonReleased,
+    StopWordHeard,
     TimerRang,
     WakeDetected,
 )
@@ -91,8 +92,11 @@ def test_press_silences_and_the_release_does_not_open_a_conversation() -> None:
     assert woke is not None and woke.status.state is State.IDLE and Action.STOP_RING in woke.actions
     held = step(Status(State.RINGING_MUTED), ButtonHeld())
     assert held is not None and held.status.state is State.IDLE
+    stopped = step(Status(State.RINGING), StopWordHeard(0.97, 16000))
+    assert stopped is not None and stopped.status.state is State.IDLE
+    assert step(Status(State.IDLE), StopWordHeard(0.97, 16000)) is None  # only while ringing
     assert status_line(Status(State.RINGING), "hey jarvis") == (
-        "Ringing (press the button or say 'hey jarvis' to stop)"
+        "Ringing (press the button or say 'stop')"
     )
 
 

@@ -6,9 +6,16 @@ The shipped model is scored as the detector runs it (every 80 ms window, 2 s ref
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from device.config import WakewordConfig
+from device.events import AudioBlock, StopWordHeard
 from device.timers.stopword import THRESHOLD, StopWord
+from device.wakeword.detector import build_detector
+from tests.conftest import SpeechFactory
 from tests.timers.stop_word_data import (
     detections,
     per_word_best,
@@ -45,3 +52,22 @@ def test_held_out_recall_and_false_stops_in_ten_minutes_of_speech() -> None:
     assert report["false stops, speech over the ring"] <= 1
     assert report["recall clean"] >= 0.9
     assert report["recall over the ring"] >= 0.8
+
+
+def test_the_detector_hears_stop_only_while_listening_for_it(speech: SpeechFactory) -> None:
+    """The daemon's detector path (framing, features, model) on a held-out espeak voice."""
+    cfg = WakewordConfig()
+    audio = np.concatenate([np.zeros(16000, np.int16), speech("stop", voice="en-gb-scotland")])
+    audio = np.concatenate([audio, np.zeros(16000, np.int16)])
+
+    def run(listening: bool) -> list[StopWordHeard]:
+        det = build_detector(cfg, Path("/nonexistent"))
+        det.set_stop_word(listening)
+        for i in range(0, len(audio) - 320, 320):
+            det.process(AudioBlock(audio[i : i + 320].tobytes(), i))
+        return det.stops
+
+    heard = run(True)
+    assert len(heard) == 1 and heard[0].score >= THRESHOLD
+    assert 16000 < heard[0].end < len(audio)
+    assert run(False) == []

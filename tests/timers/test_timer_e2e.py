@@ -94,3 +94,29 @@ async def test_spoken_five_second_timer_rings_on_time_and_a_press_stops_it(
     assert ring_end - pressed_at <= STOP_BOUND_S
     # It went on ringing until the press: four beeps per 1 s cycle, at least two cycles.
     assert beeps(audio) >= 8
+
+
+async def test_saying_stop_stops_the_ring_and_other_speech_does_not(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    speech: SpeechFactory,
+    tmp_path: Path,
+) -> None:
+    """No wake word: "stop" (a voice the model was not trained on) while it rings stops it;
+    a sentence said while it rings does not."""
+    other = speech(
+        "Could you turn it down a bit? The pasta is almost done.", voice="en-gb-scotland"
+    )
+    stop = speech("stop", voice="en-gb-scotland")
+    cfg = sim_config(simulator, tmp_path)
+    async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
+        rig.appliance.tools.run("set_timer", {"seconds": 2, "label": "pasta"})
+        await rig.wait_state(State.RINGING, 15)
+        mark = len(rig.seen)
+        await asyncio.to_thread(rig.play(other).wait, 20)
+        await asyncio.sleep(1.0)
+        assert rig.state is State.RINGING and len(rig.seen) == mark
+        rig.play(stop)
+        idle = await rig.wait_state(State.IDLE, 10, since=mark)
+        assert idle.pins == (0.0, 0.0, 0.0)
+        assert not rig.appliance.ringer.ringing
