@@ -22,7 +22,7 @@ WINDOW = 8
 """Embeddings per window (80 ms each)."""
 THRESHOLD = 0.9
 """Probability that counts as "stop". On the held-out voices (11 voices, 3 synthesizers, 9
-renditions each; tests/timers/test_stop_word.py measures it again): recall 99/99 clean and 88 %
+renditions each; tests/timers/test_stop_word.py measures it again): recall 99/99 clean and 95 %
 over the ring; false stops 0 in 10 min of ordinary speech, 0 in the same over the ring, 0 in 2 min
 of the ring alone. Synthesized voices only: real ones are not measured yet."""
 MODEL_PATH = Path(__file__).with_name("stop_word.npz")
