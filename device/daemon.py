@@ -436,7 +436,8 @@ class Daemon:
         self.notifier.status(self._status_line())
 
     def _on_status(self, status: Status) -> None:
-        self._muted = status.state is State.MUTED
+        # Ringing while muted keeps the microphone closed: the heartbeat feeds the watchdog then too.
+        self._muted = status.state in (State.MUTED, State.RINGING_MUTED)
         self._status = status
         self._show_status()
 

@@ -2,7 +2,8 @@
 
 One dispatcher task takes events in order from a queue (wake word, button, the conversation's own
 findings, audio device failures); `device.app.states.step()` decides; this module does the I/O:
-LEDs, earcons, the microphone (mute), the speaker (barge-in) and the conversation task.
+LEDs, earcons, the microphone (mute), the speaker (barge-in), the ring of timers and alarms
+(device.timers.ringer) and the conversation task.
 """
 
 from __future__ import annotations
