@@ -68,6 +68,7 @@ class TimerBook:
         self.tz = tz
         self._c = _Content()
         self._text: str | None = None
+        self._read_error: str | None = None
         self.refresh()
 
     # --- reading ------------------------------------------------------------------------------
@@ -77,8 +78,11 @@ class TimerBook:
         try:
             text = self._file.read()
         except OSError as exc:
-            log.warning("cannot read %s: %s (keeping what is in memory)", self.path, exc)
+            if str(exc) != self._read_error:  # once, not at every check
+                log.warning("cannot read %s: %s (keeping what is in memory)", self.path, exc)
+            self._read_error = str(exc)
             return
+        self._read_error = None
         if text == self._text:
             return
         self._text = text

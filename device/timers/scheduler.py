@@ -33,15 +33,19 @@ async def run(
     `lead_s`: ring that much before the due time, so the ring is *heard* on time (the speaker's
     output latency: what is queued now reaches the ear that much later)."""
     while True:
-        book.refresh()
-        rang = [d for d in book.check(lead_s) if d.outcome is Outcome.RANG]
-        if rang:
-            post(
-                TimerRang(
-                    tuple(d.item.id for d in rang),
-                    tuple(d.item.name for d in rang),
-                    max(0.0, *(d.at_wall - d.due_wall for d in rang)),
+        left: float | None = tick_s
+        try:
+            book.refresh()
+            rang = [d for d in book.check(lead_s) if d.outcome is Outcome.RANG]
+            if rang:
+                post(
+                    TimerRang(
+                        tuple(d.item.id for d in rang),
+                        tuple(d.item.name for d in rang),
+                        max(0.0, *(d.at_wall - d.due_wall for d in rang)),
+                    )
                 )
-            )
-        left = book.seconds_to_next(lead_s)
+            left = book.seconds_to_next(lead_s)
+        except Exception:  # a component boundary: the speaker goes on, timers try again
+            log.exception("checking timers failed; trying again in %.1f s", tick_s)
         await asyncio.sleep(tick_s if left is None else max(0.0, min(left, tick_s)))

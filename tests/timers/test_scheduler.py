@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from device.bootclock import Instant
 from device.events import TimerRang
 from device.timers import scheduler
 from device.timers.book import TimerBook
@@ -32,5 +33,32 @@ async def test_posts_each_due_item_once_and_skips_missed_ones(tmp_path: Path) ->
         await asyncio.sleep(0.1)
         assert posted.empty()
         assert book.history()[0].item.id == alarm.id
+    finally:
+        task.cancel()
+
+
+async def test_a_failing_check_is_logged_and_retried_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    book = TimerBook(tmp_path, clock=clock, tz=TZ)
+    book.add_timer(1, "tea")
+    broken = [True]
+
+    def flaky() -> Instant:
+        if broken[0]:
+            raise RuntimeError("clock unreadable")
+        return clock()
+
+    book.clock = flaky
+    posted: asyncio.Queue[TimerRang] = asyncio.Queue()
+    task = asyncio.create_task(scheduler.run(book, posted.put_nowait, tick_s=0.01))
+    try:
+        await asyncio.sleep(0.05)
+        assert not task.done() and "checking timers failed" in caplog.text
+        clock.run(1)
+        broken[0] = False
+        got = await asyncio.wait_for(posted.get(), 5)
+        assert got.names == ("tea timer",)
     finally:
         task.cancel()
