@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "device.simulator.cmd",
         "Run the local Gemini Live API simulator (TLS on 127.0.0.1) until interrupted.",
     ),
+    "timers": (
+        "device.timers.cmd",
+        "List pending timers and alarms (and recent ones), or cancel one: timers cancel ID|--all.",
+    ),
     "wakeword": (
         "device.wakeword.cli",
         "Wake word: score WAV files, a live score meter, and enrolled voices (enroll, list, forget).",

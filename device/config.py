@@ -220,6 +220,18 @@ class PrivacyConfig(_Table):
     """The upload ledger's size bound in KiB (the oldest records go first)."""
 
 
+class TimersConfig(_Table):
+    """[timers]: timers and alarms the model sets with local tools; the device rings them."""
+
+    grace_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    """A timer or alarm found due this late (the daemon was down, the clock jumped) still rings;
+    later ones are reported as missed."""
+    ring_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 300.0
+    """Ringing stops by itself after this long."""
+    volume_floor: Annotated[int, Field(ge=0, le=100)] = 50
+    """The ring plays at least this loud (percent), whatever the speaker's volume."""
+
+
 class Config(_Table):
     """The whole configuration file."""
 
@@ -233,6 +245,8 @@ class Config(_Table):
     leds: LedsConfig = LedsConfig()
     button: ButtonConfig = ButtonConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+
+    timers: TimersConfig = TimersConfig()
 
 
 class ConfigError(Exception):

@@ -33,6 +33,7 @@ from device.app.states import State, Status, status_line
 from device.config import Config, ConfigError, GpioConfig
 from device.events import AudioBlock
 from device.service import Notifier, StartupPinger, Watchdog
+from device.timers import scheduler as timer_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -285,13 +286,23 @@ class Daemon:
                 tg.create_task(b.speaker.run(), name="speaker"),
                 tg.create_task(appliance.run(), name="appliance"),
                 tg.create_task(self._beat(), name="heartbeat"),
-                tg.create_task(b.detector.run(b.wake_source, appliance.post), name="wake"),
+                tg.create_task(
+                    b.detector.run(b.wake_source, appliance.post, appliance.post), name="wake"
+                ),
             ]
             button = self._button(cfg, pin_factory, appliance)
             if not muted:
                 await b.power.start()
             await self._wait_audio(b.speaker, None if muted else b.mic)
             appliance.started(muted)
+            # After Started is queued: a timer that ran out while the daemon was down rings now.
+            lead_s = (cfg.audio.output_latency_ms + cfg.audio.output_block_ms) / 1000
+            tasks.append(
+                tg.create_task(
+                    timer_scheduler.run(appliance.timers, appliance.post, lead_s=lead_s),
+                    name="timers",
+                )
+            )
             await asyncio.sleep(0)
             self._status = appliance.status
             self._up = True
@@ -425,7 +436,8 @@ class Daemon:
         self.notifier.status(self._status_line())
 
     def _on_status(self, status: Status) -> None:
-        self._muted = status.state is State.MUTED
+        # Ringing while muted keeps the microphone closed: the heartbeat feeds the watchdog then too.
+        self._muted = status.state in (State.MUTED, State.RINGING_MUTED)
         self._status = status
         self._show_status()
 

@@ -64,6 +64,26 @@ class ButtonHeld:
 
 
 @dataclass(frozen=True, slots=True)
+class StopWordHeard:
+    """ "stop" was heard without the wake word (only listened for while a timer rings)."""
+
+    score: float
+    end: int
+    """Sample index where the frame that scored it ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRang:
+    """One or more timers or alarms came due (device.timers): ring."""
+
+    ids: tuple[str, ...]
+    names: tuple[str, ...]
+    """How a person calls each, e.g. "pasta timer", "07:30 alarm"."""
+    late_s: float = 0.0
+    """How late the latest of them is (e.g. it ran out while the daemon was down)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AudioDeviceFailed:
     """The microphone or speaker failed (missing, busy, unplugged); the engine keeps retrying."""
 
@@ -108,6 +128,8 @@ class EndCause(StrEnum):
     """A failure: the session's, or an audio device's."""
     SHUTDOWN = "shutdown"
     """The service stopped or reloaded its configuration."""
+    TIMER = "timer"
+    """A timer or alarm rang (it ends the conversation and rings)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,7 @@ ORANGE: Colour = (1.0, 0.4, 0.0)
 YELLOW: Colour = (1.0, 1.0, 0.0)
 MAGENTA: Colour = (1.0, 0.0, 1.0)
 WHITE: Colour = (1.0, 1.0, 1.0)
+GREEN: Colour = (0.0, 1.0, 0.0)
 
 STATE_PATTERNS: dict[State, Pattern] = {
     State.STARTING: Pattern(Look.PULSE, WHITE, 0.5, 0.5),
@@ -68,6 +69,8 @@ STATE_PATTERNS: dict[State, Pattern] = {
     State.LISTENING: Pattern(Look.SOLID, BLUE),  # the only look that means "audio is sent"
     State.RESPONDING: Pattern(Look.PULSE, CYAN, 0.4, 0.4),
     State.MUTED: Pattern(Look.SOLID, RED),
+    State.RINGING: Pattern(Look.BLINK, GREEN, 0.25, 0.25),  # the only green: a timer or alarm
+    State.RINGING_MUTED: Pattern(Look.BLINK, GREEN, 0.25, 0.75),
 }
 
 ERROR_PATTERNS: dict[ErrorKind, Pattern] = {
@@ -213,7 +216,9 @@ class Leds:
             responding.on()
         elif state is State.STARTING:
             responding.blink(on_time=0.5, off_time=0.5)
-        if state is State.MUTED:
+        if state in (State.RINGING, State.RINGING_MUTED):
+            responding.blink(on_time=0.25, off_time=0.25)
+        if state in (State.MUTED, State.RINGING_MUTED):
             error.on()
         elif state is State.ERROR and status.error:
             error.blink(*SINGLE_ERROR_TIMES[status.error])

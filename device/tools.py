@@ -1,4 +1,4 @@
-"""Local tools the model can call: volume, end the conversation, mute.
+"""Local tools the model can call: volume, end the conversation, mute, timers and alarms.
 
 Declared to the session as `ToolSpec`s (`local_tools()`), executed here by `ToolExecutor`, answered
 with a result dict. Google Search grounding is not a local tool: it is [live] google_search.
@@ -11,6 +11,7 @@ import math
 from typing import Any, Protocol
 
 from device.events import ToolSpec
+from device.timers.tools import TIMER_TOOL_NAMES, TIMER_TOOLS, TimerTools
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ MUTE = ToolSpec(
 
 def local_tools() -> list[ToolSpec]:
     """Every tool this device offers the model."""
-    return [SET_VOLUME, GET_VOLUME, END_CONVERSATION, MUTE]
+    return [SET_VOLUME, GET_VOLUME, END_CONVERSATION, MUTE, *TIMER_TOOLS]
 
 
 class ToolHost(Protocol):
@@ -82,8 +83,9 @@ class ToolHost(Protocol):
 class ToolExecutor:
     """Runs a tool call by name; never raises for bad input, answers with {"error": ...}."""
 
-    def __init__(self, host: ToolHost) -> None:
+    def __init__(self, host: ToolHost, timers: TimerTools | None = None) -> None:
         self._host = host
+        self._timers = timers
 
     def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Execute one call and return the result sent back to the model."""
@@ -102,6 +104,10 @@ class ToolExecutor:
 
     def _dispatch(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         host = self._host
+        if name in TIMER_TOOL_NAMES:
+            if self._timers is None:
+                return {"error": "timers are not available on this device"}
+            return self._timers.run(name, args)
         if name == "get_volume":
             return {"volume": host.get_volume()}
         if name == "set_volume":

@@ -32,7 +32,8 @@ class Host:
 
 def test_specs() -> None:
     names = [t.name for t in local_tools()]
-    assert names == ["set_volume", "get_volume", "end_conversation", "mute"]
+    assert names[:4] == ["set_volume", "get_volume", "end_conversation", "mute"]
+    assert "set_timer" in names  # the timer tools: tests/timers/test_tools.py
     assert all(t.parameters["type"] == "object" for t in local_tools())
 
 

@@ -2,7 +2,8 @@
 
 One dispatcher task takes events in order from a queue (wake word, button, the conversation's own
 findings, audio device failures); `device.app.states.step()` decides; this module does the I/O:
-LEDs, earcons, the microphone (mute), the speaker (barge-in) and the conversation task.
+LEDs, earcons, the microphone (mute), the speaker (barge-in), the ring of timers and alarms
+(device.timers.ringer) and the conversation task.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from device.app.states import (
     EndRequested,
     ErrorShown,
     MuteRequested,
+    RingTimedOut,
     SessionFailed,
     SilenceTimedOut,
     Started,
@@ -43,10 +45,14 @@ from device.events import (
     EndCause,
     ErrorKind,
     Opened,
+    TimerRang,
     Trigger,
     TurnTranscribed,
     WakeDetected,
 )
+from device.timers.book import TimerBook
+from device.timers.ringer import Ringer
+from device.timers.tools import TimerTools
 from device.tools import ToolExecutor
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,7 @@ END_CAUSES: dict[type, EndCause] = {
     SessionFailed: EndCause.ERROR,
     AudioDeviceFailed: EndCause.ERROR,
     Stopping: EndCause.SHUTDOWN,
+    TimerRang: EndCause.TIMER,
 }
 """The event that ended a conversation -> the cause the upload ledger records."""
 
@@ -86,6 +93,7 @@ class Appliance:
         *,
         on_status: StatusListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timers: TimerBook | None = None,
     ) -> None:
         self._cfg = cfg
         self._p = parts
@@ -101,7 +109,11 @@ class Appliance:
         self._error_timer: asyncio.TimerHandle | None = None
         self._mute_store = MuteStore(cfg.state_dir)
         self.memory = FailureMemory(cfg.live, clock)
-        self.tools = ToolExecutor(self)
+        self.timers = timers or TimerBook(cfg.state_dir, grace_s=cfg.timers.grace_s)
+        """Pending timers and alarms (the daemon runs device.timers.scheduler on it)."""
+        self.tools = ToolExecutor(self, TimerTools(self.timers))
+        self.ringer = Ringer(parts.speaker, cfg.timers.volume_floor)
+        self._ring_limit: asyncio.TimerHandle | None = None
         self._stopped = asyncio.Event()
 
     # --- what others read ---------------------------------------------------------------------
@@ -185,6 +197,7 @@ class Appliance:
                 task.cancel()
         if self._error_timer:
             self._error_timer.cancel()
+        self._stop_ring()
         self._p.leds.off()
 
     # --- the table and its actions ------------------------------------------------------------
@@ -211,7 +224,8 @@ class Appliance:
     def _render(self) -> None:
         """LEDs, the wake word's barge-in threshold and the status listener follow the state."""
         self._p.leds.show(self._status, self.streaming)
-        self._p.wake.set_barge_in(self.state is State.RESPONDING)
+        self._p.wake.set_barge_in(self.state in (State.RESPONDING, State.RINGING))
+        self._p.wake.set_stop_word(self.state is State.RINGING)
         for listener in self._listeners:
             listener(self._status)
 
@@ -239,6 +253,27 @@ class Appliance:
             self._earcon(earcons.Earcon.MUTE_ON)
         elif action is Action.UNMUTE_CHIME:
             self._earcon(earcons.Earcon.MUTE_OFF)
+        elif action is Action.START_RING:
+            self._start_ring()
+        elif action is Action.STOP_RING:
+            self._stop_ring()
+
+    def _start_ring(self) -> None:
+        """Ring (or go on ringing for one more timer); the time limit starts again."""
+        self.ringer.start()
+        if self._ring_limit:
+            self._ring_limit.cancel()
+        loop = asyncio.get_running_loop()
+        self._ring_limit = loop.call_later(
+            self._cfg.timers.ring_timeout_s, self.post, RingTimedOut()
+        )
+
+    def _stop_ring(self) -> None:
+        if self._ring_limit:
+            self._ring_limit.cancel()
+            self._ring_limit = None
+        if self.ringer.ringing:
+            self.ringer.stop()
 
     def _earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         if self._cfg.audio.earcons:

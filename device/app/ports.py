@@ -85,6 +85,10 @@ class SpeakerPort(Protocol):
         """Set (and persist) the volume in percent; returns the level set."""
         ...
 
+    def hold_volume_floor(self, level: int) -> None:
+        """Play at least `level` percent until called with 0 (timers ring at least that loud)."""
+        ...
+
 
 class PreRollPort(Protocol):
     """Recent microphone audio (the wake word path keeps it)."""
@@ -104,6 +108,10 @@ class WakePort(Protocol):
 
     def set_barge_in(self, on: bool) -> None:
         """Use the higher barge-in threshold while the speaker plays."""
+        ...
+
+    def set_stop_word(self, on: bool) -> None:
+        """Listen for "stop" without the wake word (while a timer rings)."""
         ...
 
 

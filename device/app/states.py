@@ -19,6 +19,8 @@ from device.events import (
     ButtonReleased,
     ErrorKind,
     ServerInterrupted,
+    StopWordHeard,
+    TimerRang,
     WakeDetected,
 )
 
@@ -42,6 +44,12 @@ class State(StrEnum):
     """The microphone is closed: no wake word detection and no streaming."""
     ERROR = "error"
     """Something failed (the kind is kept in Status.error); shown for a moment, then idle."""
+    RINGING = "ringing"
+    """A timer or alarm rings; a button press, the wake word or "stop" stops it (or its time
+    limit). Only in this state is "stop" listened for."""
+    RINGING_MUTED = "ringing_muted"
+    """A timer or alarm rings while muted (mute closes the microphone, not the speaker); a
+    button press stops it and the speaker is muted again."""
 
 
 # --- facts the orchestrator produces itself (the rest come from device.events) ----------------
@@ -106,6 +114,11 @@ class ErrorShown:
 
 
 @dataclass(frozen=True, slots=True)
+class RingTimedOut:
+    """Nobody stopped the ring within [timers] ring_timeout_s."""
+
+
+@dataclass(frozen=True, slots=True)
 class Stopping:
     """The daemon is shutting down (SIGTERM)."""
 
@@ -129,6 +142,9 @@ AppEvent = (
     | ErrorShown
     | AudioDeviceFailed
     | AudioDeviceRecovered
+    | TimerRang
+    | StopWordHeard
+    | RingTimedOut
     | Stopping
 )
 
@@ -156,6 +172,11 @@ class Action(Enum):
     """Play the mute sound."""
     UNMUTE_CHIME = "unmute_chime"
     """Play the unmute sound."""
+    START_RING = "start_ring"
+    """Ring (or go on ringing, for one more timer): the repeating ring sound at least at the
+    volume floor, and the ring's time limit (re)started."""
+    STOP_RING = "stop_ring"
+    """Silence the ring within one audio block."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +253,28 @@ for _s in State:
     if _s is not S.MUTED:
         TRANSITIONS[(_s, Stopping)] = Transition(S.IDLE, (A.END_CONVERSATION,))
 TRANSITIONS[(S.MUTED, Stopping)] = Transition(S.MUTED)
+# Timers and alarms ring from any state but STARTING (the scheduler starts after Started): an
+# answer in progress is ended (the ring is what matters now). Muted, it rings too, and stays muted.
+_RING = (A.START_RING,)
+for _s in (S.IDLE, S.ERROR, S.RINGING):
+    TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING, _RING)
+for _s in _IN_CONVERSATION:
+    TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING, (A.END_CONVERSATION, *_RING))
+for _s in (S.MUTED, S.RINGING_MUTED):
+    TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING_MUTED, _RING)
+# A press silences at once (on the way down); the release (a short press) then leaves the state,
+# so it does not also open a conversation. A hold after the press toggles mute as elsewhere.
+for _s, _back in ((S.RINGING, S.IDLE), (S.RINGING_MUTED, S.MUTED)):
+    TRANSITIONS[(_s, ButtonPressed)] = Transition(_s, (A.STOP_RING,))
+    TRANSITIONS[(_s, ButtonReleased)] = Transition(_back, (A.STOP_RING,))
+    TRANSITIONS[(_s, RingTimedOut)] = Transition(_back, (A.STOP_RING,))
+    TRANSITIONS[(_s, Stopping)] = Transition(_back, (A.STOP_RING,))
+TRANSITIONS[(S.RINGING, WakeDetected)] = Transition(S.IDLE, (A.STOP_RING,))
+TRANSITIONS[(S.RINGING, StopWordHeard)] = Transition(S.IDLE, (A.STOP_RING,))
+TRANSITIONS[(S.RINGING, ButtonHeld)] = Transition(S.MUTED, (A.STOP_RING, A.CLOSE_MIC, A.MUTE_CHIME))
+TRANSITIONS[(S.RINGING_MUTED, ButtonHeld)] = Transition(
+    S.IDLE, (A.STOP_RING, A.OPEN_MIC, A.UNMUTE_CHIME)
+)
 # A failed audio device while muted stays muted (the mic is closed anyway).
 
 
@@ -252,6 +295,8 @@ def describe(event: AppEvent) -> str:
         return f"{name}({event.direction}: {event.message})"
     if isinstance(event, WakeDetected):
         return f"{name}({event.model} {event.score:.2f})"
+    if isinstance(event, TimerRang):
+        return f"{name}({', '.join(event.names)}{f', {event.late_s:.0f} s late' if event.late_s >= 1 else ''})"
     return name
 
 
@@ -285,6 +330,8 @@ STATUS_LINES: dict[State, str] = {
     State.RESPONDING: "Answering",
     State.MUTED: "Muted (microphone off)",
     State.ERROR: "Error: {error}",
+    State.RINGING: "Ringing (press the button or say 'stop')",
+    State.RINGING_MUTED: "Ringing, microphone off (press the button to stop)",
 }
 
 ERROR_LINES: dict[ErrorKind, str] = {

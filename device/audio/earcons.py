@@ -15,6 +15,7 @@ wrong" is clear at once, and differ in rhythm so the kind can be told apart by e
 | server         | one long low buzz                         |
 | audio device   | five rapid clicks                         |
 | config         | low-high-low                              |
+| ring           | four high beeps, then a rest (0.96 s; repeated by device.timers.ringer) |
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from device.events import MODEL_RATE, ErrorKind
 RATE = MODEL_RATE
 AMPLITUDE = 0.3
 RAMP_S = 0.006
+RING_HZ = 2093.0
+"""The ring's pitch (C7): higher than every other sound here, so it is told apart at once."""
 
 
 class Earcon(StrEnum):
@@ -43,6 +46,8 @@ class Earcon(StrEnum):
     """The microphone was muted."""
     MUTE_OFF = "mute_off"
     """The microphone was unmuted."""
+    RING = "ring"
+    """One cycle of a timer's or alarm's ring (played whatever audio.earcons says)."""
 
 
 Note = tuple[float, float]
@@ -54,6 +59,7 @@ PATTERNS: dict[Earcon | ErrorKind, tuple[bool, list[Note]]] = {
     Earcon.END: (False, [(1320, 0.07), (0, 0.02), (880, 0.09)]),
     Earcon.MUTE_ON: (False, [(660, 0.12), (0, 0.03), (440, 0.18)]),
     Earcon.MUTE_OFF: (False, [(440, 0.12), (0, 0.03), (660, 0.18)]),
+    Earcon.RING: (False, [(RING_HZ, 0.08), (0, 0.04)] * 4 + [(0, 0.48)]),
     ErrorKind.NO_NETWORK: (True, [(330.0, 0.08), (0.0, 0.08)] * 2 + [(330.0, 0.08)]),
     ErrorKind.BAD_KEY: (True, [(260, 0.3), (0, 0.12), (260, 0.3)]),
     ErrorKind.QUOTA: (True, [(440, 0.12), (0, 0.05), (370, 0.12), (0, 0.05), (294, 0.2)]),

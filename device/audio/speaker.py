@@ -149,6 +149,8 @@ class Speaker:
         self.buffer = PlaybackBuffer()
         self._volume = VolumeStore(state_dir, cfg.volume)
         self._level = self._volume.load()
+        self._floor = 0
+        """The least level played while a timer rings (hold_volume_floor); 0: none."""
         self._persist_lock = threading.Lock()
         self.gain = gain(self._level)
         """Linear gain applied in the callback (a float: replaced atomically)."""
@@ -281,7 +283,7 @@ class Speaker:
     def set_volume(self, level: int) -> int:
         """Set and persist the volume (clamped to 0-100); returns the level set."""
         self._level = clamp(level)
-        self.gain = gain(self._level)
+        self.gain = gain(max(self._level, self._floor))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -289,6 +291,12 @@ class Speaker:
         else:  # fsync on an SD card can take a while: not on the loop
             loop.run_in_executor(None, self._persist)
         return self._level
+
+    def hold_volume_floor(self, level: int) -> None:
+        """Play at least `level` percent (a ring is never silent) until called with 0; the set
+        volume is kept and persisted as it is."""
+        self._floor = clamp(level)
+        self.gain = gain(max(self._level, self._floor))
 
     def _persist(self) -> None:
         with self._persist_lock:  # the latest level wins, whatever order the writes run in

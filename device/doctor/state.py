@@ -1,4 +1,5 @@
-"""Check: the state dir is writable, and how old the saved conversation (resumption handle) is."""
+"""Check: the state dir is writable, how old the saved conversation (resumption handle) is, and
+which timers and alarms are pending (and missed lately)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,33 @@ def check(ctx: DoctorContext) -> CheckResult:
         handle = f"saved conversation {age:.0f} s old (resumed if used within {window:.0f} s)"
     else:
         handle = f"saved conversation {age:.0f} s old: expired, the next one starts fresh"
-    return CheckResult(NAME, Status.PASS, f"{d} writable; {handle}", numbers)
+    timers = _timers(ctx, numbers)
+    return CheckResult(NAME, Status.PASS, f"{d} writable; {handle}; {timers}", numbers)
+
+
+def _timers(ctx: DoctorContext, numbers: dict[str, Any]) -> str:
+    """Pending timers and alarms (the next one named), and those missed in the last day."""
+    from device.timers.book import TimerBook
+    from device.timers.cmd import due_text
+    from device.timers.model import Outcome
+
+    book = TimerBook(ctx.cfg.state_dir, grace_s=ctx.cfg.timers.grace_s)
+    pending = book.pending()
+    wall = book.clock().wall
+    missed = [
+        d for d in book.history() if d.outcome is Outcome.MISSED and wall - d.at_wall <= 24 * 3600
+    ]
+    numbers["timers_pending"] = len(pending)
+    numbers["timers_missed_24h"] = len(missed)
+    text = "no timers or alarms pending"
+    if pending:
+        first = pending[0]
+        text = (
+            f"{len(pending)} timer(s)/alarm(s) pending, next: {first.name} {due_text(book, first)}"
+        )
+    if missed:
+        text += f"; {len(missed)} missed in the last day ({', '.join(d.item.name for d in missed)})"
+    return text
 
 
 def handle_age_s(state_dir: Path) -> float | None:

@@ -23,57 +23,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.bootclock import Instant, now
 from device.statefile import StateFile
+
+__all__ = ["FILENAME", "HandleStore", "Instant", "SavedHandle", "now"]
 
 log = logging.getLogger(__name__)
 
 FILENAME = "live-resumption.json"
-BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
-
-
-@dataclass(frozen=True)
-class Instant:
-    """A moment on three clocks: wall (unix s), the boot it happened in, seconds since that boot."""
-
-    wall: float
-    boot_id: str | None = None
-    boottime: float | None = None
-
-    def seconds_since(self, then: Instant) -> float:
-        """Seconds from `then` to this instant (>= 0), robust to wall-clock jumps (module doc)."""
-        wall = self.wall - then.wall
-        if then.boot_id is None or self.boot_id is None:
-            return max(0.0, wall)
-        if then.boot_id == self.boot_id and then.boottime is not None and self.boottime is not None:
-            return max(0.0, self.boottime - then.boottime)
-        return max(wall, self.boottime or 0.0, 0.0)
-
-
-_boot_id: str | None = None
-
-
-def _read_boot_id() -> str | None:
-    global _boot_id
-    if _boot_id is None:
-        try:
-            _boot_id = BOOT_ID_PATH.read_text(encoding="ascii").strip() or None
-        except OSError:
-            return None
-    return _boot_id
-
-
-def now() -> Instant:
-    """The system's clocks now."""
-    try:
-        boottime: float | None = time.clock_gettime(time.CLOCK_BOOTTIME)
-    except (AttributeError, OSError):  # not Linux
-        boottime = None
-    return Instant(time.time(), _read_boot_id(), boottime)
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,10 @@ class SpeakerRecording:
             time.sleep(0.02)
         raise VirtualSoundCardError("speaker recorder delivered no audio")
 
+    def recorded(self) -> int:
+        """Samples recorded so far (cheap: the file's size)."""
+        return self._path.stat().st_size // 2
+
     def snapshot(self) -> npt.NDArray[np.int16]:
         """What has been recorded so far."""
         data = self._path.read_bytes()

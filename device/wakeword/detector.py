@@ -23,7 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import WakeAudience, WakewordConfig
-from device.events import MIC_RATE, AudioBlock, WakeDetected
+from device.events import MIC_RATE, AudioBlock, StopWordHeard, WakeDetected
+from device.timers.stopword import THRESHOLD as STOP_THRESHOLD
+from device.timers.stopword import StopWord
 from device.wakeword.features import FRAME_SAMPLES
 from device.wakeword.models import WakeModel, load_model
 from device.wakeword.verifier import GATE, VoiceVerifier, best_match, voices_dir
@@ -48,6 +50,8 @@ the evaluation's 10 dB SNR noise is at 8.6. Past half way, `noisy_trigger_frames
 are needed: in noise a lone frame above the low threshold is what false accepts look like (on the
 evaluation's noisy negatives the best 2-frame run peaks at 0.014, single frames at 0.062), while the
 wake word holds its score for several frames."""
+STOP_REFRACTORY_S = 2.0
+"""No second "stop" for this long after one."""
 QUEUE_BLOCKS = 200
 """Blocks buffered between the event loop and the scoring thread (4 s of 20 ms blocks)."""
 
@@ -177,8 +181,15 @@ class Detector:
         cfg: WakewordConfig,
         model: WakeModel | None = None,
         voices: Sequence[VoiceVerifier] = (),
+        stop_word: StopWord | None = None,
     ) -> None:
         self.model = model or load_model(cfg.model, denoise=cfg.noise_suppression)
+        self.stop_word = stop_word
+        """The "stop" keyword model, scored only while `set_stop_word(True)` (a timer rings)."""
+        self._stop_on = False
+        self._stop_blocked = -1
+        self.stops: list[StopWordHeard] = []
+        """"stop"s heard by process() and not yet handed over (run() takes them)."""
         self.trigger = Trigger(cfg, self.model.name, voices)
         self._buf = np.zeros(FRAME_SAMPLES, np.int16)
         self._fill = 0
@@ -200,6 +211,10 @@ class Detector:
         """Use the barge-in threshold while the speaker plays (thread-safe: a plain flag)."""
         self.trigger.barge_in = playing
 
+    def set_stop_word(self, on: bool) -> None:
+        """Listen for "stop" (while a timer rings); thread-safe: a plain flag."""
+        self._stop_on = on
+
     def process(self, block: AudioBlock) -> list[WakeDetected]:
         """Frame, clean and score a block; returns the detections it completed."""
         if block.start != self._next and self._next >= 0:
@@ -219,7 +234,16 @@ class Detector:
                 hit = self._score_frame(block.start + pos)
                 if hit is not None:
                     found.append(hit)
+                self._check_stop(block.start + pos)
         return found
+
+    def _check_stop(self, frame_end: int) -> None:
+        if not self._stop_on or self.stop_word is None or frame_end < self._stop_blocked:
+            return
+        score = self.stop_word.score(self.model.embeddings)
+        if score >= STOP_THRESHOLD:
+            self._stop_blocked = frame_end + int(STOP_REFRACTORY_S * MIC_RATE)
+            self.stops.append(StopWordHeard(score, frame_end))
 
     def _score_frame(self, frame_end: int) -> WakeDetected | None:
         score = self.model.score(self._buf)
@@ -230,12 +254,18 @@ class Detector:
         emb = self.model.embeddings if self.trigger.needs_embeddings(score) else None
         return self.trigger.update(score, frame_end, self.model.noise_level, emb)
 
-    async def run(self, source: BlockSource, on_detect: Callable[[WakeDetected], object]) -> None:
-        """Read blocks from `source` until cancelled; call `on_detect` on the loop for each hit."""
+    async def run(
+        self,
+        source: BlockSource,
+        on_detect: Callable[[WakeDetected], object],
+        on_stop: Callable[[StopWordHeard], object] | None = None,
+    ) -> None:
+        """Read blocks from `source` until cancelled; call `on_detect` on the loop for each hit
+        (and `on_stop` for each "stop" heard while listening for it)."""
         loop = asyncio.get_running_loop()
         inbox: queue.Queue[AudioBlock | None] = queue.Queue(QUEUE_BLOCKS)
         worker = threading.Thread(
-            target=self._work, args=(inbox, loop, on_detect), name="wakeword", daemon=True
+            target=self._work, args=(inbox, loop, on_detect, on_stop), name="wakeword", daemon=True
         )
         worker.start()
         try:
@@ -269,6 +299,7 @@ class Detector:
         inbox: queue.Queue[AudioBlock | None],
         loop: asyncio.AbstractEventLoop,
         on_detect: Callable[[WakeDetected], object],
+        on_stop: Callable[[StopWordHeard], object] | None = None,
     ) -> None:
         while (block := inbox.get()) is not None:
             try:
@@ -285,6 +316,11 @@ class Detector:
                     f", voice {hit.voice}" if hit.voice else "",
                 )
                 loop.call_soon_threadsafe(on_detect, hit)
+            stops, self.stops = self.stops, []
+            for stop in stops:
+                log.info('"stop" heard (score %.2f, frame ends at %d)', stop.score, stop.end)
+                if on_stop is not None:
+                    loop.call_soon_threadsafe(on_stop, stop)
 
 
 def build_detector(cfg: WakewordConfig, state_dir: Path) -> Detector:
@@ -305,4 +341,9 @@ def build_detector(cfg: WakewordConfig, state_dir: Path) -> Detector:
         )
     elif voices:
         log.info("enrolled voices: %s", ", ".join(v.name for v in voices))
-    return Detector(cfg, voices=voices)
+    try:
+        stop_word: StopWord | None = StopWord.load()
+    except ValueError as exc:
+        log.error('the "stop" word model is unusable (a button press still stops a ring): %s', exc)
+        stop_word = None
+    return Detector(cfg, voices=voices, stop_word=stop_word)

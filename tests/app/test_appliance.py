@@ -91,6 +91,7 @@ class FakeSpeaker:
         self.played: list[bytes] = []
         self.flushes = 0
         self.volume = 50
+        self.floor = 0
         self._drained = asyncio.Event()
 
     def play(self, pcm: bytes) -> None:
@@ -120,6 +121,9 @@ class FakeSpeaker:
         self.volume = level
         return level
 
+    def hold_volume_floor(self, level: int) -> None:
+        self.floor = level
+
 
 class FakeWake:
     def __init__(self) -> None:
@@ -127,6 +131,9 @@ class FakeWake:
 
     def set_barge_in(self, on: bool) -> None:
         self.barge_in.append(on)
+
+    def set_stop_word(self, on: bool) -> None:
+        self.stop_word = on
 
 
 class FakeConversation:

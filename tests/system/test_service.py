@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from device.simhw.pulse import VirtualSoundCard
@@ -76,6 +77,7 @@ def config_toml(sim: LiveSimulator) -> str:
         f'[live]\nbase_url = "{sim.base_url}"\nca_file = "{CA_PATH}"\n'
         '[gpio]\npin_factory = "mock"\n'
         "[conversation]\nfollow_up_s = 1.0\n"
+        "[timers]\nring_timeout_s = 3.0\n"  # no button in here: the ring stops by itself
     )
 
 
@@ -162,6 +164,54 @@ def test_restarts_after_sigkill(speaker: Speaker) -> None:
     s.wait_running(old_pid=pid)
     assert int(s.show("NRestarts")) == restarts + 1
     assert "status=9/KILL" in s.c.run("journalctl -b -u livespeaker --no-pager").stdout
+
+
+def test_a_timer_survives_sigkill_and_rings_on_time(
+    speaker: Speaker, sound_card: VirtualSoundCard, speech: Callable[..., npt.NDArray[np.int16]]
+) -> None:
+    """Asked for by voice, killed (SIGKILL) right after, restarted by systemd: the timer rings
+    when it was due, heard at the speaker monitor, and the ring stops by itself."""
+    import json
+    import threading
+
+    from tests.app.test_conversation_e2e import register_tails, speech_start
+    from tests.timers.rig import RATE, RecordingClock, ring_span
+
+    s = speaker
+    ask = speech("Hey Jarvis, set a timer for twenty seconds.")
+    register_tails(s.sim, "set a timer for twenty seconds", ask, speech_start(ask, 8000))
+    s.wait_running()
+    sound_card.feed_mic(np.concatenate([np.zeros(11200, np.int16), ask]), 16000).wait(30)
+    s.wait("the timer set", lambda: "tool set_timer" in s.journal(), 60)
+    pid = s.show("MainPID")
+    s.c.run(f"kill -KILL {pid}")
+    with sound_card.record_speaker(RATE) as rec:
+        rec.wait_until_flowing()
+        clock, stop = RecordingClock(rec), threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                clock.sample()
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample, name="recording-clock")
+        sampler.start()
+        try:
+            s.wait("ringing", lambda: s.show("StatusText").startswith("Ringing"), 60)
+            s.wait("the ring to stop by itself", lambda: s.show("StatusText") == IDLE, 20)
+        finally:
+            stop.set()
+            sampler.join()
+        audio = rec.snapshot()
+    assert s.show("MainPID") != pid
+    state = json.loads(s.c.path("/var/lib/livespeaker/timers.json").read_text())
+    (done,) = state["history"]
+    assert done["outcome"] == "rang" and done["item"]["duration_s"] == 20
+    due = done["item"]["set_at"]["boottime"] + 20  # the container shares the host's kernel clocks
+    span = ring_span(audio, clock)
+    assert span is not None, "no ring heard"
+    print(f"ring after SIGKILL and restart: {span[0] - due:+.3f} s vs set + 20 s")
+    assert abs(span[0] - due) <= 0.3
 
 
 def test_frozen_process_is_restarted_by_the_watchdog(speaker: Speaker) -> None:
