@@ -67,6 +67,8 @@ class _OutputStream:
         self.heard_until = 0.0
         """Monotonic time at which the last real sample written so far will have been heard."""
         self.underruns = 0
+        self.underflows = 0
+        """PortAudio output underflows: the device itself ran dry (callback too late)."""
         self.first_callback_at = 0.0
         self.last_callback_at = 0.0
         """Monotonic times of the first and the latest callback."""
@@ -87,6 +89,8 @@ class _OutputStream:
                 self._dry = True
             else:
                 self._dry = False
+            if status.output_underflow:  # the callback came too late: the device ran dry
+                self.underflows += 1
             if outdata.shape[1] > 1:
                 outdata[:, 1:] = outdata[:, :1]
             if n:
@@ -98,10 +102,6 @@ class _OutputStream:
                 self.first_callback_at = self.last_callback_at
             self.callbacks += 1
 
-        def finished() -> None:
-            if self.phase is _Phase.RUNNING:  # an abort by cut() is not the end
-                self.phase = _Phase.FINISHED
-
         try:
             self.stream = sd.OutputStream(
                 device=fmt.device.index,
@@ -111,7 +111,7 @@ class _OutputStream:
                 blocksize=max(1, fmt.rate * block_ms // 1000),
                 latency=owner.cfg.output_latency_ms / 1000,
                 callback=callback,
-                finished_callback=finished,
+                finished_callback=self._finished,
             )
         except Exception as exc:
             raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
@@ -122,6 +122,10 @@ class _OutputStream:
         except Exception as exc:
             self.close()
             raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
+
+    def _finished(self) -> None:
+        if self.phase is _Phase.RUNNING:  # an abort by cut() is not the end
+            self.phase = _Phase.FINISHED
 
     def start_cut(self) -> bool:
         """Silence the callback now (loop thread); False if a cut is under way or it is dead."""
@@ -204,7 +208,7 @@ class Speaker:
             await self.supervisor.run()
         finally:
             self._stream = None
-            log.info("speaker: %d underruns", self.underruns)
+            log.info("speaker: %d underruns, %d device underflows", self.underruns, self.underflows)
 
     @contextlib.asynccontextmanager
     async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Speaker]:
@@ -305,6 +309,11 @@ class Speaker:
         if not self.buffer.is_empty():
             return True
         return stream.heard_until > time.monotonic()
+
+    @property
+    def underflows(self) -> int:
+        """Times PortAudio reported the device ran dry (a glitch) on the current stream."""
+        return self._stream.underflows if self._stream else 0
 
     @property
     def underruns(self) -> int:
