@@ -96,9 +96,9 @@ class AudioConfig(_Table):
     block_ms: Annotated[int, Field(ge=10, le=100)] = 20
     """Microphone block size delivered to the app (also the upload chunk: 20-40 ms)."""
     output_block_ms: Annotated[int, Field(ge=5, le=100)] = 20
-    """Speaker callback block: flush() is silent within one block."""
-    output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 100
-    """Speaker buffering behind the callback: lower stops sooner on barge-in, higher never stutters on a busy CPU."""
+    """Speaker callback block (the device buffer holds a few of them)."""
+    output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 40
+    """Speaker device buffer: how long a reply waits before it is heard; higher never stutters on a busy CPU."""
     echo_mode: EchoMode = EchoMode.HALF_DUPLEX
     """half_duplex: no upload while the speaker plays; full_duplex: always upload."""
     echo_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 300

@@ -3,18 +3,21 @@
     speaker = Speaker(cfg.audio, cfg.state_dir, on_event=events.put_nowait)
     async with speaker.running():          # opens (raises AudioDeviceError if it cannot) ...
         speaker.play(model_pcm_24k)        # queue audio (converted to the device rate with soxr)
-        speaker.flush()                    # barge-in: silent within one audio.output_block_ms
+        speaker.flush()                    # barge-in: silent at once (the device buffer is dropped)
         await speaker.drain()              # returns when the last sample has been heard
         speaker.set_volume(40)             # 0-100, persisted in state_dir/volume
         speaker.play_earcon(Earcon.WAKE)   # or an ErrorKind
     # or: task = asyncio.create_task(speaker.run(), name="speaker")  (retries forever)
 
 The stream stays open (reopening per reply clips reply starts); when idle it plays silence.
-`audio.output_latency_ms` is the buffering behind the callback: what flush() cannot take back
-(it is silent within one `output_block_ms` of the callback's position, plus this latency). The
-callback drains a PlaybackBuffer filled by the loop, scales by the volume and records when its
-last sample reaches the DAC (PortAudio's time info), which is what `drain()` and `is_playing`
-use. Underruns (the buffer ran dry while a reply was still coming) play silence and are counted.
+A small device buffer (`audio.output_latency_ms`) sits behind an unbounded software one (the
+PlaybackBuffer, filled by the loop): the device buffer is how long a reply waits before it is
+heard. flush() empties the software buffer, silences the callback at once and aborts and restarts
+the stream off the loop, which drops what the device still holds (measured on the rig: silent
+within ~5 ms instead of the device latency). The callback scales by the volume and records, on
+the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
+what `drain()` and `is_playing` use: asking them costs no call into PortAudio. Underruns (the
+buffer ran dry while a reply was still coming) play silence and are counted.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from enum import Enum
 from typing import Any
 
 from device.audio import devices, earcons
@@ -41,6 +44,18 @@ from device.events import MODEL_RATE, ErrorKind
 log = logging.getLogger(__name__)
 
 
+class _Phase(Enum):
+    """Where an open output stream is."""
+
+    RUNNING = "running"
+    """PortAudio calls back in real time and the callback plays the buffer."""
+    CUTTING = "cutting"
+    """flush(): the callback plays silence until the stream has been aborted (dropping what the
+    device holds) and started again; not a failure, and not a moment for queued audio to play."""
+    FINISHED = "finished"
+    """The stream stopped by itself (device gone): the supervisor reopens."""
+
+
 class _OutputStream:
     """One open PortAudio output stream whose callback drains the PlaybackBuffer."""
 
@@ -49,21 +64,24 @@ class _OutputStream:
 
         self.fmt = fmt
         self.callbacks = 0
-        self.last_dac_end = 0.0
-        """Stream time at which the last real sample written so far reaches the DAC."""
+        self.heard_until = 0.0
+        """Monotonic time at which the last real sample written so far will have been heard."""
         self.underruns = 0
+        self.underflows = 0
+        """PortAudio output underflows: the device itself ran dry (callback too late)."""
         self.first_callback_at = 0.0
         self.last_callback_at = 0.0
         """Monotonic times of the first and the latest callback."""
-        self._finished = False
+        self.phase = _Phase.RUNNING
         self._dry = True
         self._last_progress = time.monotonic()
         self._last_callbacks = 0
         rate, buf = fmt.rate, owner.buffer
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            now = time.monotonic()
             mono = outdata[:, 0]
-            n = buf.read_into(mono, owner.gain)
+            n = buf.read_into(mono, owner.gain) if self.phase is _Phase.RUNNING else 0
             if n < frames:
                 mono[n:] = 0.0
                 if owner.expect_more and not self._dry:
@@ -71,18 +89,18 @@ class _OutputStream:
                 self._dry = True
             else:
                 self._dry = False
+            if status.output_underflow:  # the callback came too late: the device ran dry
+                self.underflows += 1
             if outdata.shape[1] > 1:
                 outdata[:, 1:] = outdata[:, :1]
             if n:
-                dac = time_info.outputBufferDacTime or (time_info.currentTime + self.latency)
-                self.last_dac_end = dac + n / rate
-            self.last_callback_at = time.monotonic()
+                dac = time_info.outputBufferDacTime
+                ahead = dac - time_info.currentTime if dac else self.latency
+                self.heard_until = now + min(max(ahead, 0.0), 1.0) + n / rate
+            self.last_callback_at = now
             if not self.callbacks:
                 self.first_callback_at = self.last_callback_at
             self.callbacks += 1
-
-        def finished() -> None:
-            self._finished = True
 
         try:
             self.stream = sd.OutputStream(
@@ -93,7 +111,7 @@ class _OutputStream:
                 blocksize=max(1, fmt.rate * block_ms // 1000),
                 latency=owner.cfg.output_latency_ms / 1000,
                 callback=callback,
-                finished_callback=finished,
+                finished_callback=self._finished,
             )
         except Exception as exc:
             raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
@@ -105,16 +123,36 @@ class _OutputStream:
             self.close()
             raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
 
-    @property
-    def time(self) -> float:
-        """The stream's clock (same clock as the DAC times); +inf once the stream is dead."""
-        try:
-            return float(self.stream.time)
-        except Exception:  # a dead stream has no clock: everything it had is gone
-            return math.inf
+    def _finished(self) -> None:
+        if self.phase is _Phase.RUNNING:  # an abort by cut() is not the end
+            self.phase = _Phase.FINISHED
+
+    def start_cut(self) -> bool:
+        """Silence the callback now (loop thread); False if a cut is under way or it is dead."""
+        if self.phase is not _Phase.RUNNING:
+            return False
+        self.phase = _Phase.CUTTING
+        return True
+
+    def cut(self) -> None:
+        """After start_cut(), off the loop: abort (drop the device buffer) and start again."""
+        with devices.LOCK:
+            try:
+                self.stream.abort()
+                self.heard_until = 0.0  # what was on its way to the DAC is gone
+                self.stream.start()
+            except Exception as exc:  # the supervisor reopens a stream that cannot restart
+                log.warning("speaker: cannot restart the output stream after a flush: %s", exc)
+                self.phase = _Phase.FINISHED
+                return
+            self._last_progress = time.monotonic()
+            self.phase = _Phase.RUNNING
 
     def failure(self) -> str | None:
-        if self._finished or not self.stream.active:
+        phase = self.phase
+        if phase is _Phase.CUTTING:
+            return None
+        if phase is _Phase.FINISHED or (not self.stream.active and self.phase is _Phase.RUNNING):
             return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
         now = time.monotonic()
         if self.callbacks != self._last_callbacks:
@@ -172,7 +210,7 @@ class Speaker:
             await self.supervisor.run()
         finally:
             self._stream = None
-            log.info("speaker: %d underruns", self.underruns)
+            log.info("speaker: %d underruns, %d device underflows", self.underruns, self.underflows)
 
     @contextlib.asynccontextmanager
     async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Speaker]:
@@ -216,6 +254,12 @@ class Speaker:
     def flush(self) -> float:
         """Stop at once: discard everything queued; returns the seconds of audio discarded."""
         self.expect_more = False
+        stream = self._stream
+        if stream is not None and self.is_playing and stream.start_cut():
+            try:
+                asyncio.get_running_loop().run_in_executor(None, stream.cut)
+            except RuntimeError:  # no loop: this thread may block
+                stream.cut()
         frames = self.buffer.flush()
         if self._converter is not None:
             frames += self._converter.pending()
@@ -239,7 +283,7 @@ class Speaker:
             elif seen is None:
                 # The callback that took the last chunk may still be running: let it finish.
                 seen = stream.callbacks
-            elif stream.callbacks >= seen + 2 and stream.last_dac_end <= stream.time:
+            elif stream.callbacks >= seen + 2 and stream.heard_until <= time.monotonic():
                 return
             await asyncio.sleep(0.005)
 
@@ -266,7 +310,12 @@ class Speaker:
             return False
         if not self.buffer.is_empty():
             return True
-        return stream.last_dac_end > stream.time
+        return stream.heard_until > time.monotonic()
+
+    @property
+    def underflows(self) -> int:
+        """Times PortAudio reported the device ran dry (a glitch) on the current stream."""
+        return self._stream.underflows if self._stream else 0
 
     @property
     def underruns(self) -> int:

@@ -22,7 +22,7 @@ from tests.simhw.test_rig import best_correlation
 
 pytestmark = pytest.mark.integration
 
-BLOCK_MS = 20
+BLOCK_MS = AudioConfig().output_block_ms
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ async def test_drain_returns_after_the_last_sample_was_heard(
     assert len(loud(rec.samples[end + 100 :])) == 0
 
 
-async def test_flush_is_silent_within_one_block(
+async def test_flush_is_silent_at_once_and_drops_the_device_buffer(
     sound_card: VirtualSoundCard, speaker: Speaker
 ) -> None:
     clip = chirp(4.0)
@@ -102,11 +102,40 @@ async def test_flush_is_silent_within_one_block(
     heard = int(sounding[first_gap]) + 1  # samples of the clip heard before the silence
     flushed_at = len(clip) - round(discarded_s * MODEL_RATE)  # clip position at flush()
     assert 0 < discarded_s < 3.0
-    # After flush() returned, at most the block being rendered at that moment was heard.
+    # After flush() returned, at most the block being rendered at that moment was heard ...
     assert heard - flushed_at <= MODEL_RATE * BLOCK_MS // 1000 + 48  # + resampler delay
-    assert heard >= flushed_at - 48
+    # ... and not even what the device still held: the stream was aborted, its buffer dropped
+    # (which is all that went missing: a few device buffers at most).
+    assert heard < flushed_at
+    assert heard >= flushed_at - 3 * MODEL_RATE * speaker.cfg.output_latency_ms // 1000
     # The content up to the cut is the clip itself.
     assert best_correlation(clip[: heard - 500], played[start : start + heard]) > 0.9
+
+
+async def test_after_barge_ins_a_long_answer_still_plays_gapless(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    for _ in range(3):  # barge-ins: each aborts and restarts the stream
+        speaker.play(chirp(1.0).tobytes())
+        await asyncio.sleep(0.3)
+        speaker.flush()
+        await asyncio.sleep(0.1)
+    clip = chirp(6.0)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        for i in range(0, len(clip), 960):  # 40 ms chunks at 4x real time, like the server
+            speaker.play(clip[i : i + 960].tobytes())
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(speaker.drain(), 30)
+        await asyncio.sleep(0.2)
+    played = rec.samples
+    start = align(clip, played)
+    sounding = loud(played[start : start + len(clip)])
+    assert int(sounding[-1] - sounding[0]) > len(clip) - 96  # all of it was heard ...
+    assert int(np.max(np.diff(sounding))) <= 24  # ... with no gap (only zero crossings)
+    assert best_correlation(clip, played) > 0.9
+    assert speaker.underruns == 0
+    assert speaker.supervisor.failures == 0  # the restarts were not taken for a dead device
 
 
 async def test_volume_scales_output_and_persists(

@@ -33,6 +33,8 @@ def benches(quick: bool, soak: int) -> dict[str, list[str]]:
                               "--out", str(OUT / "wakeword_accuracy.json"), *(["--ci"] if quick else [])],
         "audio": [*py, "-m", "tests.bench.bench_audio", "--out", str(OUT / "audio.json"),
                   *(["--trials", "3", "--mic-seconds", "3"] if quick else [])],
+        "latency": [*py, "-m", "tests.bench.bench_latency", "--out", str(OUT / "latency.json"),
+                    "--trials", "3" if quick else "9"],
         "handover": [*py, "tests/bench/bench_live_handover.py", "--out", str(OUT / "handover.json"),
                      "--rounds", "3" if quick else "10"],
         "daemon": [*py, "-m", "tests.bench.bench_daemon", "--out", str(OUT / "daemon.json"),

@@ -61,6 +61,9 @@ def _conversation(card: VirtualSoundCard, sock: Any, question: np.ndarray) -> st
 def _counts(log: str) -> dict[str, int]:
     return {
         "speaker_underruns": sum(int(n) for n in re.findall(r"speaker: (\d+) underruns", log)),
+        "speaker_device_underflows": sum(
+            int(n) for n in re.findall(r"speaker: \d+ underruns, (\d+) device underflows", log)
+        ),
         "mic_overflows": sum(int(n) for n in re.findall(r"(\d+) input overflows", log)),
         "mic_blocks_dropped": sum(int(n) for n in re.findall(r"(\d+) blocks dropped", log)),
     }
