@@ -8,6 +8,7 @@ reloads as usual and clears the note.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -122,10 +123,8 @@ def _model_fds(pid: int) -> int:
     """Open descriptors on wake word model files (each loaded model keeps its files open)."""
     out = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile
             out += fd.readlink().suffix in (".tflite", ".onnx")
-        except OSError:  # closed meanwhile
-            pass
     return out
 
 
@@ -137,9 +136,9 @@ def test_reloads_release_the_parts_they_replace(start_daemon: Callable[[str], Da
     at_start = _model_fds(proc.pid)
     assert at_start > 0
     for i in range(3):
-        mark = len(ns.snapshot())
+        n = len(ns.snapshot())
         proc.send_signal(signal.SIGHUP)
-        ns.wait_for(lambda m: any("READY" in x.fields for x in m[mark:]), 120, f"reload {i}")
+        ns.wait_for(lambda m, n=n: any("READY" in x.fields for x in m[n:]), 120, f"reload {i}")
     time.sleep(1.0)
     assert _model_fds(proc.pid) == at_start, "old wake word models are still loaded"
     proc.send_signal(signal.SIGTERM)
