@@ -79,6 +79,15 @@ def base(status: str) -> str:
     return status.partition(" (")[0]
 
 
+def shown(status: str) -> str:
+    """The line without a refused reload's note (it stays until a reload succeeds)."""
+    head, sep, rest = status.partition(" (config reload refused: ")
+    if not sep:
+        return status
+    _, sep, warning = rest.partition("; warning: ")
+    return f"{head} (warning: {warning}" if sep else head
+
+
 class Notify:
     """Every sd_notify datagram the daemon sent, with the monotonic time it was read."""
 
@@ -317,11 +326,11 @@ class Soak:
             return self.notify.field_at(mark, "READY")
 
         mark, rec = self._sighup(self.good, ready)
-        return fold([s for _, s in self.notify.statuses(mark)]), rec, rec is not None
+        return fold([shown(s) for _, s in self.notify.statuses(mark)]), rec, rec is not None
 
     def _f_reload_refused(self) -> tuple[str, float | None, bool]:
-        missing = self.tmp / "no-such-model.tflite"
-        bad = self._config_text(f'[wakeword]\nmodel = "{missing}"\n')
+        """A config that validates but cannot be built: an audio device that matches nothing."""
+        bad = self._config_text('[audio]\noutput_device = "NoSuchSpeaker"\n')
 
         def refused(mark: int) -> float | None:
             return self.notify.status_at(mark, lambda s: "config reload refused" in s)
@@ -330,7 +339,8 @@ class Soak:
         self.config.write_text(self.good)  # the file is put right; no SIGHUP: the note stays
         torn_down = self.notify.field_at(mark, "RELOADING") is not None
         saw = [s for _, s in self.notify.statuses(mark)]
-        return fold(saw), rec, rec is not None and not torn_down and self.daemon_alive()
+        ok = rec is not None and not torn_down and self.daemon_alive()
+        return fold(saw), rec, ok and "NoSuchSpeaker" in fold(saw)
 
     def daemon_alive(self) -> bool:
         return self.daemon is not None and self.daemon.poll() is None
@@ -376,7 +386,7 @@ class Soak:
             start = self.notify.status_at(mark, lambda s: base(s) != IDLE)
             self.notify.pump(1.0)  # the handle is written as the conversation ends
             rec = idle - start if idle is not None and start is not None else None
-            saw = fold([s for _, s in self.notify.statuses(mark)])
+            saw = fold([shown(s) for _, s in self.notify.statuses(mark)])
         finally:
             filler.unlink(missing_ok=True)
         return saw, rec, talk.served
