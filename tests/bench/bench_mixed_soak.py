@@ -121,17 +121,13 @@ class Notify:
                 return t
         return None
 
-    def status_at(
-        self, since: int, match: Callable[[str], bool], after: float = 0.0
-    ) -> float | None:
-        return next((t for t, s in self.statuses(since) if t >= after and match(s)), None)
+    def status_at(self, since: int, match: Callable[[str], bool]) -> float | None:
+        """When the first matching status line since `since` arrived."""
+        return next((t for t, s in self.statuses(since) if match(s)), None)
 
     def field_at(self, since: int, name: str) -> float | None:
+        """When the first message with this field (READY, RELOADING) since `since` arrived."""
         return next((t for t, m in self.msgs[since:] if name in m), None)
-
-    def current(self) -> str:
-        st = [s for _, m in self.msgs if (s := m.get("STATUS")) is not None]
-        return st[-1] if st else ""
 
 
 @dataclass
@@ -142,11 +138,12 @@ class Talk:
     saw: list[str]
     listening_s: float | None
     """Question audio started -> Listening (the session open)."""
-    answered_idle_at: float | None
 
 
 @dataclass
 class Round:
+    """One round: its fault, what it did, the wake-ups after it, the daemon's footprint."""
+
     index: int
     kind: str
     at_s: float
@@ -164,6 +161,7 @@ class Round:
 
 
 def fold(lines: list[str]) -> str:
+    """Status lines in order, repeats folded: "Connecting > Listening > ..."."""
     out: list[str] = []
     for s in lines:
         if not out or out[-1] != s:
@@ -234,7 +232,7 @@ class Soak:
         served = (
             done is not None and "Answering" in saw and not any(s.startswith("Error") for s in saw)
         )
-        return Talk(served, saw, None if listening is None else listening - t0, done)
+        return Talk(served, saw, None if listening is None else listening - t0)
 
     def _idle_after_change(self, mark: int) -> float | None:
         st = self.notify.statuses(mark)

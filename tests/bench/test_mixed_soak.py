@@ -25,7 +25,10 @@ def test_every_wake_up_after_each_kind_of_fault_is_served(
     assert result["not_served"] == [], "a wake-up after a fault was not served"
     assert result["next_served"] == result["next_total"] == len(KINDS)
     assert result["exit_status"] == 0
+    # A reload that kept its old build would hold its wake word model files open (+3 each).
     fds = result["open_fds"]
     assert fds["last"] <= fds["first"] + 2, fds
+    # Loose: each reload loads a model (~28 MiB) beside the old one, and the allocator keeps
+    # some of what is freed; a build kept alive per reload would go past this within a few.
     rss = result["rss_mib"]
-    assert rss["last"] <= rss["first"] + 40, rss  # loose: the allocator keeps some, no leak
+    assert rss["last"] <= rss["first"] + 100, rss
