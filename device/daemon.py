@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import enum
 import gc
 import logging
@@ -54,6 +55,14 @@ class Outcome(enum.Enum):
     """SIGTERM/SIGINT: exit."""
     RELOAD = "reload"
     """SIGHUP with a valid new config: rebuild."""
+
+
+def release_memory() -> None:
+    """Free what replaced parts left in reference cycles, and give freed heap back to the OS
+    (glibc keeps it otherwise: each model load would raise the RSS for good)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def wake_phrase(model: str) -> str:
@@ -283,7 +292,7 @@ class Daemon:
             # and their native memory (the wake word interpreters, ~28 MiB, their model files
             # open) is invisible to the collector's thresholds: without a full collection now,
             # every reload would keep the old build until one happens to run, maybe never.
-            gc.collect()
+            release_memory()
         if self._o.on_appliance:
             self._o.on_appliance(appliance)
         muted = self._muted = appliance.saved_muted
@@ -381,10 +390,14 @@ class Daemon:
         except ConfigError as exc:
             self._refuse(str(exc))
             return False
+        why = None
         try:
             self._next_detector = await asyncio.to_thread(self._preflight, new)
         except Exception as exc:
-            self._refuse(str(exc))
+            why = str(exc)
+        if why is not None:
+            self._refuse(why)
+            release_memory()  # the preflight may have loaded a wake word model for nothing
             return False
         log.info("SIGHUP: reloading the configuration from %s", source)
         self._previous_cfg, self.cfg = self.cfg, new
