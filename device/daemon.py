@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import enum
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -54,6 +56,14 @@ class Outcome(enum.Enum):
     """SIGTERM/SIGINT: exit."""
     RELOAD = "reload"
     """SIGHUP with a valid new config: rebuild."""
+
+
+def release_memory() -> None:
+    """Free what replaced parts left in reference cycles, and give freed heap back to the OS
+    (glibc keeps it otherwise: each model load would raise the RSS for good)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def wake_phrase(model: str) -> str:
@@ -278,6 +288,12 @@ class Daemon:
         b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
         self._mic, self._speaker = b.mic, b.speaker
         appliance = self.appliance = b.appliance
+        if self._reloads:
+            # The parts this build replaces sit in reference cycles (cancelled tasks, callbacks),
+            # and their native memory (the wake word interpreters, ~28 MiB, their model files
+            # open) is invisible to the collector's thresholds: without a full collection now,
+            # every reload would keep the old build until one happens to run, maybe never.
+            release_memory()
         if self._o.on_appliance:
             self._o.on_appliance(appliance)
         muted = self._muted = appliance.saved_muted
@@ -385,10 +401,14 @@ class Daemon:
         except ConfigError as exc:
             self._refuse(str(exc))
             return False
+        why = None
         try:
             self._next_detector = await asyncio.to_thread(self._preflight, new)
         except Exception as exc:
-            self._refuse(str(exc))
+            why = str(exc)
+        if why is not None:
+            self._refuse(why)
+            release_memory()  # the preflight may have loaded a wake word model for nothing
             return False
         log.info("SIGHUP: reloading the configuration from %s", source)
         self._previous_cfg, self.cfg = self.cfg, new

@@ -3,7 +3,8 @@
 Each benchmark runs in its own process (its own private PulseAudio where it needs one) and writes
 its JSON into bench-results/; this collects them into bench-results/bench.json and draws
 bench-results/bench.png. `--soak N` sets the number of spoken conversations (default 200);
-`--quick` runs short versions of everything (for a smoke run).
+`--minutes M` the length of the mixed soak (faults between conversations, default 30; 0: each
+fault kind once); `--quick` runs short versions of everything (for a smoke run).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.bench.chart import draw
 OUT = Path("bench-results")
 
 
-def benches(quick: bool, soak: int) -> dict[str, list[str]]:
+def benches(quick: bool, soak: int, minutes: float = 30.0) -> dict[str, list[str]]:
     """Name -> command (each writes OUT/<name>.json)."""
     py = [sys.executable]
     return {
@@ -40,12 +41,18 @@ def benches(quick: bool, soak: int) -> dict[str, list[str]]:
         "daemon": [*py, "-m", "tests.bench.bench_daemon", "--out", str(OUT / "daemon.json"),
                    "--soak", str(soak),
                    *(["--idle-seconds", "10", "--starts", "1", "--trials", "2"] if quick else [])],
+        "mixed_soak": [*py, "-m", "tests.bench.bench_mixed_soak", "--out", str(OUT / "mixed_soak.json"),
+                       "--minutes", "0" if quick else f"{minutes:g}",
+                       *(["--conversations", "1"] if quick else [])],
     }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--soak", type=int, default=200, help="spoken conversations in the soak")
+    p.add_argument(
+        "--minutes", type=float, default=30.0, help="mixed soak length (0: each fault kind once)"
+    )
     p.add_argument("--quick", action="store_true", help="short runs of everything")
     p.add_argument("--only", action="append", default=[], help="run only these (repeatable)")
     p.add_argument(
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         results.update({k: old[k] for k in ("when", "machine") if k in old})
     failed = []
     for name, cmd in benches(
-        args.quick, 20 if args.quick and args.soak == 200 else args.soak
+        args.quick, 20 if args.quick and args.soak == 200 else args.soak, args.minutes
     ).items():
         if args.only and name not in args.only:
             continue

@@ -8,6 +8,7 @@ reloads as usual and clears the note.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -114,5 +115,31 @@ def test_reload_with_an_unbuildable_config_keeps_the_running_parts(
     )
     ready = next(m for m in msgs[mark:] if "READY" in m.fields)
     assert ready.fields["STATUS"] == IDLE
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+def _model_fds(pid: int) -> int:
+    """Open descriptors on wake word model files (each loaded model keeps its files open)."""
+    out = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            out += fd.readlink().suffix in (".tflite", ".onnx")
+    return out
+
+
+def test_reloads_release_the_parts_they_replace(start_daemon: Callable[[str], Daemon]) -> None:
+    """Each reload builds new parts (a wake word model of ~28 MiB among them); the old ones must
+    go at once, not whenever a full garbage collection happens to run (maybe never)."""
+    proc, ns, _ = start_daemon("")
+    ns.wait_for(lambda m: any("READY" in x.fields for x in m), 120, "READY=1")
+    at_start = _model_fds(proc.pid)
+    assert at_start > 0
+    for i in range(3):
+        n = len(ns.snapshot())
+        proc.send_signal(signal.SIGHUP)
+        ns.wait_for(lambda m, n=n: any("READY" in x.fields for x in m[n:]), 120, f"reload {i}")
+    time.sleep(1.0)
+    assert _model_fds(proc.pid) == at_start, "old wake word models are still loaded"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
