@@ -514,8 +514,10 @@ def booted(
     (host path, container path) pairs. keep=True leaves the copy on disk.
     """
     root = clone_rootfs(ensure_rootfs(suite, arch=arch), workdir / "rootfs")
-    c = Container(root, binds=binds, ro_binds=ro_binds)
     emulated = arch is not None and arch != native_arch()
+    if emulated and arch == "arm64":
+        _pi_cpuinfo(root)
+    c = Container(root, binds=binds, ro_binds=ro_binds)
     try:
         c.start(timeout=boot_timeout)
         yield c
@@ -523,6 +525,41 @@ def booted(
         c.stop(timeout=5.0 if emulated else 30.0)  # an emulated poweroff takes minutes
         if not keep:
             discard(root)
+
+
+PI_ZERO_2_W_CPUINFO = (
+    "".join(
+        f"processor\t: {n}\nBogoMIPS\t: 38.40\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd03\n"
+        "CPU revision\t: 4\n\n"
+        for n in range(4)
+    )
+    + "Revision\t: 902120\nModel\t\t: Raspberry Pi Zero 2 W Rev 1.0\n"
+)
+"""/proc/cpuinfo of a Pi Zero 2 W: four Cortex-A53 cores."""
+
+
+def _pi_cpuinfo(root: Path) -> None:
+    """Give an emulated arm64 container a Pi's /proc/cpuinfo, bound over the host's at boot.
+
+    qemu-user 7.2 (Debian bookworm) passes the host's x86 /proc/cpuinfo through (8.1 and later
+    emulate it); LiteRT's XNNPACK reads it to pick its ARM kernels and crashes on x86 text
+    (SIGSEGV in allocate_tensors). A real Pi never shows that, so the container shows a Pi's.
+    """
+    share = root / "usr/local/share/emulated-pi"
+    share.mkdir(parents=True, exist_ok=True)
+    (share / "cpuinfo").write_text(PI_ZERO_2_W_CPUINFO)
+    unit = root / "etc/systemd/system/emulated-pi-cpuinfo.service"
+    unit.write_text(
+        "[Unit]\nDescription=A Raspberry Pi's /proc/cpuinfo (qemu-user shows the host's)\n"
+        "DefaultDependencies=no\nBefore=sysinit.target\n\n"
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+        "ExecStart=/bin/mount --bind /usr/local/share/emulated-pi/cpuinfo /proc/cpuinfo\n"
+    )
+    wants = root / "etc/systemd/system/sysinit.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / unit.name).unlink(missing_ok=True)
+    (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
 
 
 def quote(*words: str) -> str:
