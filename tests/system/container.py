@@ -436,6 +436,7 @@ class Container:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
+        inside = _descendants(proc.pid)  # the container's init and everything under it
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
@@ -448,20 +449,40 @@ class Container:
             )
             proc.kill()
             proc.wait(10)
-        # An emulated container's processes (qemu-user) can outlive a killed nspawn: end them.
-        _kill_processes_rooted_in(self.root)
+            # An emulated container (qemu-user) outlives a killed nspawn: end what was inside
+            # (its init dying ends its whole PID namespace). The start time guards against a
+            # PID reused meanwhile.
+            for pid, started in inside:
+                if _started(pid) == started:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
 
 
-def _kill_processes_rooted_in(root: Path) -> None:
-    """SIGKILL every process whose root directory is `root` (a container's leftovers)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (field 3 on), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _started(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[19] if fields else None  # field 22: start time in clock ticks since boot
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """Every process below `pid`, with its start time."""
+    children: dict[int, list[tuple[int, str]]] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if Path(os.readlink(f"/proc/{entry.name}/root")) == root:
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo += children.get(p[0], [])
+    return out
 
 
 def _pi_ids(root: Path) -> int:
