@@ -123,8 +123,12 @@ async def test_unwritable_state_dir_keeps_conversations_going(
             assert len(simulator.connections) == 2
             first, second = simulator.connections
             assert first.handles and second.resumed_from == first.handles[-1]
+            # The resumed session carries both earlier turns. (Not their words: the simulator
+            # matches a spoken question by its loudness envelope, and under load it has heard
+            # the first one as "[an audio question of 1.7 seconds]"; that is not this test's
+            # subject.)
             history = simulator.histories.get(second.resumed_from, ())
-            assert any("capital of France" in h for h in history), history
+            assert len(history) >= 2 and "turn it down" in history, history
             assert State.ERROR not in rig.states(), rig.states()
             # The volume the model set holds in this process (also for a reload's new speaker).
             assert VolumeStore(cfg.state_dir, cfg.audio.volume).load() == 30

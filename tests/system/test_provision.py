@@ -604,6 +604,7 @@ async def test_provision_trixie_python313(pi_trixie: Pi) -> None:
     await uninstalls(pi)
 
 
+@pytest.mark.emulated
 async def test_provision_arm64_emulated(pi_arm64: Pi, speech_wav: Callable[..., Path]) -> None:
     """The locked aarch64 wheels install and run: the same provision.sh brings the daemon to
     READY with a passing doctor, and `livespeaker wakeword test` detects the wake word in a WAV.
