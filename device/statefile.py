@@ -105,6 +105,16 @@ problems = StateProblems()
 """The process's state-dir write failures (one state_dir per process)."""
 
 
+def off_loop(write: Callable[[], None]) -> None:
+    """Run a blocking write on a worker thread when called on the event loop, else inline."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        write()
+    else:
+        loop.run_in_executor(None, write)
+
+
 class _Unset:
     pass
 
@@ -152,12 +162,7 @@ class StateFile:
         with self._lock:
             self._unsaved = text
             self._generation += 1
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-        else:
-            loop.run_in_executor(None, self.flush)
+        off_loop(self.flush)
 
     def flush(self) -> None:
         """Write what is not on disk yet (blocking: not on the event loop). Never raises."""

@@ -19,7 +19,6 @@ API check, `ask` under sudo), the file goes to the state dir's owner, the servic
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from device.config import PrivacyConfig
 from device.events import MIC_RATE, EndCause, Opened, Trigger
-from device.statefile import problems, write_atomic
+from device.statefile import off_loop, problems, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +192,7 @@ class Ledger:
         with self._lock:
             self._unwritten.append(record)
             del self._unwritten[:-MAX_UNWRITTEN]
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-        else:
-            loop.run_in_executor(None, self.flush)
+        off_loop(self.flush)
 
     def flush(self) -> None:
         """Write the records not on disk yet, pruning old ones (blocking). Never raises."""
