@@ -16,6 +16,7 @@ A test checks that the scores equal openWakeWord's `Model.predict` frame for fra
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class Features:
         self._emb.allocate_tensors()
         self._emb_in = self._emb.get_input_details()[0]["index"]
         self._emb_out = self._emb.get_output_details()[0]["index"]
+        self._noise = noise_embeddings(models)
         self._filter = rows_filter
         self._raw = np.zeros(FRAME_SAMPLES + CONTEXT_SAMPLES, np.float32)
         self._mels = np.ones((MEL_WINDOW, MEL_BANDS), np.float32)
@@ -67,8 +69,7 @@ class Features:
         self._raw[:] = 0
         self._mels[:] = 1.0
         self._frames = 0
-        noise = np.random.default_rng(0).integers(-1000, 1000, 4 * 16000).astype(np.int16)
-        self._embeddings[:] = self._noise_embeddings(noise)[-HISTORY:]
+        self._embeddings[:] = self._noise[-HISTORY:]
 
     @property
     def embeddings(self) -> Float32:
@@ -86,7 +87,11 @@ class Features:
         self._raw[:CONTEXT_SAMPLES] = self._raw[FRAME_SAMPLES:]
         self._raw[CONTEXT_SAMPLES:] = frame
         # openWakeWord's first frame sees only its own 1280 samples (no context yet).
-        rows = self._mel_rows(self._raw if self._frames else self._raw[CONTEXT_SAMPLES:])
+        samples = self._raw if self._frames else self._raw[CONTEXT_SAMPLES:]
+        if len(samples) != self._mel_len:
+            _resize(self._mel, [1, len(samples)])
+            self._mel_len = len(samples)
+        rows = _mel_rows(self._mel, samples)
         if self._filter is not None:
             rows = self._filter(rows)
         self._frames += 1
@@ -96,34 +101,43 @@ class Features:
         self._embeddings[:-1] = self._embeddings[1:]
         self._embeddings[-1] = self._embed(self._mels[None, :, :, None])[0]
 
-    def _mel_rows(self, samples: Float32) -> Float32:
-        mel = self._mel
-        if self._mel_len != len(samples):
-            mel.resize_tensor_input(0, [1, len(samples)], strict=True)
-            mel.allocate_tensors()
-            self._mel_len = len(samples)
-        mel.set_tensor(mel.get_input_details()[0]["index"], samples[None])
-        mel.invoke()
-        out = mel.get_tensor(mel.get_output_details()[0]["index"])
-        rows: Float32 = np.squeeze(out).astype(np.float32) / 10 + 2
-        return np.atleast_2d(rows)
-
     def _embed(self, windows: Float32) -> Float32:
         emb = self._emb
-        if windows.shape[0] != 1:
-            emb.resize_tensor_input(0, [windows.shape[0], MEL_WINDOW, MEL_BANDS, 1], strict=True)
-            emb.allocate_tensors()
         emb.set_tensor(self._emb_in, windows)
         emb.invoke()
         out: Float32 = emb.get_tensor(self._emb_out).reshape(-1, EMBEDDING_SIZE).copy()
-        if windows.shape[0] != 1:
-            emb.resize_tensor_input(0, [1, MEL_WINDOW, MEL_BANDS, 1], strict=True)
-            emb.allocate_tensors()
         return out
 
-    def _noise_embeddings(self, noise: Int16) -> Float32:
-        rows = self._mel_rows(noise.astype(np.float32))
-        self._mel_len = 0  # the next frame resizes the mel model back
-        starts = range(0, len(rows) - MEL_WINDOW + 1, 8)
-        batch = np.stack([rows[i : i + MEL_WINDOW] for i in starts])[..., None]
-        return self._embed(batch.astype(np.float32))
+
+def _resize(interpreter: Any, shape: list[int]) -> None:
+    interpreter.resize_tensor_input(0, shape, strict=True)
+    interpreter.allocate_tensors()
+
+
+def _mel_rows(mel: Any, samples: Float32) -> Float32:
+    mel.set_tensor(mel.get_input_details()[0]["index"], samples[None])
+    mel.invoke()
+    out = mel.get_tensor(mel.get_output_details()[0]["index"])
+    rows: Float32 = np.squeeze(out).astype(np.float32) / 10 + 2
+    return np.atleast_2d(rows)
+
+
+@cache
+def noise_embeddings(models: Path) -> Float32:
+    """The embeddings of openWakeWord's start-up noise (4 s, fixed seed), computed once per process
+    on throwaway interpreters: their 4-second tensor arenas (tens of MiB) are freed with them
+    instead of staying allocated in the detector's interpreters for its whole life."""
+    noise = np.random.default_rng(0).integers(-1000, 1000, 4 * 16000).astype(np.int16)
+    mel = _interpreter(models / "melspectrogram.tflite")
+    _resize(mel, [1, len(noise)])
+    rows = _mel_rows(mel, noise.astype(np.float32))
+    starts = range(0, len(rows) - MEL_WINDOW + 1, 8)
+    batch = np.stack([rows[i : i + MEL_WINDOW] for i in starts])[..., None].astype(np.float32)
+    emb = _interpreter(models / "embedding_model.tflite")
+    _resize(emb, [len(batch), MEL_WINDOW, MEL_BANDS, 1])
+    emb.set_tensor(emb.get_input_details()[0]["index"], batch)
+    emb.invoke()
+    out: Float32 = emb.get_tensor(emb.get_output_details()[0]["index"]).reshape(-1, EMBEDDING_SIZE)
+    out = out.copy()
+    out.flags.writeable = False
+    return out

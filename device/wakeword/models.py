@@ -105,7 +105,14 @@ def _tflite_classifier(path: Path) -> tuple[Classifier, int]:
 
 
 def _onnx_classifier(path: Path) -> tuple[Classifier, int]:
-    import onnxruntime as ort  # type: ignore[import-untyped]
+    try:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+    except ImportError:
+        raise _bad_model(
+            str(path),
+            "an .onnx classifier needs onnxruntime, which is not installed (install "
+            "livespeaker[onnx], or convert the model to .tflite)",
+        ) from None
 
     opts = ort.SessionOptions()
     opts.inter_op_num_threads = 1

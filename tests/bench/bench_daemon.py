@@ -1,7 +1,7 @@
 """Whole-daemon benchmark (not a test): `uv run python -m tests.bench.bench_daemon [--soak N]`.
 
 On the rig (private PulseAudio card, Live API simulator over TLS, mock pins), in one run:
-- idle: CPU and RSS of `livespeaker run` listening for the wake word, against a bare openWakeWord
+- idle: CPU and RSS of `livespeaker run` (on the packages a speaker installs) listening for the wake word, against a bare openWakeWord
   loop (sounddevice + `Model.predict` on 80 ms frames) reading the same microphone at the same time;
 - start → READY=1 (sd_notify on a real NOTIFY_SOCKET), median of several starts;
 - in-process daemon (tests/app/harness): wake detected → first question audio at the server;
@@ -91,6 +91,43 @@ with sd.InputStream(samplerate=16000, channels=1, dtype="int16", blocksize=1280)
 """
 
 
+def shipped_python() -> str:
+    """A Python with exactly what a speaker installs (uv.lock without the dev group, as
+    deploy/provision.sh exports it), so the daemon's RSS is not inflated by test-only packages
+    (e.g. Pillow, which google-genai imports when it finds it). Built once, cached."""
+    venv = Path.home() / ".cache/livespeaker/bench-shipped-venv"
+    python = venv / "bin/python"
+    uv = os.environ.get("UV") or "uv"
+    reqs = subprocess.run(
+        [
+            uv,
+            "export",
+            "--quiet",
+            "--no-header",
+            "--locked",
+            "--no-dev",
+            "--no-emit-project",
+            "--format",
+            "requirements-txt",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    stamp = venv / "requirements.txt"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != reqs:
+        subprocess.run(
+            [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)], check=True
+        )
+        (venv / "req.in").write_text(reqs)
+        subprocess.run(
+            [uv, "pip", "sync", "--quiet", "--python", str(python), str(venv / "req.in")],
+            check=True,
+        )
+        stamp.write_text(reqs)
+    return str(python)
+
+
 def _notify_socket(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
@@ -131,6 +168,7 @@ def idle_and_ready(
     certs = ensure_certs(tmp / "certs")
     env = {**card.env, "GEMINI_API_KEY": KEY, "PYTHONPATH": str(Path.cwd())}
     ready_s: list[float] = []
+    python = shipped_python()
     with SimulatorThread(certs, api_keys=[KEY]) as sim:
         cfg = _config(tmp, sim.base_url, certs.ca)
         daemon: subprocess.Popen[bytes] | None = None
@@ -139,7 +177,7 @@ def idle_and_ready(
             sock = _notify_socket(sock_path)
             t0 = time.monotonic()
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "device", "--config", str(cfg), "run"],
+                [python, "-m", "device", "--config", str(cfg), "run"],
                 env={**env, "NOTIFY_SOCKET": str(sock_path)},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
