@@ -99,6 +99,9 @@ class AudioConfig(_Table):
     """Speaker callback block (the device buffer holds a few of them)."""
     output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 40
     """Speaker device buffer: how long a reply waits before it is heard; higher never stutters on a busy CPU."""
+    output_idle_pause_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    """Stop the output stream after this long with nothing to play outside a conversation (no
+    callbacks, no CPU while idle); the next sound starts it again. 0: never stop it."""
     echo_mode: EchoMode = EchoMode.HALF_DUPLEX
     """half_duplex: no upload while the speaker plays; full_duplex: always upload."""
     echo_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 300

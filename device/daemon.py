@@ -26,7 +26,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device.apikey import find_api_key
 from device.app.appliance import Appliance
@@ -37,6 +37,19 @@ from device.events import AudioBlock
 from device.service import Notifier, StartupPinger, Watchdog
 from device.timers import scheduler as timer_scheduler
 
+if TYPE_CHECKING:  # imported for real where each part is built (lazily: start-up time)
+    from device.audio.mic import Microphone
+    from device.audio.queues import DropOldestQueue
+    from device.audio.speaker import Speaker
+    from device.audio.supervisor import DeviceEvent
+    from device.button import HardwareButton
+    from device.leds import Leds
+    from device.wakeword.detector import Detector
+    from device.wakeword.preroll import PreRoll
+
+PinFactory = Any
+"""gpiozero's pin factory (the vendor seam: gpiozero has no type information)."""
+
 log = logging.getLogger(__name__)
 
 AUDIO_START_TIMEOUT_S = 30.0
@@ -45,6 +58,10 @@ STARTUP_LIMIT_S = AUDIO_START_TIMEOUT_S + 60.0
 """Longest (re)start that keeps systemd's watchdog fed: model load + waiting for audio."""
 STOP_LIMIT_S = 1.5
 HEARTBEAT_S = 0.5
+BUSY_STATES = frozenset(
+    {State.CONNECTING, State.LISTENING, State.RESPONDING, State.RINGING, State.RINGING_MUTED}
+)
+"""States in which the audio path runs for latency rather than for idle CPU."""
 STATUS_NOTE_MAX = 200
 """A refused reload's reason is cut to this many characters in STATUS= (the journal has it all)."""
 
@@ -74,7 +91,7 @@ def wake_phrase(model: str) -> str:
 class MicPower:
     """Opens (a task running the microphone) and closes it for mute."""
 
-    def __init__(self, mic: Any) -> None:
+    def __init__(self, mic: Microphone) -> None:
         self._mic = mic
         self._task: asyncio.Task[None] | None = None
 
@@ -100,7 +117,7 @@ class MicPower:
 class PreRollTee:
     """The wake word's block source: every block also goes into the pre-roll, in order."""
 
-    def __init__(self, queue: Any, preroll: Any) -> None:
+    def __init__(self, queue: DropOldestQueue[AudioBlock], preroll: PreRoll) -> None:
         self._queue = queue
         self._preroll = preroll
 
@@ -115,12 +132,12 @@ class PreRollTee:
 class Overrides:
     """Parts a test may supply instead of the real ones (pins, systemd socket, api key source)."""
 
-    pin_factory: Any = None
+    pin_factory: PinFactory = None
     notifier: Notifier | None = None
     environ: dict[str, str] | None = None
     on_appliance: Callable[[Appliance], None] | None = None
     """Called with each appliance built (tests observe it)."""
-    make_pin_factory: Callable[[GpioConfig], Any] | None = None
+    make_pin_factory: Callable[[GpioConfig], PinFactory] | None = None
     """Makes the pin factory for each build (default device.gpio.make_pin_factory); the daemon
     closes each one it made when that build ends (unlike `pin_factory`, which the caller owns)."""
 
@@ -128,10 +145,10 @@ class Overrides:
 @dataclass
 class _Built:
     appliance: Appliance
-    mic: Any
+    mic: Microphone
     power: MicPower
-    speaker: Any
-    detector: Any
+    speaker: Speaker
+    detector: Detector
     wake_source: PreRollTee
 
 
@@ -150,19 +167,19 @@ class Daemon:
         self._heartbeat = 0
         self._reloads = 0
         self.appliance: Appliance | None = None
-        self._mic: Any = None
-        self._speaker: Any = None
+        self._mic: Microphone | None = None
+        self._speaker: Speaker | None = None
         self._status: Status | None = None
         self._refused: str | None = None
         """Why the last reload was refused (shown in STATUS= until one succeeds)."""
-        self._next_detector: Any = None
+        self._next_detector: Detector | None = None
         """The wake word detector a reload's preflight loaded, for the next build."""
         self._previous_cfg: Config | None = None
         self._up = False
         """The current build is up (READY=1 sent)."""
 
     @property
-    def microphone(self) -> Any:
+    def microphone(self) -> Microphone | None:
         """The current build's Microphone (None before it): tests listen in with a consumer."""
         return self._mic
 
@@ -237,7 +254,7 @@ class Daemon:
             if owned is not None:  # a reload makes a new one: release the pins and the chip
                 owned.close()
 
-    def _build(self, cfg: Config, leds: Any) -> _Built:
+    def _build(self, cfg: Config, leds: Leds) -> _Built:
         from device.audio.echo import EchoGate
         from device.audio.mic import Microphone
         from device.audio.speaker import Speaker
@@ -248,7 +265,7 @@ class Daemon:
 
         sink: list[Appliance] = []
 
-        def on_device(ev: Any) -> None:
+        def on_device(ev: DeviceEvent) -> None:
             if sink:
                 sink[0].post(ev)
 
@@ -270,7 +287,7 @@ class Daemon:
         sink.append(appliance)
         return _Built(appliance, mic, power, speaker, detector, wake_source)
 
-    async def _run_parts(self, cfg: Config, leds: Any, pin_factory: Any) -> Outcome:
+    async def _run_parts(self, cfg: Config, leds: Leds, pin_factory: PinFactory) -> Outcome:
         pinger = None  # systemd arms its watchdog at the first READY=1: nothing to feed before
         if self._reloads:
             pinger = StartupPinger.from_environment(self.notifier, STARTUP_LIMIT_S, self._o.environ)
@@ -283,7 +300,7 @@ class Daemon:
                 pinger.stop()
 
     async def _build_and_run(
-        self, cfg: Config, leds: Any, pin_factory: Any, pinger: StartupPinger | None
+        self, cfg: Config, leds: Leds, pin_factory: PinFactory, pinger: StartupPinger | None
     ) -> Outcome:
         b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
         self._mic, self._speaker = b.mic, b.speaker
@@ -342,14 +359,16 @@ class Daemon:
                 t.cancel()
         return outcome
 
-    def _button(self, cfg: Config, pin_factory: Any, appliance: Appliance) -> Any:
+    def _button(
+        self, cfg: Config, pin_factory: PinFactory, appliance: Appliance
+    ) -> HardwareButton | None:
         if not cfg.button.enabled:
             return None
         from device.button import HardwareButton
 
         return HardwareButton(cfg.button, pin_factory, asyncio.get_running_loop(), appliance.post)
 
-    async def _wait_audio(self, speaker: Any, mic: Any | None) -> None:
+    async def _wait_audio(self, speaker: Speaker, mic: Microphone | None) -> None:
         """READY waits until audio flows: the microphone delivers (unless muted) and the speaker
         pulls audio, or its first open failed (its error shows once idle). The supervisors keep
         retrying meanwhile; after AUDIO_START_TIMEOUT_S the daemon goes on without them."""
@@ -416,7 +435,7 @@ class Daemon:
         return True
 
     @staticmethod
-    def _preflight(cfg: Config) -> Any:
+    def _preflight(cfg: Config) -> Detector:
         """Load the new wake word model and resolve the new audio devices (worker thread);
         raises what a build would. Returns the loaded detector for the next build."""
         from device.audio import devices
@@ -458,10 +477,17 @@ class Daemon:
     def _on_status(self, status: Status) -> None:
         # Ringing while muted keeps the microphone closed: the heartbeat feeds the watchdog then too.
         self._muted = status.state in (State.MUTED, State.RINGING_MUTED)
+        # In a conversation (or ringing) the upload needs each block at once and replies must
+        # start without restarting the output; idle, the audio path wakes the CPU less often.
+        busy = status.state in BUSY_STATES
+        if self._mic is not None:
+            self._mic.low_latency(busy)
+        if self._speaker is not None:
+            self._speaker.hold_open(busy)
         self._status = status
         self._show_status()
 
-    def _progress(self, mic: Any) -> int:
+    def _progress(self, mic: Microphone) -> int:
         """Microphone blocks, plus failed opens while the mic is missing (the app shows an audio
         error and keeps retrying: a restart would not bring the device back), plus the loop
         heartbeat while muted (mic closed on purpose). A stream that opens but delivers nothing

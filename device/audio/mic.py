@@ -7,7 +7,10 @@
         block = await wake.get()           # AudioBlock(pcm=16 kHz mono int16, start=sample index)
     # or: task = asyncio.create_task(mic.run(), name="microphone")  (retries forever)
 
-The PortAudio callback only copies the bytes to the loop (`call_soon_threadsafe`); converting
+The PortAudio callback only copies the bytes to the loop (`call_soon_threadsafe`), one block at a
+time while something needs low latency (`low_latency(True)`: a conversation's upload) and
+`IDLE_HAND_MS` at a time otherwise (the wake word scores 80 ms frames anyway: a quarter of the
+loop wake-ups and conversions while idle); converting
 (downmix + streaming soxr) and framing into `audio.block_ms` blocks happens on the loop. `start`
 counts 16 kHz samples since the first open; after a reopen (device lost, or `run()` restarted
 for mute) it jumps forward by the time nothing was captured, so it keeps tracking real time. Each consumer has
@@ -37,6 +40,8 @@ from device.events import MIC_RATE, AudioBlock
 log = logging.getLogger(__name__)
 
 Gate = Callable[[AudioBlock], bool]
+IDLE_HAND_MS = 80
+"""Audio gathered per hand-over to the loop while nothing needs low latency."""
 STARTUP_GRACE_S = 10.0
 """How long a freshly opened input may stay silent before it counts as stalled."""
 
@@ -77,9 +82,22 @@ class _InputStream:
         self.had_data = False
         self._finished = False
 
+        self.hand_every = 1
+        """Blocks gathered per hand-over to the loop (set from the loop: an int, read atomically)."""
+        pending: list[bytes] = []
+        flagged = False
+
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+            nonlocal flagged
+            pending.append(bytes(indata))
+            flagged = flagged or bool(status)
+            if len(pending) < self.hand_every:
+                return
+            raw = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            overflowed, flagged = flagged, False
             with contextlib.suppress(RuntimeError):  # RuntimeError: loop closed at shutdown
-                loop.call_soon_threadsafe(on_raw, generation, bytes(indata), bool(status))
+                loop.call_soon_threadsafe(on_raw, generation, raw, overflowed)
 
         def finished() -> None:
             self._finished = True
@@ -152,6 +170,7 @@ class Microphone:
         self._last_summary = time.monotonic()
         self.format: StreamFormat | None = None
         """The format of the open (or last opened) stream."""
+        self._low_latency = False
         self.supervisor = DeviceSupervisor(Direction.INPUT, self._open, on_event)
 
     # --- consumers ------------------------------------------------------------------------
@@ -169,6 +188,16 @@ class Microphone:
     def remove_consumer(self, name: str) -> None:
         """Stop delivering to a consumer."""
         self._consumers.pop(name, None)
+
+    def low_latency(self, on: bool) -> None:
+        """Hand each block over as soon as it is captured (a conversation's upload), or gather
+        `IDLE_HAND_MS` of audio per hand-over (only the wake word listens)."""
+        self._low_latency = on
+        if self._stream is not None:
+            self._stream.hand_every = self._hand_every()
+
+    def _hand_every(self) -> int:
+        return 1 if self._low_latency else max(1, IDLE_HAND_MS // self.cfg.block_ms)
 
     @property
     def progress(self) -> MicProgress:
@@ -217,6 +246,7 @@ class Microphone:
         self.format = fmt
         self._converter = MicConverter(fmt.rate, fmt.channels)
         self._generation += 1
+        stream.hand_every = self._hand_every()
         stream.start()
         log.info(
             "microphone open: %s at %d Hz, %d channel(s)", dev.describe(), fmt.rate, fmt.channels
@@ -232,7 +262,8 @@ class Microphone:
         now = time.monotonic()
         if generation != self._framed_generation:
             self._framed_generation = generation
-            self._skip_gap(now)
+            fmt = stream.fmt
+            self._skip_gap(now, len(raw) / (2 * fmt.channels * fmt.rate))
         stream.last_data = now
         stream.had_data = True
         if overflowed:
@@ -246,11 +277,12 @@ class Microphone:
         if now - self._last_summary >= self._summary_interval_s:
             self._summarise()
 
-    def _skip_gap(self, now: float) -> None:
-        """After a reopen (or mute), move `start` on by the time nothing was captured."""
+    def _skip_gap(self, now: float, chunk_s: float) -> None:
+        """After a reopen (or mute), move `start` on by the time nothing was captured (the
+        first chunk, `chunk_s` long, ended now; the last one before ended at `_last_block`)."""
         if self._last_block is None:
             return
-        gap = now - self._last_block - self.cfg.block_ms / 1000
+        gap = now - self._last_block - chunk_s
         if gap > 0:
             self._framer.skip(round(gap * MIC_RATE))
 

@@ -9,7 +9,10 @@
         speaker.play_earcon(Earcon.WAKE)   # or an ErrorKind
     # or: task = asyncio.create_task(speaker.run(), name="speaker")  (retries forever)
 
-The stream stays open (reopening per reply clips reply starts); when idle it plays silence.
+The stream stays open (reopening per reply clips reply starts). Outside a conversation
+(`hold_open(False)`), after `audio.output_idle_pause_s` with nothing to play it is stopped (no
+callbacks: a Pi Zero's idle CPU goes to the wake word) and the next sound starts it again, off the
+loop; within a conversation it runs and plays silence between replies.
 A small device buffer (`audio.output_latency_ms`) sits behind an unbounded software one (the
 PlaybackBuffer, filled by the loop): the device buffer is how long a reply waits before it is
 heard. flush() empties the software buffer, silences the callback at once and aborts and restarts
@@ -52,6 +55,8 @@ class _Phase(Enum):
     CUTTING = "cutting"
     """flush(): the callback plays silence until the stream has been aborted (dropping what the
     device holds) and started again; not a failure, and not a moment for queued audio to play."""
+    PAUSED = "paused"
+    """Stopped on purpose while idle (no callbacks); play() starts it again. Not a failure."""
     FINISHED = "finished"
     """The stream stopped by itself (device gone): the supervisor reopens."""
 
@@ -148,9 +153,37 @@ class _OutputStream:
             self._last_progress = time.monotonic()
             self.phase = _Phase.RUNNING
 
+    def pause(self) -> None:
+        """Off the loop: stop calling back while there is nothing to play (idle)."""
+        with devices.LOCK:
+            if self.phase is not _Phase.RUNNING:
+                return
+            self.phase = _Phase.PAUSED  # first: the callback plays silence, _finished ignores it
+            try:
+                self.stream.abort()
+            except Exception as exc:  # the supervisor reopens
+                log.warning("speaker: cannot stop the idle output stream: %s", exc)
+                self.phase = _Phase.FINISHED
+                return
+            self.heard_until = 0.0
+
+    def resume(self) -> None:
+        """Off the loop: start a paused stream again (a no-op unless paused)."""
+        with devices.LOCK:
+            if self.phase is not _Phase.PAUSED:
+                return
+            try:
+                self.stream.start()
+            except Exception as exc:  # the supervisor reopens a stream that cannot restart
+                log.warning("speaker: cannot start the output stream again: %s", exc)
+                self.phase = _Phase.FINISHED
+                return
+            self._last_progress = time.monotonic()
+            self.phase = _Phase.RUNNING
+
     def failure(self) -> str | None:
         phase = self.phase
-        if phase is _Phase.CUTTING:
+        if phase is _Phase.CUTTING or phase is _Phase.PAUSED:
             return None
         if phase is _Phase.FINISHED or (not self.stream.active and self.phase is _Phase.RUNNING):
             return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
@@ -194,6 +227,10 @@ class Speaker:
         """Linear gain applied in the callback (a float: replaced atomically)."""
         self.expect_more = False
         """A reply is in progress (set by play, cleared by drain/flush): dry buffer = underrun."""
+        self._hold = False
+        """A conversation is on: the stream runs even with nothing to play (replies start at once)."""
+        self._busy_at = time.monotonic()
+        """Monotonic time the speaker last had something to do (idle pause counts from it)."""
         self._stream: _OutputStream | None = None
         self._converter: SpeakerConverter | None = None
         self.dropped_while_down = 0
@@ -207,7 +244,10 @@ class Speaker:
     async def run(self) -> None:
         """Keep the output open until cancelled (reopens with backoff on failures)."""
         try:
-            await self.supervisor.run()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.supervisor.run(), name="speaker-supervisor")
+                if self.cfg.output_idle_pause_s > 0:
+                    tg.create_task(self._pause_when_idle(), name="speaker-idle")
         finally:
             self._stream = None
             log.info("speaker: %d underruns, %d device underflows", self.underruns, self.underflows)
@@ -235,6 +275,39 @@ class Speaker:
         )
         return stream
 
+    async def _pause_when_idle(self) -> None:
+        """Stop the stream once nothing has been played or held for `output_idle_pause_s`."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.25)
+            stream, now = self._stream, time.monotonic()
+            if self._hold or self.expect_more or self.is_playing or not self.flowing:
+                self._busy_at = now
+            elif (
+                stream is not None
+                and stream.phase is _Phase.RUNNING
+                and now - self._busy_at >= self.cfg.output_idle_pause_s
+            ):
+                await loop.run_in_executor(None, stream.pause)
+                log.debug("speaker: idle, output stream stopped")
+
+    def hold_open(self, on: bool) -> None:
+        """A conversation starts (True) or ends (False): keep the stream running meanwhile."""
+        self._hold = on
+        self._busy_at = time.monotonic()
+        if on:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Start a paused stream again (off the loop); audio queued meanwhile plays once it runs."""
+        stream = self._stream
+        if stream is None or stream.phase is not _Phase.PAUSED:
+            return
+        try:
+            asyncio.get_running_loop().run_in_executor(None, stream.resume)
+        except RuntimeError:  # no loop: this thread may block
+            stream.resume()
+
     # --- playback -------------------------------------------------------------------------
 
     def play(self, pcm24k: bytes) -> None:
@@ -245,6 +318,8 @@ class Speaker:
             return
         self.expect_more = True
         self.buffer.push(conv.convert(pcm24k))
+        self._busy_at = time.monotonic()
+        self._wake()
 
     def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         """Queue an earcon (nothing if `audio.earcons` is off)."""
@@ -299,6 +374,8 @@ class Speaker:
         stream = self._stream
         if stream is None or not self.supervisor.ready.is_set() or not stream.callbacks:
             return False
+        if stream.phase is _Phase.PAUSED:
+            return True  # it flowed before it was paused, and starts again when needed
         prefill_s = stream.latency + self.cfg.output_block_ms / 1000
         return stream.last_callback_at - stream.first_callback_at > prefill_s
 

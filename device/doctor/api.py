@@ -13,7 +13,7 @@ from typing import Any
 from device.apikey import find_api_key
 from device.config import LiveConfig
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "api"
 
@@ -64,7 +64,7 @@ def check(ctx: DoctorContext) -> CheckResult:
     if key is None:
         return CheckResult(
             NAME,
-            Status.FAIL,
+            CheckStatus.FAIL,
             "no API key: systemd credential api-key, live.api_key_file, "
             "$GEMINI_API_KEY or $GOOGLE_API_KEY",
             {"key_present": False, "endpoint": endpoint},
@@ -82,13 +82,13 @@ def check(ctx: DoctorContext) -> CheckResult:
         numbers["error_kind"] = err.kind.value
         numbers["close_code"] = err.code
         return CheckResult(
-            NAME, Status.FAIL, f"{err.kind.value}: {endpoint}: {err.message}", numbers
+            NAME, CheckStatus.FAIL, f"{err.kind.value}: {endpoint}: {err.message}", numbers
         )
     numbers["setup_ms"] = round(seconds * 1000, 1)
     _record(ctx, seconds)
     return CheckResult(
         NAME,
-        Status.PASS,
+        CheckStatus.PASS,
         f"key from {key.source} accepted by {endpoint} for {live.model} "
         f"({seconds * 1000:.0f} ms to setupComplete)",
         numbers,

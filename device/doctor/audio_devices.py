@@ -8,7 +8,7 @@ from device.audio import devices
 from device.audio.devices import Direction
 from device.config import DeviceRef
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "audio_devices"
 RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -72,5 +72,5 @@ def check(ctx: DoctorContext) -> CheckResult:
             ctx.output_rate = default if default in rates else rates[-1]
         found.append(f"{kind} {info['name']!r} ({'/'.join(str(r // 1000) for r in rates)} kHz)")
     if problems:
-        return CheckResult(NAME, Status.FAIL, "; ".join(problems), numbers)
-    return CheckResult(NAME, Status.PASS, ", ".join(found), numbers)
+        return CheckResult(NAME, CheckStatus.FAIL, "; ".join(problems), numbers)
+    return CheckResult(NAME, CheckStatus.PASS, ", ".join(found), numbers)

@@ -6,7 +6,7 @@ from typing import Any
 
 from device.config import Config, LedMode
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 from device.gpio import make_pin_factory
 
 NAME = "gpio"
@@ -51,14 +51,17 @@ def check(ctx: DoctorContext) -> CheckResult:
     for role, pin in pins:
         if pin in seen:
             return CheckResult(
-                NAME, Status.FAIL, f"pin {pin} is used for both {seen[pin]} and {role}", numbers
+                NAME,
+                CheckStatus.FAIL,
+                f"pin {pin} is used for both {seen[pin]} and {role}",
+                numbers,
             )
         seen[pin] = role
     try:
         factory = ctx.pin_factory or make_pin_factory(ctx.cfg.gpio)
     except Exception as exc:
         return CheckResult(
-            NAME, Status.FAIL, f"pin factory {ctx.cfg.gpio.pin_factory!r}: {exc}", numbers
+            NAME, CheckStatus.FAIL, f"pin factory {ctx.cfg.gpio.pin_factory!r}: {exc}", numbers
         )
     kind = type(factory).__name__
     numbers["factory"] = kind
@@ -82,7 +85,7 @@ def check(ctx: DoctorContext) -> CheckResult:
                 if busy(exc):  # the running daemon holds its pins: they exist and work
                     warn.append(f"{role} GPIO{pin} is in use (by the running daemon?)")
                     continue
-                return CheckResult(NAME, Status.FAIL, f"{role} GPIO{pin}: {exc}", numbers)
+                return CheckResult(NAME, CheckStatus.FAIL, f"{role} GPIO{pin}: {exc}", numbers)
     finally:
         if ctx.pin_factory is None:
             factory.close()
@@ -93,5 +96,5 @@ def check(ctx: DoctorContext) -> CheckResult:
         else f"{mock}; nothing wired"
     )
     if warn:
-        return CheckResult(NAME, Status.WARN, f"{detail}; {'; '.join(warn)}", numbers)
-    return CheckResult(NAME, Status.PASS, detail, numbers)
+        return CheckResult(NAME, CheckStatus.WARN, f"{detail}; {'; '.join(warn)}", numbers)
+    return CheckResult(NAME, CheckStatus.PASS, detail, numbers)

@@ -7,7 +7,7 @@ import numpy as np
 from device.doctor.audio_io import AudioTimeout, block_rms, capture, dbfs
 from device.doctor.context import DoctorContext
 from device.doctor.gpio import busy
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "microphone"
 CLIP_LEVEL = 32700
@@ -23,16 +23,18 @@ def check(ctx: DoctorContext) -> CheckResult:
     import sounddevice as sd
 
     if ctx.input_device is None or ctx.input_rate is None:
-        return CheckResult(NAME, Status.SKIP, "no usable microphone (see audio_devices)")
+        return CheckResult(NAME, CheckStatus.SKIP, "no usable microphone (see audio_devices)")
     rate = ctx.input_rate
     try:
         rec = capture(ctx.input_device, rate, ctx.mic_seconds)
     except (AudioTimeout, sd.PortAudioError) as exc:
         if busy(exc):  # e.g. a raw ALSA device the running daemon holds
             return CheckResult(
-                NAME, Status.WARN, f"recording failed: device busy (in use by the daemon?): {exc}"
+                NAME,
+                CheckStatus.WARN,
+                f"recording failed: device busy (in use by the daemon?): {exc}",
             )
-        return CheckResult(NAME, Status.FAIL, f"recording failed: {exc}")
+        return CheckResult(NAME, CheckStatus.FAIL, f"recording failed: {exc}")
     x = rec.samples
     blocks = block_rms(x, rate)
     rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0
@@ -54,11 +56,13 @@ def check(ctx: DoctorContext) -> CheckResult:
         f"peak {numbers['peak_dbfs']} dBFS, noise floor {numbers['noise_floor_dbfs']} dBFS"
     )
     if peak == 0:
-        return CheckResult(NAME, Status.WARN, f"{summary}: digital silence (muted?)", numbers)
+        return CheckResult(NAME, CheckStatus.WARN, f"{summary}: digital silence (muted?)", numbers)
     if clipped > CLIP_WARN_FRACTION:
         return CheckResult(
-            NAME, Status.WARN, f"{summary}: {clipped:.2%} clipped, lower the gain", numbers
+            NAME, CheckStatus.WARN, f"{summary}: {clipped:.2%} clipped, lower the gain", numbers
         )
     if floor > 32768 * 10 ** (LOUD_FLOOR_DBFS / 20):
-        return CheckResult(NAME, Status.WARN, f"{summary}: noisy room or gain too high", numbers)
-    return CheckResult(NAME, Status.PASS, summary, numbers)
+        return CheckResult(
+            NAME, CheckStatus.WARN, f"{summary}: noisy room or gain too high", numbers
+        )
+    return CheckResult(NAME, CheckStatus.PASS, summary, numbers)

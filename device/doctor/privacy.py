@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Number, Status
+from device.doctor.result import CheckResult, CheckStatus, Number
 from device.privacy.cmd import DAY_S, duration
 from device.privacy.ledger import Ledger, summarize
 
@@ -18,7 +18,9 @@ def check(ctx: DoctorContext) -> CheckResult:
     try:
         records = ledger.records()
     except OSError as exc:
-        return CheckResult(NAME, Status.WARN, f"cannot read {ledger.path}: {exc.strerror or exc}")
+        return CheckResult(
+            NAME, CheckStatus.WARN, f"cannot read {ledger.path}: {exc.strerror or exc}"
+        )
     s = summarize(records, time.time() - DAY_S)
     on = ctx.cfg.privacy.log_transcripts
     numbers: dict[str, Number] = {
@@ -33,5 +35,5 @@ def check(ctx: DoctorContext) -> CheckResult:
     )
     if on:
         detail += "; privacy.log_transcripts is on: the journal keeps what was said and answered"
-        return CheckResult(NAME, Status.WARN, detail, numbers)
-    return CheckResult(NAME, Status.PASS, detail + "; no transcripts logged", numbers)
+        return CheckResult(NAME, CheckStatus.WARN, detail, numbers)
+    return CheckResult(NAME, CheckStatus.PASS, detail + "; no transcripts logged", numbers)

@@ -12,7 +12,7 @@ SCHEMA = "livespeaker-doctor/1"
 Number = int | float | str | bool | None | list[int] | list[str]
 
 
-class Status(StrEnum):
+class CheckStatus(StrEnum):
     """Outcome of one check."""
 
     PASS = "pass"
@@ -30,7 +30,7 @@ class CheckResult:
     """One check's outcome: a status, a one-line human detail and measured numbers."""
 
     name: str
-    status: Status
+    status: CheckStatus
     detail: str
     numbers: dict[str, Number] = field(default_factory=dict)
 
@@ -54,12 +54,12 @@ class Report:
     @property
     def ok(self) -> bool:
         """No check failed."""
-        return all(c.status is not Status.FAIL for c in self.checks)
+        return all(c.status is not CheckStatus.FAIL for c in self.checks)
 
     @property
     def failed(self) -> list[str]:
         """Names of the failed checks."""
-        return [c.name for c in self.checks if c.status is Status.FAIL]
+        return [c.name for c in self.checks if c.status is CheckStatus.FAIL]
 
     def to_json(self) -> str:
         """The machine-readable report.
@@ -67,7 +67,7 @@ class Report:
         Schema livespeaker-doctor/1: {"schema", "version", "ok", "failed": [names],
         "summary": {status: count}, "checks": [{"name", "status", "detail", "numbers": {...}}]}.
         """
-        summary = {s.value: sum(c.status is s for c in self.checks) for s in Status}
+        summary = {s.value: sum(c.status is s for c in self.checks) for s in CheckStatus}
         doc = {
             "schema": SCHEMA,
             "version": self.version,

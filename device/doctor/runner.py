@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 from device import __version__
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Report, Status
+from device.doctor.result import CheckResult, CheckStatus, Report
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run_checks(
     results: list[CheckResult] = []
     for name, module_name in CHECKS.items():
         if name in skipped:
-            result = CheckResult(name, Status.SKIP, "skipped on request")
+            result = CheckResult(name, CheckStatus.SKIP, "skipped on request")
         else:
             result = _run_one(name, module_name, ctx)
         results.append(result)
@@ -52,6 +52,6 @@ def _run_one(name: str, module_name: str, ctx: DoctorContext) -> CheckResult:
         result = check(ctx)
     except Exception as exc:  # component boundary: one broken check must not hide the others
         log.exception("check %s crashed", name)
-        result = CheckResult(name, Status.FAIL, f"check crashed: {type(exc).__name__}: {exc}")
+        result = CheckResult(name, CheckStatus.FAIL, f"check crashed: {type(exc).__name__}: {exc}")
     log.debug("check %s: %s in %.2f s", name, result.status, time.perf_counter() - t0)
     return result

@@ -8,7 +8,7 @@ from device.config import EchoMode
 from device.doctor.audio_io import AudioTimeout, dbfs, play_while_capturing, tone_levels
 from device.doctor.context import DoctorContext
 from device.doctor.gpio import busy
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "speaker"
 TONE_HZ = 1000.0
@@ -34,9 +34,9 @@ def check(ctx: DoctorContext) -> CheckResult:
     import sounddevice as sd
 
     if ctx.output_device is None or ctx.output_rate is None:
-        return CheckResult(NAME, Status.SKIP, "no usable speaker (see audio_devices)")
+        return CheckResult(NAME, CheckStatus.SKIP, "no usable speaker (see audio_devices)")
     if ctx.input_device is None or ctx.input_rate is None:
-        return CheckResult(NAME, Status.SKIP, "no usable microphone to listen for the tone")
+        return CheckResult(NAME, CheckStatus.SKIP, "no usable microphone to listen for the tone")
     tone = make_tone(ctx.output_rate, ctx.tone_seconds)
     try:
         played, rec = play_while_capturing(
@@ -45,9 +45,11 @@ def check(ctx: DoctorContext) -> CheckResult:
     except (AudioTimeout, sd.PortAudioError) as exc:
         if busy(exc):  # e.g. a raw ALSA device the running daemon holds
             return CheckResult(
-                NAME, Status.WARN, f"test tone failed: device busy (in use by the daemon?): {exc}"
+                NAME,
+                CheckStatus.WARN,
+                f"test tone failed: device busy (in use by the daemon?): {exc}",
             )
-        return CheckResult(NAME, Status.FAIL, f"test tone failed: {exc}")
+        return CheckResult(NAME, CheckStatus.FAIL, f"test tone failed: {exc}")
     levels = tone_levels(rec.samples, ctx.input_rate, TONE_HZ)
     quiet = float(np.percentile(levels, 10)) if len(levels) else 0.0
     loud = float(np.percentile(levels, 90)) if len(levels) else 0.0
@@ -72,5 +74,5 @@ def check(ctx: DoctorContext) -> CheckResult:
         detail = "tone played; the microphone does not hear it (headset, AEC, or speaker off?)"
     detail += f"; recommended echo_mode = {recommended.value}"
     if heard and ctx.cfg.audio.echo_mode is EchoMode.FULL_DUPLEX:
-        return CheckResult(NAME, Status.WARN, detail + " (configured: full_duplex)", numbers)
-    return CheckResult(NAME, Status.PASS, detail, numbers)
+        return CheckResult(NAME, CheckStatus.WARN, detail + " (configured: full_duplex)", numbers)
+    return CheckResult(NAME, CheckStatus.PASS, detail, numbers)

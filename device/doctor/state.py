@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "state"
 
@@ -36,7 +36,7 @@ def check(ctx: DoctorContext) -> CheckResult:
     numbers: dict[str, Any] = {"state_dir": str(d)}
     why = _writable(d)
     if why:
-        return CheckResult(NAME, Status.FAIL, f"state dir not writable: {why}", numbers)
+        return CheckResult(NAME, CheckStatus.FAIL, f"state dir not writable: {why}", numbers)
     age = handle_age_s(d)
     window = ctx.cfg.live.resume_window_s
     numbers["handle_age_s"] = None if age is None else round(age, 1)
@@ -48,7 +48,7 @@ def check(ctx: DoctorContext) -> CheckResult:
     else:
         handle = f"saved conversation {age:.0f} s old: expired, the next one starts fresh"
     timers = _timers(ctx, numbers)
-    return CheckResult(NAME, Status.PASS, f"{d} writable; {handle}; {timers}", numbers)
+    return CheckResult(NAME, CheckStatus.PASS, f"{d} writable; {handle}; {timers}", numbers)
 
 
 def _timers(ctx: DoctorContext, numbers: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from device.doctor.context import DoctorContext
-from device.doctor.result import CheckResult, Status
+from device.doctor.result import CheckResult, CheckStatus
 from device.events import MIC_RATE
 
 NAME = "wakeword"
@@ -45,7 +45,7 @@ def check(ctx: DoctorContext) -> CheckResult:
     try:
         model = load_model(name)
     except Exception as exc:  # a missing or broken model file: the user's problem to see
-        return CheckResult(NAME, Status.FAIL, f"cannot load wake-word model {name!r}: {exc}")
+        return CheckResult(NAME, CheckStatus.FAIL, f"cannot load wake-word model {name!r}: {exc}")
     load_ms = (time.perf_counter() - t0) * 1000
     rng = np.random.default_rng(0)
     audio = (rng.standard_normal(FRAME * FRAMES) * 100).astype(np.int16)
@@ -74,18 +74,18 @@ def check(ctx: DoctorContext) -> CheckResult:
     if unreadable:
         return CheckResult(
             NAME,
-            Status.WARN,
+            CheckStatus.WARN,
             detail + f"; unreadable voice files: {', '.join(unreadable)}",
             numbers,
         )
     if who is WakeAudience.ENROLLED and not voices:
         return CheckResult(
-            NAME, Status.WARN, detail + ": no voice can wake it, only the button", numbers
+            NAME, CheckStatus.WARN, detail + ": no voice can wake it, only the button", numbers
         )
     if cpu_ms / frame_ms > WARN_FRACTION:
-        return CheckResult(NAME, Status.WARN, detail + ": too slow for this CPU", numbers)
+        return CheckResult(NAME, CheckStatus.WARN, detail + ": too slow for this CPU", numbers)
     if best >= ctx.cfg.wakeword.threshold:
         return CheckResult(
-            NAME, Status.WARN, detail + f"; triggers on noise (score {best:.2f})", numbers
+            NAME, CheckStatus.WARN, detail + f"; triggers on noise (score {best:.2f})", numbers
         )
-    return CheckResult(NAME, Status.PASS, detail, numbers)
+    return CheckResult(NAME, CheckStatus.PASS, detail, numbers)

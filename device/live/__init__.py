@@ -14,17 +14,17 @@ from device.live.errors import (
     classify,
 )
 from device.live.handles import HandleStore, SavedHandle
-from device.live.session import Conversation, LiveClient, SessionStats
+from device.live.session import LiveClient, LiveSession, SessionStats
 
 __all__ = [
     "Backoff",
     "BadKeyError",
     "ConfigurationError",
-    "Conversation",
     "HandleRejectedError",
     "HandleStore",
     "LiveClient",
     "LiveError",
+    "LiveSession",
     "NetworkError",
     "ProtocolError",
     "QuotaError",

@@ -128,7 +128,7 @@ class LiveClient:
         resume: bool = True,
         may_send: Callable[[], bool] | None = None,
         opened: Opened = BY_COMMAND,
-    ) -> AsyncIterator[Conversation]:
+    ) -> AsyncIterator[LiveSession]:
         """A conversation; resumes the saved handle if `resume` and it is still valid.
 
         `may_send()` is asked right before each audio chunk goes on the wire (also audio held
@@ -136,7 +136,7 @@ class LiveClient:
         `opened` (what opened it) goes into the upload ledger with each of its connections.
         """
         saved = self.store.usable(self.live.model, self.live.resume_window_s) if resume else None
-        conv = Conversation(self, may_send, opened)
+        conv = LiveSession(self, may_send, opened)
         try:
             link = await self.connect(saved.handle if saved else None)
         except HandleRejectedError as exc:
@@ -183,7 +183,7 @@ class LiveClient:
         return Link(session, stack, resumed=handle is not None)
 
 
-class Conversation:
+class LiveSession:
     """One conversation, possibly over several connections (goAway handovers)."""
 
     def __init__(

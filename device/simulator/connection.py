@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from device.simulator import brain
 from device.simulator import protocol as p
 from device.simulator.audio import OUT_RATE, EnergyVad, VadEvent, speak, speech_seconds
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 
 if TYPE_CHECKING:
     from device.simulator.server import ConnectionRecord, LiveSimulator
@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CLOSES = {
-    Action.CLOSE_QUOTA: (1011, p.REASON_QUOTA),
-    Action.CLOSE_INTERNAL: (1011, p.REASON_INTERNAL),
-    Action.CLOSE_UNAVAILABLE: (1011, p.REASON_UNAVAILABLE),
+    FaultAction.CLOSE_QUOTA: (1011, p.REASON_QUOTA),
+    FaultAction.CLOSE_INTERNAL: (1011, p.REASON_INTERNAL),
+    FaultAction.CLOSE_UNAVAILABLE: (1011, p.REASON_UNAVAILABLE),
 }
 
 
@@ -135,11 +135,11 @@ class SimConnection:
         self.vad = EnergyVad(silence_ms=p.silence_ms(setup))
         self.faults += self.sim.take_faults(key)
         for f in self.faults:
-            if f.when is When.SETUP and f.action in (*_CLOSES, Action.DROP):
+            if f.when is When.SETUP and f.action in (*_CLOSES, FaultAction.DROP):
                 await self._fire(f)
                 return False
         for f in self.faults:
-            if f.action is Action.SLOW_SETUP:
+            if f.action is FaultAction.SLOW_SETUP:
                 log.info("simulator connection %d: setupComplete in %g s", self.rec.id, f.after_s)
                 with contextlib.suppress(TimeoutError):  # unless the client gives up first
                     await asyncio.wait_for(self.ws.wait_closed(), f.after_s)
@@ -149,7 +149,7 @@ class SimConnection:
             await self._issue_handle()
         self._ready = True
         for f in self.faults:
-            if f.when is When.SETUP and f.action is not Action.SLOW_SETUP:
+            if f.when is When.SETUP and f.action is not FaultAction.SLOW_SETUP:
                 await self._fire(f)
             elif f.when is When.AFTER_S:
                 self._timers.append(asyncio.create_task(self._fire_later(f), name="sim-fault"))
@@ -342,23 +342,23 @@ class SimConnection:
         log.info("simulator connection %d: %s", self.rec.id, f.action.value)
         if f.action in _CLOSES:
             await self.close(*_CLOSES[f.action])
-        elif f.action is Action.DROP:
+        elif f.action is FaultAction.DROP:
             self.rec.close_code = 1006
             self.ws.transport.abort()
-        elif f.action is Action.GO_AWAY:
+        elif f.action is FaultAction.GO_AWAY:
             left = self.sim.go_away_time_left_s
             await self.send({"goAway": {"timeLeft": f"{left:g}s"}})
             self._timers.append(asyncio.create_task(self._deadline(left), name="sim-deadline"))
-        elif f.action is Action.MALFORMED:
+        elif f.action is FaultAction.MALFORMED:
             self.rec.sent.append("malformed")
             await self.ws.send('{"serverContent": {"modelTurn": ')
-        elif f.action is Action.UNKNOWN:
+        elif f.action is FaultAction.UNKNOWN:
             await self.send({"bogusField": {"x": 1}})
-        elif f.action is Action.STALL:
+        elif f.action is FaultAction.STALL:
             self.stall()
-        elif f.action is Action.FREEZE:
+        elif f.action is FaultAction.FREEZE:
             self._timers.append(asyncio.create_task(self._freeze(f.duration_s), name="sim-freeze"))
-        elif f.action is Action.OVERSIZED:
+        elif f.action is FaultAction.OVERSIZED:
             self.rec.sent.append("oversized")
             await self.ws.send(json.dumps(p.audio_chunk(bytes(900 * 1024))))
 

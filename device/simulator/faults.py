@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 
-class Action(Enum):
+class FaultAction(Enum):
     """What goes wrong."""
 
     GO_AWAY = "go_away"
@@ -52,7 +52,7 @@ class When(Enum):
 class Fault:
     """A failure armed for the next `times` connections (whose key matches, if `key` is set)."""
 
-    action: Action
+    action: FaultAction
     when: When = When.MID_REPLY
     key: str | None = None
     after_chunks: int = 0
@@ -68,11 +68,11 @@ class Fault:
         action, _, rest = spec.partition("@")
         when, _, n = rest.partition(":")
         n, _, d = n.partition(":")
-        fault = cls(Action(action), When(when) if when else When.MID_REPLY, times=1 << 30)
+        fault = cls(FaultAction(action), When(when) if when else When.MID_REPLY, times=1 << 30)
         if d:
             fault.duration_s = float(d)
         if n:
-            if fault.when is When.AFTER_S or fault.action is Action.SLOW_SETUP:
+            if fault.when is When.AFTER_S or fault.action is FaultAction.SLOW_SETUP:
                 fault.after_s = float(n)
             else:
                 fault.after_chunks = int(n)

@@ -2,7 +2,7 @@
 
     sim = LiveSimulator(ensure_certs(d), models=["gemini-3.8-live"], api_keys=["k"])
     await sim.start()            # sim.base_url -> "https://127.0.0.1:PORT"
-    sim.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=20))
+    sim.inject(Fault(FaultAction.GO_AWAY, When.AUDIO_IN, after_chunks=20))
     ...                          # point the real SDK at it (live.base_url + live.ca_file)
     sim.connections[0].audio_in()  # every frame it received, parsed
     await sim.stop()

@@ -14,7 +14,7 @@ import pytest
 from device.app.states import State
 from device.events import ErrorKind
 from device.simhw.pulse import VirtualSoundCard
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.app.harness import Rig, running_daemon
 from tests.app.test_conversation_e2e import earcon_48k
@@ -62,7 +62,7 @@ async def test_a_wake_up_while_the_last_conversation_cannot_close_is_served(
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
         mark = await press(rig)
         await rig.wait_state(State.LISTENING, 20, since=mark)
-        simulator.inject(Fault(Action.STALL, When.AFTER_S, after_s=0.0))
+        simulator.inject(Fault(FaultAction.STALL, When.AFTER_S, after_s=0.0))
         stalled = simulator.connections[-1]
         await until(lambda: "stall" in stalled.sent, 10, "the connection did not stall")
         mark = await press(rig)  # end the conversation: its close cannot complete
@@ -82,7 +82,7 @@ async def test_a_dead_link_mid_answer_is_no_network_and_the_next_wake_up_works(
     simulator.realtime_factor = 4.0
     cfg = sim_config(simulator, tmp_path)
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
-        simulator.inject(Fault(Action.STALL, When.MID_REPLY, after_chunks=3))
+        simulator.inject(Fault(FaultAction.STALL, When.MID_REPLY, after_chunks=3))
         with sound_card.record_speaker(48000) as rec:
             rec.wait_until_flowing()
             answering = await rig.ask_by_button(story)
@@ -109,10 +109,10 @@ async def test_a_wake_up_while_the_network_is_still_frozen_gets_the_error_sound_
     async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
         mark = await press(rig)
         await rig.wait_state(State.LISTENING, 20, since=mark)
-        simulator.inject(Fault(Action.STALL, When.AFTER_S, after_s=0.0))
+        simulator.inject(Fault(FaultAction.STALL, When.AFTER_S, after_s=0.0))
         stalled = simulator.connections[-1]
         await until(lambda: "stall" in stalled.sent, 10, "the connection did not stall")
-        simulator.inject(Fault(Action.SLOW_SETUP, When.SETUP, after_s=60.0))
+        simulator.inject(Fault(FaultAction.SLOW_SETUP, When.SETUP, after_s=60.0))
         mark = await press(rig)
         await rig.wait_state(State.IDLE, 10, since=mark)
         with sound_card.record_speaker(48000) as rec:

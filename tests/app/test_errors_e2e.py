@@ -14,7 +14,7 @@ from device.app.states import State
 from device.events import ErrorKind
 from device.leds import ERROR_PATTERNS
 from device.simhw.pulse import SpeakerRecording, VirtualSoundCard
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.app.harness import Rig, running_daemon
 from tests.app.test_conversation_e2e import LISTENING_RGB, earcon_48k
@@ -119,7 +119,7 @@ async def test_each_error_kind_shows_then_recovers(
         async def restore_model() -> None:
             simulator.models.add(model)
 
-        def fault(action: Action) -> Step:
+        def fault(action: FaultAction) -> Step:
             async def cause() -> None:
                 simulator.inject(Fault(action, When.SETUP))
                 await press()
@@ -136,9 +136,9 @@ async def test_each_error_kind_shows_then_recovers(
             rec.wait_until_flowing()
             await check_error(rig, rec, ErrorKind.BAD_KEY, press_twice, issue_key)
             await check_error(rig, rec, ErrorKind.CONFIG, drop_model, restore_model)
-            await check_error(rig, rec, ErrorKind.QUOTA, fault(Action.CLOSE_QUOTA))
-            await check_error(rig, rec, ErrorKind.SERVER, fault(Action.CLOSE_INTERNAL))
-            await check_error(rig, rec, ErrorKind.NO_NETWORK, fault(Action.DROP))
+            await check_error(rig, rec, ErrorKind.QUOTA, fault(FaultAction.CLOSE_QUOTA))
+            await check_error(rig, rec, ErrorKind.SERVER, fault(FaultAction.CLOSE_INTERNAL))
+            await check_error(rig, rec, ErrorKind.NO_NETWORK, fault(FaultAction.DROP))
             await check_error(rig, rec, ErrorKind.AUDIO_DEVICE, unplug, plug_back)
         # And the wake word still works after all that.
         mark = len(rig.seen)

@@ -101,3 +101,37 @@ async def test_overflows_are_summarised_not_logged_per_block(
     assert summaries
     assert sum(int(s.split(" blocks dropped")[0].split()[-1]) for s in summaries) == slow.dropped
     assert len(caplog.records) < mic.progress.blocks / 5  # a summary, not a line per block
+
+
+async def test_idle_hands_over_80_ms_at_a_time_and_a_conversation_each_block(
+    sound_card: VirtualSoundCard,
+) -> None:
+    cfg = AudioConfig(block_ms=20)
+    mic = Microphone(cfg, rate=16000, channels=1)
+    q = mic.add_consumer("test", max_blocks=100_000)
+    chunks: list[int] = []
+    on_raw = mic._on_raw
+
+    def spy(generation: int, raw: bytes, overflowed: bool) -> None:
+        chunks.append(len(raw))
+        on_raw(generation, raw, overflowed)
+
+    mic._on_raw = spy  # type: ignore[method-assign]  # counts the hand-overs to the loop
+    block_bytes = 2 * MIC_RATE * cfg.block_ms // 1000
+    async with mic.running():
+        await wait_flowing(mic)
+        idle = list(chunks)
+        mic.low_latency(True)
+        chunks.clear()
+        await wait_flowing(mic)
+        busy = list(chunks)
+        mic.low_latency(False)
+        chunks.clear()
+        await wait_flowing(mic)
+        idle_again = list(chunks)
+    # At most one hand-over per switch carries what was gathered before it.
+    assert sum(n == 4 * block_bytes for n in idle) >= len(idle) - 1
+    assert sum(n == block_bytes for n in busy) >= len(busy) - 1
+    assert sum(n == 4 * block_bytes for n in idle_again) >= len(idle_again) - 1
+    blocks = take_all(q)
+    assert all(b.start == a.end for a, b in itertools.pairwise(blocks))  # nothing lost or doubled

@@ -187,3 +187,42 @@ async def test_late_audio_underruns_are_counted_and_play_silence(
     sounding = loud(rec.samples)
     gaps = np.diff(sounding)
     assert np.count_nonzero(gaps > MODEL_RATE // 5) == 3  # silence between the pieces
+
+
+async def test_idle_stream_stops_calling_back_and_the_next_sound_starts_it(
+    sound_card: VirtualSoundCard, tmp_path: Path
+) -> None:
+    spk = Speaker(AudioConfig(volume=100, output_idle_pause_s=0.5), tmp_path)
+    clip = chirp(1.0)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        async with spk.running():
+            stream = spk._stream
+            assert stream is not None
+            await wait_for(lambda: spk.flowing, 20, "the output to flow")
+            # Held open (a conversation): it keeps running past the idle pause.
+            spk.hold_open(True)
+            before = stream.callbacks
+            await asyncio.sleep(1.5)
+            assert stream.callbacks - before >= 1.0 / (BLOCK_MS / 1000) * 0.5
+            # Idle: after the pause no callbacks at all, and no outage is reported for it.
+            spk.hold_open(False)
+            await asyncio.sleep(1.5)
+            quiet = stream.callbacks
+            await asyncio.sleep(1.0)
+            assert stream.callbacks == quiet
+            assert spk.flowing and not spk.is_playing
+            # The next sound starts the same stream again and is heard whole.
+            spk.play(clip.tobytes())
+            await asyncio.wait_for(spk.drain(), 10)
+            await asyncio.sleep(0.3)
+            assert spk._stream is stream and stream.callbacks > quiet
+            assert spk.supervisor.failures == 0 and spk.supervisor.failed_opens == 0
+            # And it stops again once idle.
+            await asyncio.sleep(1.5)
+            quiet = stream.callbacks
+            await asyncio.sleep(0.5)
+            assert stream.callbacks == quiet
+    start = align(clip, rec.samples)
+    assert best_correlation(clip, rec.samples[start : start + len(clip)]) > 0.9
+    assert spk.underruns == 0

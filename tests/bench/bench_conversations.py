@@ -93,7 +93,7 @@ async def stream_gaps(rig: Rig, sim: LiveSimulator, question: np.ndarray, go_awa
     the server; with `go_away` the simulator sends goAway 1 s into that window and the device
     hands over to a new connection. Arrivals are seen by polling the simulator every 2 ms.
     """
-    from device.simulator.faults import Action, Fault, When
+    from device.simulator.faults import Fault, FaultAction, When
 
     since, conns = len(rig.seen), len(sim.connections)
     rig.play(question)
@@ -103,7 +103,12 @@ async def stream_gaps(rig: Rig, sim: LiveSimulator, question: np.ndarray, go_awa
     record = sim.connections[-1]
     if go_away:
         sim.inject(
-            Fault(Action.GO_AWAY, When.AUDIO_IN, key=KEY, after_chunks=len(record.audio_in()) + 50)
+            Fault(
+                FaultAction.GO_AWAY,
+                When.AUDIO_IN,
+                key=KEY,
+                after_chunks=len(record.audio_in()) + 50,
+            )
         )
     arrivals: list[float] = []
     count = 0

@@ -27,7 +27,7 @@ from device.config import Config
 from device.events import SessionResumed
 from device.live import LiveClient
 from device.simulator.certs import ensure_certs
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 
 KEY = ApiKey("bench-key", "bench")
@@ -46,7 +46,7 @@ async def _handover_once(client: LiveClient, sim: LiveSimulator) -> tuple[float,
         events = aiter(conv.events())
         await anext(events)  # the first SessionResumed
         await conv.send_text("hello")  # so a resumable handle exists
-        sim.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=10))
+        sim.inject(Fault(FaultAction.GO_AWAY, When.AUDIO_IN, after_chunks=10))
         chunk = bytes(640)
         done = asyncio.Event()
 

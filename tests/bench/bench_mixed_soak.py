@@ -39,7 +39,7 @@ from device.events import MIC_RATE
 from device.simhw.pulse import VirtualSoundCard
 from device.simhw.speech import synthesize
 from device.simulator.certs import ensure_certs
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator, SimulatorThread
 from tests.bench.bench_daemon import KEY, _notify_socket, open_fds, rss_mib
 
@@ -254,7 +254,7 @@ class Soak:
     def _f_none(self) -> tuple[str, float | None, bool]:
         return "", None, True
 
-    def _mid_answer(self, action: Action) -> tuple[str, float | None, bool]:
+    def _mid_answer(self, action: FaultAction) -> tuple[str, float | None, bool]:
         n = len(self.sim.connections)
         fault = self.arm(Fault(action, When.MID_REPLY, after_chunks=3))
         mark = len(self.notify.msgs)
@@ -262,19 +262,19 @@ class Soak:
         answering = self.notify.status_at(mark, lambda s: base(s) == "Answering")
         idle = self._idle_after_change(mark)
         fired = fault.times == 0 and len(self.sim.connections) > n
-        if action is Action.GO_AWAY:
+        if action is FaultAction.GO_AWAY:
             fired = fired and talk.served and "goAway" in self.sim.connections[n].sent
         rec = idle - answering if answering is not None and idle is not None else None
         return fold(talk.saw), rec, fired
 
     def _f_go_away(self) -> tuple[str, float | None, bool]:
-        return self._mid_answer(Action.GO_AWAY)
+        return self._mid_answer(FaultAction.GO_AWAY)
 
     def _f_drop(self) -> tuple[str, float | None, bool]:
-        return self._mid_answer(Action.DROP)
+        return self._mid_answer(FaultAction.DROP)
 
     def _f_stall(self) -> tuple[str, float | None, bool]:
-        return self._mid_answer(Action.STALL)
+        return self._mid_answer(FaultAction.STALL)
 
     def _window(self, open_: Callable[[], None], close: Callable[[], None]) -> tuple[str, float | None, bool]:  # fmt: skip
         open_()
@@ -295,7 +295,7 @@ class Soak:
         return self._window(lambda: self.sim_call(keys.discard, KEY), lambda: self.sim_call(keys.add, KEY))  # fmt: skip
 
     def _f_quota(self) -> tuple[str, float | None, bool]:
-        fault = Fault(Action.CLOSE_QUOTA, When.SETUP, times=1 << 30)
+        fault = Fault(FaultAction.CLOSE_QUOTA, When.SETUP, times=1 << 30)
 
         def lift() -> None:
             fault.times = 0

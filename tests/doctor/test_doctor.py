@@ -16,7 +16,7 @@ import pytest
 from device.config import Config
 from device.doctor.audio_io import tone_levels
 from device.doctor.gpio import configured_pins
-from device.doctor.result import SCHEMA, CheckResult, Report, Status
+from device.doctor.result import SCHEMA, CheckResult, CheckStatus, Report
 from device.simhw.pulse import VirtualSoundCard
 from device.simulator.certs import CertFiles
 from device.simulator.server import LiveSimulator, SimulatorThread
@@ -184,9 +184,9 @@ def test_doctor_names_a_missing_microphone(
 def test_report_json_is_the_documented_schema() -> None:
     report = Report(
         (
-            CheckResult("a", Status.PASS, "fine", {"x": 1.5}),
-            CheckResult("b", Status.WARN, "hmm"),
-            CheckResult("c", Status.FAIL, "broken"),
+            CheckResult("a", CheckStatus.PASS, "fine", {"x": 1.5}),
+            CheckResult("b", CheckStatus.WARN, "hmm"),
+            CheckResult("c", CheckStatus.FAIL, "broken"),
         ),
         "9.9",
     )
@@ -225,7 +225,7 @@ def test_gpio_check_fails_on_a_pin_used_twice() -> None:
 
     cfg = Config.model_validate({"gpio": {"pin_factory": "mock"}, "button": {"pin": 17}})
     result = check(DoctorContext(cfg))
-    assert result.status is Status.FAIL
+    assert result.status is CheckStatus.FAIL
     assert "pin 17" in result.detail and "led_red" in result.detail and "button" in result.detail
 
 
@@ -244,5 +244,5 @@ def test_gpio_check_warns_when_the_daemon_holds_the_pins() -> None:
         result = gpio.check(DoctorContext(cfg, pin_factory=factory))
     finally:
         held.close()
-    assert result.status is Status.WARN
+    assert result.status is CheckStatus.WARN
     assert "button GPIO23 is in use" in result.detail

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from device.apikey import ApiKey
 from device.events import SessionEvent, TurnCompleted
-from device.live import Conversation, LiveClient
+from device.live import LiveClient, LiveSession
 from device.simulator.server import LiveSimulator
 from tests.conftest import SIM_API_KEY, sim_config
 
@@ -21,7 +21,7 @@ def client_for(sim: LiveSimulator, tmp: Path, **live: object) -> LiveClient:
 
 
 async def events_until(
-    conv: Conversation,
+    conv: LiveSession,
     stop: Callable[[SessionEvent], bool] = lambda e: isinstance(e, TurnCompleted),
     within_s: float = 30.0,
 ) -> list[SessionEvent]:

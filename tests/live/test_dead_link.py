@@ -10,7 +10,7 @@ import pytest
 
 from device.events import ErrorKind, ModelAudio, OutputTranscribed, SessionEvent
 from device.live import LiveError
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.live.helpers import client_for, events_until, text_of
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 async def _stall_mid_answer(simulator: LiveSimulator, tmp_path: Path) -> tuple[LiveError, float]:
     """Ask for a story, the server stalls after 3 audio chunks: the error and the time to it."""
     simulator.realtime_factor = 4.0
-    simulator.inject(Fault(Action.STALL, When.MID_REPLY, after_chunks=3))
+    simulator.inject(Fault(FaultAction.STALL, When.MID_REPLY, after_chunks=3))
     client = client_for(simulator, tmp_path)
     t_stall = 0.0
     with pytest.raises(LiveError) as info:
@@ -64,7 +64,7 @@ async def test_a_pong_thirty_seconds_late_is_no_false_alarm(
         await conv.send_text("Hello? Gemini are you there?")
         await events_until(conv)
         # The first ping goes out 20 s after connecting; it is read (and answered) at ~51 s.
-        simulator.inject(Fault(Action.FREEZE, When.AFTER_S, after_s=0.0, duration_s=50.0))
+        simulator.inject(Fault(FaultAction.FREEZE, When.AFTER_S, after_s=0.0, duration_s=50.0))
         t0 = time.monotonic()
         async with asyncio.timeout(70):
             for _ in iter(lambda: simulator.connections[0].held_reads > 0, True):

@@ -25,7 +25,7 @@ from device.live import (
     ServerError,
     classify,
 )
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.conftest import sim_config
 from tests.live.helpers import KEY, client_for, events_until, text_of
@@ -66,7 +66,7 @@ async def test_unknown_model_is_a_config_error_naming_the_key(
 async def test_quota_gets_the_long_backoff(
     simulator: LiveSimulator, tmp_path: Path, when: When
 ) -> None:
-    simulator.inject(Fault(Action.CLOSE_QUOTA, when, after_chunks=2))
+    simulator.inject(Fault(FaultAction.CLOSE_QUOTA, when, after_chunks=2))
     err = await _fail_turn(client_for(simulator, tmp_path, quota_backoff_s=321))
     assert isinstance(err, QuotaError) and err.code == 1011
     assert err.retry_after == 321
@@ -76,13 +76,13 @@ async def test_quota_gets_the_long_backoff(
 @pytest.mark.parametrize(
     ("action", "kind", "cls"),
     [
-        (Action.CLOSE_INTERNAL, ErrorKind.SERVER, ServerError),
-        (Action.CLOSE_UNAVAILABLE, ErrorKind.SERVER, ServerError),
-        (Action.DROP, ErrorKind.NO_NETWORK, NetworkError),
+        (FaultAction.CLOSE_INTERNAL, ErrorKind.SERVER, ServerError),
+        (FaultAction.CLOSE_UNAVAILABLE, ErrorKind.SERVER, ServerError),
+        (FaultAction.DROP, ErrorKind.NO_NETWORK, NetworkError),
     ],
 )
 async def test_transient_failures_back_off_exponentially(
-    simulator: LiveSimulator, tmp_path: Path, action: Action, kind: ErrorKind, cls: type
+    simulator: LiveSimulator, tmp_path: Path, action: FaultAction, kind: ErrorKind, cls: type
 ) -> None:
     client = client_for(simulator, tmp_path, retry_initial_s=1.0, retry_max_s=60)
     client.policy.backoff.jitter = 0.0
@@ -135,9 +135,9 @@ async def test_refused_connection_is_a_network_error(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("action", [Action.MALFORMED, Action.UNKNOWN])
+@pytest.mark.parametrize("action", [FaultAction.MALFORMED, FaultAction.UNKNOWN])
 async def test_malformed_frames_are_reported_and_skipped(
-    simulator: LiveSimulator, tmp_path: Path, action: Action, caplog: pytest.LogCaptureFixture
+    simulator: LiveSimulator, tmp_path: Path, action: FaultAction, caplog: pytest.LogCaptureFixture
 ) -> None:
     simulator.inject(Fault(action, When.MID_REPLY, after_chunks=2))
     async with client_for(simulator, tmp_path).session() as conv:
@@ -154,7 +154,7 @@ async def test_malformed_frames_are_reported_and_skipped(
 async def test_oversized_frame_is_a_protocol_error(
     simulator: LiveSimulator, tmp_path: Path
 ) -> None:
-    simulator.inject(Fault(Action.OVERSIZED, When.MID_REPLY, after_chunks=1))
+    simulator.inject(Fault(FaultAction.OVERSIZED, When.MID_REPLY, after_chunks=1))
     async with client_for(simulator, tmp_path).session() as conv:
         await conv.send_text("What is the capital of France?")
         with pytest.raises(ProtocolError) as info:
@@ -227,7 +227,7 @@ async def test_one_failure_counts_once_while_the_mic_keeps_sending(
     simulator: LiveSimulator, tmp_path: Path
 ) -> None:
     client = client_for(simulator, tmp_path)
-    simulator.inject(Fault(Action.DROP, When.AUDIO_IN, after_chunks=20))
+    simulator.inject(Fault(FaultAction.DROP, When.AUDIO_IN, after_chunks=20))
     async with client.session() as conv:
         with pytest.raises(NetworkError) as info:
             async with asyncio.timeout(30):

@@ -11,7 +11,7 @@ import pytest
 
 from device.events import OutputTranscribed, SessionResumed
 from device.privacy.ledger import Ending, Ledger
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.live.helpers import client_for, events_until, text_of
 
@@ -34,7 +34,7 @@ async def test_go_away_mid_answer_resumes_with_the_handle_that_covers_the_turn(
     simulator.realtime_factor = 5.0
     simulator.hold_turn_complete = True
     simulator.go_away_time_left_s = 30.0
-    simulator.inject(Fault(Action.GO_AWAY, When.MID_REPLY, after_chunks=3))
+    simulator.inject(Fault(FaultAction.GO_AWAY, When.MID_REPLY, after_chunks=3))
     async with client_for(simulator, tmp_path).session() as conv:
         await conv.send_text("Tell me a story")
         story = await events_until(conv, within_s=60)
@@ -60,8 +60,8 @@ async def test_audio_held_during_a_handover_leaves_only_while_streaming_is_allow
     chunks = [np.full(320, i, np.int16).tobytes() for i in range(60)]
     client = client_for(simulator, tmp_path)
     async with client.session(may_send=lambda: streaming) as conv:
-        simulator.inject(Fault(Action.SLOW_SETUP, When.SETUP, after_s=1.5))  # the replacement
-        simulator.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=30))
+        simulator.inject(Fault(FaultAction.SLOW_SETUP, When.SETUP, after_s=1.5))  # the replacement
+        simulator.inject(Fault(FaultAction.GO_AWAY, When.AUDIO_IN, after_chunks=30))
         for chunk in chunks[:40]:
             await conv.send_audio(chunk)
             await asyncio.sleep(0.004)

@@ -25,7 +25,7 @@ from device.events import (
 from device.live import LiveClient
 from device.simhw.speech import synthesize
 from device.simulator import protocol as p
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.conftest import SpeechFactory, sim_config
 from tests.live.helpers import KEY, client_for, events_until, text_of
@@ -185,7 +185,7 @@ async def test_go_away_handover_keeps_every_chunk_once_in_order(
         await conv.send_text("What is the capital of France?")
         await events_until(conv)
         assert await conv.wait_for_handle(conv.stats.turns, 10)
-        simulator.inject(Fault(Action.GO_AWAY, When.AUDIO_IN, after_chunks=30))
+        simulator.inject(Fault(FaultAction.GO_AWAY, When.AUDIO_IN, after_chunks=30))
         # 150 chunks of 20 ms, each tagged with its number (quiet: no VAD turn).
         chunks = [np.full(320, i, np.int16).tobytes() for i in range(150)]
         for chunk in chunks:
@@ -207,7 +207,7 @@ async def test_go_away_mid_reply_lets_the_reply_finish(
     simulator: LiveSimulator, tmp_path: Path
 ) -> None:
     simulator.realtime_factor = 5.0
-    simulator.inject(Fault(Action.GO_AWAY, When.MID_REPLY, after_chunks=3))
+    simulator.inject(Fault(FaultAction.GO_AWAY, When.MID_REPLY, after_chunks=3))
     async with client_for(simulator, tmp_path).session() as conv:
         await conv.send_text("Tell me a story")
         events = await events_until(conv)

@@ -12,7 +12,7 @@ from device.cli import main
 from device.config import Config, PrivacyConfig
 from device.doctor.context import DoctorContext
 from device.doctor.privacy import check
-from device.doctor.result import Status
+from device.doctor.result import CheckStatus
 from device.events import Opened, Trigger
 from device.live.handles import HandleStore
 from device.privacy.ledger import Ending, Ledger, Upload
@@ -170,9 +170,9 @@ def test_doctor_summarises_the_ledger_and_warns_while_transcripts_are_logged(
     assert result.detail.startswith("12 conversations in the last 24 h, 3 min 10 s of audio sent")
     assert result.numbers["conversations_24h"] == 12
     if log_transcripts:
-        assert result.status is Status.WARN and "log_transcripts is on" in result.detail
+        assert result.status is CheckStatus.WARN and "log_transcripts is on" in result.detail
     else:
-        assert result.status is Status.PASS and "no transcripts logged" in result.detail
+        assert result.status is CheckStatus.PASS and "no transcripts logged" in result.detail
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to write as root (CI runs as root)")

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from device.simulator import protocol as p
 from device.simulator.audio import EnergyVad, UtteranceBook, VadEvent
-from device.simulator.faults import Action, Fault, When
+from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
 from tests.conftest import SIM_API_KEY, SpeechFactory
 
@@ -117,7 +117,7 @@ async def test_oversized_client_frame_is_refused(tls_certs: Any) -> None:
 @pytest.mark.integration
 async def test_realtime_text_turn_and_scheduled_go_away(simulator: LiveSimulator) -> None:
     simulator.go_away_time_left_s = 0.5
-    simulator.inject(Fault(Action.GO_AWAY, When.AFTER_S, after_s=0.2))
+    simulator.inject(Fault(FaultAction.GO_AWAY, When.AFTER_S, after_s=0.2))
     ws = await _raw(simulator, PATH.format(v="v1beta") + f"?key={SIM_API_KEY}")
     await ws.send(json.dumps({**SETUP, "setup": {**SETUP["setup"], "sessionResumption": {}}}))
     await ws.send(json.dumps({"realtimeInput": {"text": "hello"}}))
@@ -176,7 +176,7 @@ def test_thread_runner_and_per_key_faults(tls_certs: Any, tmp_path: Any) -> None
 
     runner = SimulatorThread(tls_certs, api_keys=["good", "limited"], realtime_factor=20)
     with runner as sim:
-        runner.call(sim.inject, Fault(Action.CLOSE_QUOTA, When.SETUP, key="limited", times=5))
+        runner.call(sim.inject, Fault(FaultAction.CLOSE_QUOTA, When.SETUP, key="limited", times=5))
         cfg = Config.model_validate(
             {
                 "state_dir": str(tmp_path),
@@ -205,8 +205,8 @@ def test_thread_runner_and_per_key_faults(tls_certs: Any, tmp_path: Any) -> None
 @pytest.mark.unit
 def test_fault_specs_for_silent_and_slow_links() -> None:
     stall = Fault.parse("stall@mid_reply:3")
-    assert (stall.action, stall.when, stall.after_chunks) == (Action.STALL, When.MID_REPLY, 3)
+    assert (stall.action, stall.when, stall.after_chunks) == (FaultAction.STALL, When.MID_REPLY, 3)
     slow = Fault.parse("slow_setup@setup:5")
-    assert (slow.action, slow.when, slow.after_s) == (Action.SLOW_SETUP, When.SETUP, 5.0)
+    assert (slow.action, slow.when, slow.after_s) == (FaultAction.SLOW_SETUP, When.SETUP, 5.0)
     freeze = Fault.parse("freeze@after_s:5:30")
-    assert (freeze.action, freeze.after_s, freeze.duration_s) == (Action.FREEZE, 5.0, 30.0)
+    assert (freeze.action, freeze.after_s, freeze.duration_s) == (FaultAction.FREEZE, 5.0, 30.0)
