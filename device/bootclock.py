@@ -84,3 +84,23 @@ def now() -> Instant:
     except (AttributeError, OSError):  # not Linux
         boottime = None
     return Instant(time.time(), _read_boot_id(), boottime)
+
+
+TIME_ERROR = 5
+"""adjtimex(2)'s answer while the kernel counts the clock as unsynchronized (STA_UNSYNC)."""
+
+
+def clock_synchronized() -> bool | None:
+    """Whether the kernel counts the wall clock as synchronized, i.e. an NTP client
+    (systemd-timesyncd, chrony) has set it since boot; None when it cannot be asked."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        timex = ctypes.create_string_buffer(512)  # struct timex, 208 bytes; modes 0: read only
+        state = int(libc.adjtimex(timex))
+    except (OSError, AttributeError):  # not Linux
+        return None
+    if state < 0:
+        return None
+    return state != TIME_ERROR

@@ -52,7 +52,9 @@ def check(ctx: DoctorContext) -> CheckResult:
 
 
 def _timers(ctx: DoctorContext, numbers: dict[str, Any]) -> str:
-    """Pending timers and alarms (the next one named), and those missed in the last day."""
+    """Pending timers and alarms (the next one named), those missed in the last day, and whether
+    the wall clock alarms ring by is synchronized."""
+    from device.bootclock import clock_synchronized
     from device.timers.book import TimerBook
     from device.timers.cmd import due_text
     from device.timers.model import Outcome
@@ -73,6 +75,13 @@ def _timers(ctx: DoctorContext, numbers: dict[str, Any]) -> str:
         )
     if missed:
         text += f"; {len(missed)} missed in the last day ({', '.join(d.item.name for d in missed)})"
+    synced = clock_synchronized()
+    numbers["clock_synchronized"] = synced
+    if synced is False:  # a Pi has no real-time clock: until NTP syncs, alarms are set by none
+        text += (
+            "; the clock is not synchronized (NTP) yet: alarms cannot be set until it is, "
+            "timers run on the boot clock"
+        )
     return text
 
 

@@ -62,3 +62,14 @@ def test_doctor_reports_pending_and_missed(tmp_path: Path) -> None:
     result = check(DoctorContext(cfg))
     assert result.numbers["timers_missed_24h"] == 1
     assert "1 missed in the last day (tea timer)" in result.detail
+
+
+def test_doctor_says_whether_the_clock_alarms_ring_by_is_synchronized(tmp_path: Path) -> None:
+    from device.bootclock import clock_synchronized
+
+    synced = clock_synchronized()
+    assert isinstance(synced, bool)  # Linux: the kernel answers adjtimex(2)
+    cfg = Config.model_validate({"state_dir": str(tmp_path)})
+    result = check(DoctorContext(cfg))
+    assert result.numbers["clock_synchronized"] is synced
+    assert ("the clock is not synchronized (NTP) yet" in result.detail) is (not synced)
