@@ -2,8 +2,14 @@
 
 Started by the appliance when woken; cancelled by it to end (the session context closes the
 connection and saves the resumption handle). Everything the conversation learns is posted back
-to the appliance as an event; it never changes state itself. It only sends microphone audio while
-the appliance says audio may be streamed, so the LEDs always show it.
+to the appliance as an event; it never changes state itself, nor reads the appliance's: the
+appliance tells it each new state and whether audio may be streamed (`observe`), and it only
+sends microphone audio while that is so, which is what the LEDs show.
+
+Audio said while the session opens waits in the microphone's upload queue (the one buffer on the
+upload path, drop-oldest beyond UPLOAD_MAX_BLOCKS): the uplink takes nothing from it until the
+session is open, the wake chime decided and streaming allowed, then sends the pre-roll from the
+wake word's end and everything queued, in order, before live audio.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -51,7 +56,7 @@ log = logging.getLogger(__name__)
 
 UPLOAD_CONSUMER = "upload"
 UPLOAD_MAX_BLOCKS = 1000
-"""Up to 20 s of 20 ms blocks buffered while the session opens (drop-oldest beyond)."""
+"""Up to 20 s of 20 ms blocks queued while the session opens (drop-oldest beyond)."""
 VOICE_RMS = 500.0
 """Block RMS (int16) above which the user counts as speaking (keeps the silence timer away)."""
 CHIME_LOOKAHEAD_S = 0.3
@@ -63,17 +68,7 @@ while the answer is being prepared (tool calls, a slow network), for up to this 
 
 
 class Host(Protocol):
-    """The appliance as the conversation sees it."""
-
-    @property
-    def state(self) -> State:
-        """The current state."""
-        ...
-
-    @property
-    def streaming(self) -> bool:
-        """Whether microphone audio may be sent now (the LEDs show listening)."""
-        ...
+    """The appliance as the conversation sees it (its state comes by `Conversation.observe`)."""
 
     def post_from(self, source: object, event: AppEvent) -> None:
         """Hand an event to the appliance (ignored once this conversation is over)."""
@@ -121,7 +116,11 @@ class Conversation:
         self._opened = opened
         self._clock = clock
         self._conv: ConversationPort | None = None
-        self._pending: deque[AudioBlock] = deque(maxlen=UPLOAD_MAX_BLOCKS)
+        self._state = State.CONNECTING
+        """The appliance's state, as last told (observe)."""
+        self._streaming = asyncio.Event()
+        """Set while the appliance allows microphone audio to be sent (the LEDs show it)."""
+        self._opened_session = asyncio.Event()
         self._next_sample: int | None = None
         self._started = clock()
         self._listen_since: float | None = None
@@ -147,6 +146,14 @@ class Conversation:
         self._host.post_from(self, event)
 
     # --- called by the appliance (loop thread) ---------------------------------------------
+
+    def observe(self, state: State, streaming: bool) -> None:
+        """The appliance's new state, and whether microphone audio may be streamed now."""
+        self._state = state
+        if streaming:
+            self._streaming.set()
+        else:
+            self._streaming.clear()
 
     def barge_in(self, wake_end: int | None = None) -> None:
         """Local barge-in (wake word, button): stop the answer and drop the rest of this turn.
@@ -224,13 +231,14 @@ class Conversation:
         # leaves only if streaming is still allowed when its turn comes.
         async with self._live.session(True, self._may_stream, self._opened) as conv:
             self._conv = conv
+            self._opened_session.set()
             self._memory.succeeded()
             self._post(SessionOpened())
             await self._downlink(conv)
         raise _SessionEnded("the session ended")
 
     def _may_stream(self) -> bool:
-        return self._host.streaming
+        return self._streaming.is_set()
 
     async def _chime(self) -> None:
         """Chime unless the user is still talking right after the wake word (one breath).
@@ -253,19 +261,16 @@ class Conversation:
     # --- microphone -> server -------------------------------------------------------------------
 
     async def _uplink(self, upload: BlockQueue) -> None:
+        # Nothing is taken from the queue until the session is open, the chime decided and
+        # streaming allowed: what is said meanwhile waits there.
+        await self._opened_session.wait()
+        await self._decided.wait()
+        await self._streaming.wait()
+        await self._send_buffered(upload)
         while True:
             block = await upload.get()
-            if (
-                self._host.state is State.CONNECTING
-                or self._conv is None
-                or not self._decided.is_set()
-            ):
-                self._pending.append(block)
-                continue
-            if not self._host.streaming:
-                continue  # nor is anything buffered sent now: it waits for streaming again
-            if self._pending or self._next_sample is None:
-                await self._send_buffered(block)
+            if not self._streaming.is_set():
+                continue  # not streaming now (the answer plays): dropped, as the LEDs show
             if self._backfill_from is not None:
                 await self._send_backfill(block)
             await self._send(block)
@@ -286,14 +291,22 @@ class Conversation:
         )
         await self._send_all(blocks)
 
-    async def _send_buffered(self, first_live: AudioBlock) -> None:
-        """Pre-roll from the wake word's end, then what was buffered while connecting, in order."""
+    async def _send_buffered(self, upload: BlockQueue) -> None:
+        """Pre-roll from the wake word's end, then what was queued while connecting, in order."""
+        queued: list[AudioBlock] = []
+        while True:
+            try:
+                queued.append(upload.get_nowait())
+            except asyncio.QueueEmpty:
+                break
         blocks: list[AudioBlock] = []
         if self._wake_end is not None:
-            head = self._first_seen if self._first_seen is not None else first_live.start
-            blocks = [b for b in self._preroll.take_from(self._wake_end) if b.start < head]
-        blocks += list(self._pending)
-        self._pending.clear()
+            head = self._first_seen
+            if head is None:
+                head = queued[0].start if queued else self._preroll.latest_end
+            if head is not None:
+                blocks = [b for b in self._preroll.take_from(self._wake_end) if b.start < head]
+        blocks += queued
         if blocks:
             log.info(
                 "sending %.2f s of audio said while connecting",
@@ -318,7 +331,7 @@ class Conversation:
         a flush awaits the socket between blocks, and the state may change meanwhile.
         """
         assert self._conv is not None
-        if not self._host.streaming:
+        if not self._streaming.is_set():
             return False
         if self._next_sample is not None and block.start < self._next_sample:
             cut = self._next_sample - block.start
@@ -344,7 +357,7 @@ class Conversation:
                 self._awaiting_answer = False
                 if self._discarding:
                     continue
-                if self._host.state is State.LISTENING:
+                if self._state is State.LISTENING:
                     self._post(AnswerStarted())
                 self._answered = True
                 self._speaker.play(ev.pcm)
@@ -390,7 +403,7 @@ class Conversation:
         await self._speaker.drain()
         if turn != self._turn:
             return  # barged in meanwhile
-        if self._host.state is State.RESPONDING:
+        if self._state is State.RESPONDING:
             self._post(AnswerPlayed())
         if self._after_answer is not None:
             self._post(self._after_answer)
@@ -406,7 +419,7 @@ class Conversation:
                 log.info("conversation reached max_conversation_s")
                 self._post(ConversationTimedOut())
                 return
-            if self._host.state is not State.LISTENING:
+            if self._state is not State.LISTENING:
                 self._listen_since = None
                 continue
             if self._listen_since is None:
