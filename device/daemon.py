@@ -1,4 +1,6 @@
-"""The daemon: builds every part from the config, runs the appliance, talks to systemd.
+"""The daemon: the lifecycle runner. It has device.assembly build every part from the config,
+runs them in one TaskGroup per build, talks to systemd, and on a reload rebuilds the parts and
+keeps itself.
 
 READY=1 is sent once the microphone is open (unless muted), the wake word model is loaded and the
 loop runs; STATUS= follows every state; the watchdog is fed by microphone blocks (by a loop
@@ -28,24 +30,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from device.apikey import find_api_key
 from device.app.appliance import Appliance
-from device.app.ports import Parts
 from device.app.states import State, Status, status_line
 from device.config import Config, ConfigError, GpioConfig
-from device.events import AudioBlock
 from device.service import Notifier, StartupPinger, Watchdog
 from device.timers import scheduler as timer_scheduler
 
 if TYPE_CHECKING:  # imported for real where each part is built (lazily: start-up time)
+    from device.assembly import Assembly
     from device.audio.mic import Microphone
-    from device.audio.queues import DropOldestQueue
     from device.audio.speaker import Speaker
-    from device.audio.supervisor import DeviceEvent
     from device.button import HardwareButton
     from device.leds import Leds
     from device.wakeword.detector import Detector
-    from device.wakeword.preroll import PreRoll
 
 PinFactory = Any
 """gpiozero's pin factory (the vendor seam: gpiozero has no type information)."""
@@ -88,46 +85,6 @@ def wake_phrase(model: str) -> str:
     return Path(model).stem.replace("_", " ")
 
 
-class MicPower:
-    """Opens (a task running the microphone) and closes it for mute."""
-
-    def __init__(self, mic: Microphone) -> None:
-        self._mic = mic
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def on(self) -> bool:
-        """True while the microphone task runs."""
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        """Start the microphone task (it reopens by itself on failures)."""
-        if not self.on:
-            self._task = asyncio.get_running_loop().create_task(self._mic.run(), name="microphone")
-
-    async def stop(self) -> None:
-        """Close the microphone: nothing is captured any more."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-class PreRollTee:
-    """The wake word's block source: every block also goes into the pre-roll, in order."""
-
-    def __init__(self, queue: DropOldestQueue[AudioBlock], preroll: PreRoll) -> None:
-        self._queue = queue
-        self._preroll = preroll
-
-    async def get(self) -> AudioBlock:
-        """The next microphone block (after adding it to the pre-roll)."""
-        block: AudioBlock = await self._queue.get()
-        self._preroll.add(block)
-        return block
-
-
 @dataclass
 class Overrides:
     """Parts a test may supply instead of the real ones (pins, systemd socket, api key source)."""
@@ -140,16 +97,6 @@ class Overrides:
     make_pin_factory: Callable[[GpioConfig], PinFactory] | None = None
     """Makes the pin factory for each build (default device.gpio.make_pin_factory); the daemon
     closes each one it made when that build ends (unlike `pin_factory`, which the caller owns)."""
-
-
-@dataclass
-class _Built:
-    appliance: Appliance
-    mic: Microphone
-    power: MicPower
-    speaker: Speaker
-    detector: Detector
-    wake_source: PreRollTee
 
 
 class Daemon:
@@ -254,38 +201,13 @@ class Daemon:
             if owned is not None:  # a reload makes a new one: release the pins and the chip
                 owned.close()
 
-    def _build(self, cfg: Config, leds: Leds) -> _Built:
-        from device.audio.echo import EchoGate
-        from device.audio.mic import Microphone
-        from device.audio.speaker import Speaker
-        from device.live import LiveClient
-        from device.tools import local_tools
-        from device.wakeword.detector import build_detector
-        from device.wakeword.preroll import PreRoll
+    def _build(self, cfg: Config, leds: Leds) -> Assembly:
+        from device.assembly import assemble
 
-        sink: list[Appliance] = []
-
-        def on_device(ev: DeviceEvent) -> None:
-            if sink:
-                sink[0].post(ev)
-
-        speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_device)
-        mic = Microphone(cfg.audio, on_event=on_device)
-        preroll = PreRoll(cfg.wakeword.preroll_s)
-        wake_source = PreRollTee(mic.add_consumer("wakeword", 100), preroll)
-        gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
-        api_key = find_api_key(cfg.live, self._o.environ)
-        if api_key is None:
-            log.error("no API key found: wake-ups will answer with the bad key sound")
-        live = LiveClient(cfg, api_key, local_tools())
-        power = MicPower(mic)
         detector, self._next_detector = self._next_detector, None
-        if detector is None:
-            detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
-        parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate)
-        appliance = Appliance(cfg, parts, on_status=self._on_status)
-        sink.append(appliance)
-        return _Built(appliance, mic, power, speaker, detector, wake_source)
+        return assemble(
+            cfg, leds, environ=self._o.environ, on_status=self._on_status, detector=detector
+        )
 
     async def _run_parts(self, cfg: Config, leds: Leds, pin_factory: PinFactory) -> Outcome:
         pinger = None  # systemd arms its watchdog at the first READY=1: nothing to feed before
@@ -319,9 +241,7 @@ class Daemon:
                 tg.create_task(b.speaker.run(), name="speaker"),
                 tg.create_task(appliance.run(), name="appliance"),
                 tg.create_task(self._beat(), name="heartbeat"),
-                tg.create_task(
-                    b.detector.run(b.wake_source, appliance.post, appliance.post), name="wake"
-                ),
+                tg.create_task(b.detector.run(None, appliance.post, appliance.post), name="wake"),
             ]
             button = self._button(cfg, pin_factory, appliance)
             if not muted:
@@ -422,7 +342,9 @@ class Daemon:
             return False
         why = None
         try:
-            self._next_detector = await asyncio.to_thread(self._preflight, new)
+            from device.assembly import preflight
+
+            self._next_detector = await asyncio.to_thread(preflight, new)
         except Exception as exc:
             why = str(exc)
         if why is not None:
@@ -433,18 +355,6 @@ class Daemon:
         self._previous_cfg, self.cfg = self.cfg, new
         self._refused = None
         return True
-
-    @staticmethod
-    def _preflight(cfg: Config) -> Detector:
-        """Load the new wake word model and resolve the new audio devices (worker thread);
-        raises what a build would. Returns the loaded detector for the next build."""
-        from device.audio import devices
-        from device.wakeword.detector import build_detector
-
-        detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
-        devices.resolve(cfg.audio.input_device, devices.Direction.INPUT)
-        devices.resolve(cfg.audio.output_device, devices.Direction.OUTPUT)
-        return detector
 
     def _refuse(self, why: str) -> None:
         """A reload was refused: journal (error) and STATUS= say why."""

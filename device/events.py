@@ -46,6 +46,9 @@ class WakeDetected:
     end: int
     voice: str | None = None
     """The enrolled voice that matched (None: accepted on the base model's score alone)."""
+    fired_at: int | None = None
+    """The sample index where the detector fired (the end of the frame that completed the
+    trigger); None when not known (e.g. an injected event)."""
 
 
 @dataclass(frozen=True, slots=True)

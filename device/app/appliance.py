@@ -236,7 +236,7 @@ class Appliance:
             self._open(event)
         elif action is Action.FLUSH_SPEAKER:
             if self._conversation is not None:
-                self._conversation.barge_in(event.end if isinstance(event, WakeDetected) else None)
+                self._conversation.barge_in(event if isinstance(event, WakeDetected) else None)
             else:
                 self._p.speaker.flush()
         elif action is Action.END_CONVERSATION:
@@ -304,7 +304,7 @@ class Appliance:
             self._p,
             tools=self.tools,
             memory=self.memory,
-            wake_end=wake.end if wake else None,
+            wake=wake,
             opened=Opened.by_wake(wake) if wake else Opened(Trigger.BUTTON),
             clock=self._clock,
         )

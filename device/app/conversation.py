@@ -49,6 +49,7 @@ from device.events import (
     ToolCalled,
     TurnCompleted,
     TurnTranscribed,
+    WakeDetected,
 )
 from device.tools import ToolExecutor
 
@@ -100,7 +101,7 @@ class Conversation:
         *,
         tools: ToolExecutor,
         memory: FailureMemory,
-        wake_end: int | None,
+        wake: WakeDetected | None,
         opened: Opened,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -112,7 +113,7 @@ class Conversation:
         self._gate = parts.upload_gate
         self._tools = tools
         self._memory = memory
-        self._wake_end = wake_end
+        self._wake_end = wake.end if wake else None
         self._opened = opened
         self._clock = clock
         self._conv: ConversationPort | None = None
@@ -131,7 +132,7 @@ class Conversation:
         self._after_answer: AppEvent | None = None
         self._first_seen: int | None = None
         self._decided = asyncio.Event()  # chime or not: pre-roll or not
-        self._detected_at = parts.preroll.latest_end  # about where the detector fired
+        self._detected_at = self._fired_at(wake)
         # A wake-word barge-in: (wake word's end, where the detector fired) to send pre-roll from.
         self._backfill_from: tuple[int, int] | None = None
         self._turn_open = False  # model audio came and its turn has not completed yet
@@ -155,7 +156,13 @@ class Conversation:
         else:
             self._streaming.clear()
 
-    def barge_in(self, wake_end: int | None = None) -> None:
+    def _fired_at(self, wake: WakeDetected | None) -> int | None:
+        """Where the detector fired (what the pre-roll holds, if the event does not say)."""
+        if wake is not None and wake.fired_at is not None:
+            return wake.fired_at
+        return self._preroll.latest_end
+
+    def barge_in(self, wake: WakeDetected | None = None) -> None:
         """Local barge-in (wake word, button): stop the answer and drop the rest of this turn.
 
         For a wake word, what the user says right after it ("Hey Jarvis, what about Spain?")
@@ -167,8 +174,8 @@ class Conversation:
         # nothing more of it comes, and the next audio is already the answer to the new question.
         self._discarding = self._turn_open
         self._turn += 1
-        if wake_end is not None:
-            self._backfill_from = (wake_end, self._preroll.latest_end or wake_end)
+        if wake is not None:
+            self._backfill_from = (wake.end, self._fired_at(wake) or wake.end)
 
     def ending(self, cause: EndCause) -> None:
         """The appliance is about to end this conversation, for this reason (for the ledger)."""

@@ -58,8 +58,11 @@ class FailureMemory:
 
     def __init__(self, live: LiveConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # A rejected key or model will not fix itself quickly, but a corrected key file should
-        # be picked up within a minute without a restart; quota waits for its own backoff.
+        # A rejected key or model will not fix itself quickly: wake-ups within retry_max_s answer
+        # with the remembered error without dialling. After that the next wake-up tries again,
+        # with the key read again (a corrected live.api_key_file or GEMINI_API_KEY is used then;
+        # a systemd credential is copied at start: `systemctl restart livespeaker`). Quota waits
+        # for its own backoff.
         self._hold_s = {
             ErrorKind.BAD_KEY: live.retry_max_s,
             ErrorKind.CONFIG: live.retry_max_s,

@@ -54,10 +54,15 @@ class MicProgress:
     last_block_monotonic: float | None
 
 
+Sink = Callable[[AudioBlock], None]
+
+
 @dataclass(slots=True)
 class _Consumer:
-    queue: DropOldestQueue[AudioBlock]
+    queue: DropOldestQueue[AudioBlock] | None
+    """Where blocks go, or (None) they are handed to `sink` at once on the loop."""
     gate: Gate | None
+    sink: Sink | None = None
     reported_drops: int = 0
 
 
@@ -185,6 +190,13 @@ class Microphone:
         self._consumers[name] = _Consumer(q, gate)
         return q
 
+    def add_sink(self, name: str, sink: Sink, gate: Gate | None = None) -> None:
+        """Call `sink(block)` on the loop with every block (for which `gate(block)` is true), as
+        it is framed: for a consumer that keeps its own bounded buffer (the wake word)."""
+        if name in self._consumers:
+            raise ValueError(f"consumer {name!r} already exists")
+        self._consumers[name] = _Consumer(None, gate, sink)
+
     def remove_consumer(self, name: str) -> None:
         """Stop delivering to a consumer."""
         self._consumers.pop(name, None)
@@ -273,7 +285,10 @@ class Microphone:
             self._last_block = now
             for consumer in self._consumers.values():
                 if consumer.gate is None or consumer.gate(block):
-                    consumer.queue.put_nowait(block)
+                    if consumer.queue is not None:
+                        consumer.queue.put_nowait(block)
+                    elif consumer.sink is not None:
+                        consumer.sink(block)
         if now - self._last_summary >= self._summary_interval_s:
             self._summarise()
 
@@ -293,7 +308,7 @@ class Microphone:
             parts.append(f"{self._overflows - self._reported_overflows} input overflows")
             self._reported_overflows = self._overflows
         for c in self._consumers.values():
-            if c.queue.dropped > c.reported_drops:
+            if c.queue is not None and c.queue.dropped > c.reported_drops:
                 parts.append(
                     f"{c.queue.dropped - c.reported_drops} blocks dropped by {c.queue.name}"
                 )

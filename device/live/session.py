@@ -107,7 +107,10 @@ class LiveClient:
         store: HandleStore | None = None,
         policy: RetryPolicy | None = None,
         ledger: Ledger | None = None,
+        key_source: Callable[[], ApiKey | None] | None = None,
     ) -> None:
+        """`key_source`: read the key again before each session (off the loop), so a corrected
+        key file is used at the next wake-up; `api_key` is then only the first answer."""
         self.cfg = cfg
         self.live = cfg.live
         self.tools = tuple(tools)
@@ -116,6 +119,7 @@ class LiveClient:
         self.ledger = ledger or Ledger(cfg.state_dir, cfg.privacy)
         self.transcripts = Transcripts(cfg.privacy.log_transcripts)
         self._api_key = api_key
+        self._key_source = key_source
         self._genai: genai.Client | None = None
 
     def fail(self, exc: BaseException) -> LiveError:
@@ -135,6 +139,8 @@ class LiveClient:
         back during a goAway handover): when it says no, the chunk is dropped, never sent later.
         `opened` (what opened it) goes into the upload ledger with each of its connections.
         """
+        if self._key_source is not None:
+            self._use_key(await asyncio.to_thread(self._key_source))
         saved = self.store.usable(self.live.model, self.live.resume_window_s) if resume else None
         conv = LiveSession(self, may_send, opened)
         try:
@@ -156,6 +162,13 @@ class LiveClient:
             yield conv
         finally:
             await conv.close()
+
+    def _use_key(self, key: ApiKey | None) -> None:
+        """Use this key from now on (a new SDK client when it changed)."""
+        if key != self._api_key:
+            if key is not None:
+                log.info("API key from %s", key.source)
+            self._api_key, self._genai = key, None
 
     async def connect(self, handle: str | None) -> Link:
         """One connection through setupComplete, bounded by live.connect_timeout_s."""

@@ -6,7 +6,9 @@ Three layers, each testable on its own:
 - `Detector.process(block)`: synchronous framing + front end + model + Trigger (the evaluation runs
   exactly this).
 - `Detector.run(source, on_detect)`: the daemon path; a dedicated thread does the scoring, fed by a
-  bounded drop-oldest queue, so a slow frame never holds up the event loop or audio delivery.
+  bounded drop-oldest queue (`feed(block)`, from the loop: the microphone hands each block straight
+  to it, the one buffer on the wake path), so a slow frame never holds up the event loop or audio
+  delivery. With a `source` (an async block queue), run() feeds it itself.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class Trigger:
         self._run = 0
         self._blocked_until = frame_end + self._refractory
         end = max(0, self._first_end - self._lead)
-        return WakeDetected(self._name, self._run_peak, end, self._run_voice)
+        return WakeDetected(self._name, self._run_peak, end, self._run_voice, frame_end)
 
     def reset(self) -> None:
         """Forget a partial run and any refractory period."""
@@ -199,6 +201,7 @@ class Detector:
         self.frames = 0
         self.last_score = 0.0
         self.on_score: Callable[[float, int], None] | None = None
+        self._inbox: queue.Queue[AudioBlock | None] = queue.Queue(QUEUE_BLOCKS)
 
     def reset(self) -> None:
         """Forget all audio heard (a new, unrelated stream follows)."""
@@ -254,24 +257,31 @@ class Detector:
         emb = self.model.embeddings if self.trigger.needs_embeddings(score) else None
         return self.trigger.update(score, frame_end, self.model.noise_level, emb)
 
+    def feed(self, block: AudioBlock) -> None:
+        """Hand a block to the scoring thread (loop thread; the oldest is dropped when the thread
+        has fallen QUEUE_BLOCKS behind). Blocks fed before run() wait for it."""
+        self._hand_over(self._inbox, block)
+
     async def run(
         self,
-        source: BlockSource,
+        source: BlockSource | None,
         on_detect: Callable[[WakeDetected], object],
         on_stop: Callable[[StopWordHeard], object] | None = None,
     ) -> None:
-        """Read blocks from `source` until cancelled; call `on_detect` on the loop for each hit
-        (and `on_stop` for each "stop" heard while listening for it)."""
+        """Score what `feed()` hands over (and, with a `source`, every block read from it) until
+        cancelled; call `on_detect` on the loop for each hit (and `on_stop` for each "stop"
+        heard while listening for it)."""
         loop = asyncio.get_running_loop()
-        inbox: queue.Queue[AudioBlock | None] = queue.Queue(QUEUE_BLOCKS)
+        inbox = self._inbox
         worker = threading.Thread(
             target=self._work, args=(inbox, loop, on_detect, on_stop), name="wakeword", daemon=True
         )
         worker.start()
         try:
-            while True:
-                block = await source.get()
-                self._hand_over(inbox, block)
+            if source is None:
+                await asyncio.Event().wait()  # until cancelled
+            while source is not None:
+                self.feed(await source.get())
         finally:
             self._hand_over(inbox, None)
             await asyncio.to_thread(worker.join, 5.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from device.apikey import ApiKey
+from device.apikey import ApiKey, find_api_key
 from device.config import LiveConfig
 from device.events import ErrorKind, OutputTranscribed, TurnCompleted
 from device.live import (
@@ -27,7 +27,7 @@ from device.live import (
 )
 from device.simulator.faults import Fault, FaultAction, When
 from device.simulator.server import LiveSimulator
-from tests.conftest import sim_config
+from tests.conftest import SIM_API_KEY, sim_config
 from tests.live.helpers import KEY, client_for, events_until, text_of
 
 
@@ -238,3 +238,23 @@ async def test_one_failure_counts_once_while_the_mic_keeps_sending(
             await events_until(conv, lambda e: False)
     assert from_events.value is info.value
     assert client.policy.backoff.failures == 1
+
+
+@pytest.mark.integration
+async def test_a_corrected_key_file_is_used_at_the_next_session(
+    simulator: LiveSimulator, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text("wrong\n")
+    cfg = sim_config(simulator, tmp_path, api_key_file=str(key_file))
+    client = LiveClient(
+        cfg, find_api_key(cfg.live, {}), key_source=lambda: find_api_key(cfg.live, {})
+    )
+    err = await _fail_turn(client)
+    assert isinstance(err, BadKeyError)
+    key_file.write_text(SIM_API_KEY + "\n")  # the user fixes the file; no restart, no reload
+    async with client.session() as conv:
+        await conv.send_text("Hello?")
+        events = await events_until(conv)
+    assert any(isinstance(e, TurnCompleted) for e in events)
+    assert len(simulator.connections) == 2

@@ -1,0 +1,139 @@
+"""The composition root: every part of one build of the appliance, made from the config.
+
+    parts = assemble(cfg, leds, environ=None, on_status=..., detector=None)
+    detector = preflight(new_cfg)      # a reload: what a build would fail on, tried first
+
+The daemon (device.daemon) runs what this builds and rebuilds it on a reload; nothing here runs
+anything. The wake path is wired here: the microphone hands each block to the pre-roll and the
+detector's scoring thread (`wake_path`), and the appliance owns the upload consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from device.apikey import find_api_key
+from device.app.appliance import Appliance
+from device.app.states import Status
+from device.config import Config
+from device.events import AudioBlock
+
+if TYPE_CHECKING:  # imported for real in assemble() (lazily: start-up time)
+    from device.audio.mic import Microphone
+    from device.audio.speaker import Speaker
+    from device.leds import Leds
+    from device.wakeword.detector import Detector
+    from device.wakeword.preroll import PreRoll
+
+log = logging.getLogger(__name__)
+
+
+class MicPower:
+    """Opens (a task running the microphone) and closes it for mute."""
+
+    def __init__(self, mic: Microphone) -> None:
+        self._mic = mic
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def on(self) -> bool:
+        """True while the microphone task runs."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start the microphone task (it reopens by itself on failures)."""
+        if not self.on:
+            self._task = asyncio.get_running_loop().create_task(self._mic.run(), name="microphone")
+
+    async def stop(self) -> None:
+        """Close the microphone: nothing is captured any more."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def wake_path(preroll: PreRoll, detector: Detector) -> Callable[[AudioBlock], None]:
+    """The microphone's wake-word consumer: each block goes into the pre-roll and to the
+    detector's scoring thread (its queue is the one buffer on the wake path)."""
+
+    def sink(block: AudioBlock) -> None:
+        preroll.add(block)
+        detector.feed(block)
+
+    return sink
+
+
+@dataclass
+class Assembly:
+    """One build's parts (the daemon runs them)."""
+
+    appliance: Appliance
+    mic: Microphone
+    power: MicPower
+    speaker: Speaker
+    detector: Detector
+
+
+def assemble(
+    cfg: Config,
+    leds: Leds,
+    *,
+    environ: dict[str, str] | None,
+    on_status: Callable[[Status], None],
+    detector: Detector | None = None,
+) -> Assembly:
+    """Build every part (blocking: loads the wake word model unless `detector` is given)."""
+    from device.app.ports import Parts
+    from device.audio.echo import EchoGate
+    from device.audio.mic import Microphone
+    from device.audio.speaker import Speaker
+    from device.audio.supervisor import DeviceEvent
+    from device.live import LiveClient
+    from device.tools import local_tools
+    from device.wakeword.detector import build_detector
+    from device.wakeword.preroll import PreRoll
+
+    sink: list[Appliance] = []
+
+    def on_device(ev: DeviceEvent) -> None:
+        if sink:
+            sink[0].post(ev)
+
+    speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_device)
+    mic = Microphone(cfg.audio, on_event=on_device)
+    preroll = PreRoll(cfg.wakeword.preroll_s)
+    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
+    api_key = find_api_key(cfg.live, environ)
+    if api_key is None:
+        log.error("no API key found: wake-ups will answer with the bad key sound")
+    live = LiveClient(
+        cfg, api_key, local_tools(), key_source=lambda: find_api_key(cfg.live, environ)
+    )
+    power = MicPower(mic)
+    if detector is None:
+        detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
+    mic.add_sink("wakeword", wake_path(preroll, detector))
+    parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate)
+    appliance = Appliance(cfg, parts, on_status=on_status)
+    sink.append(appliance)
+    return Assembly(appliance, mic, power, speaker, detector)
+
+
+def preflight(cfg: Config) -> Detector:
+    """Load the new wake word model and resolve the new audio devices (blocking: a worker
+    thread); raises what a build would. Returns the loaded detector for the next build."""
+    from device.audio import devices
+    from device.wakeword.detector import build_detector
+
+    detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
+    devices.resolve(cfg.audio.input_device, devices.Direction.INPUT)
+    devices.resolve(cfg.audio.output_device, devices.Direction.OUTPUT)
+    return detector
