@@ -127,3 +127,43 @@ def sim_config(sim: LiveSimulator, tmp: Path, **live: object) -> Config:
             "live": {"base_url": sim.base_url, "ca_file": str(sim.certs.ca), **live},
         }
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the container root filesystems the selected system tests will boot, on a
+    background thread, while the unit and integration tests run: debootstrap is ~1.5 min per
+    native suite and ~6 min for arm64 under qemu, and the system tests come last. The tests'
+    own ensure_rootfs() waits on the same file lock, so nothing is built twice; a build that
+    fails here is only logged (the test that needs it builds it again and fails with the cause).
+    """
+    wanted: list[tuple[str, str | None]] = []
+    for item in session.items:
+        if "tests/system/" not in item.nodeid:
+            continue
+        names = getattr(item, "fixturenames", ())
+        need = ("bookworm", None)
+        if "pi_trixie" in names or "trixie" in item.nodeid:
+            need = ("trixie", None)
+        elif "pi_arm64" in names:
+            need = ("bookworm", "arm64")
+        if need not in wanted:
+            wanted.append(need)
+    if not wanted or os.geteuid() != 0:
+        return
+    # Native suites first (the first system tests boot them), the emulated one last.
+    wanted.sort(key=lambda w: w[1] is not None)
+
+    def build() -> None:
+        from tests.system.container import ensure_rootfs
+
+        for suite, arch in wanted:
+            try:
+                ensure_rootfs(suite, arch=arch)
+            except Exception as exc:
+                logging.getLogger(__name__).warning(
+                    "background rootfs build %s/%s failed: %s", suite, arch or "native", exc
+                )
+
+    import threading
+
+    threading.Thread(target=build, name="rootfs-prebuild", daemon=True).start()
