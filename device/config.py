@@ -95,7 +95,7 @@ class AudioConfig(_Table):
     """Speaker: name substring or PortAudio index; "" = system default."""
     block_ms: Annotated[int, Field(ge=10, le=100)] = 20
     """Microphone block size delivered to the app (also the upload chunk: 20-40 ms)."""
-    output_block_ms: Annotated[int, Field(ge=5, le=100)] = 20
+    output_block_ms: Annotated[int, Field(ge=5, le=100)] = 10
     """Speaker callback block (the device buffer holds a few of them)."""
     output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 40
     """Speaker device buffer: how long a reply waits before it is heard; higher never stutters on a busy CPU."""
