@@ -144,14 +144,12 @@ class _OutputStream:
         with devices.LOCK:
             try:
                 self.stream.abort()
-                self.heard_until = 0.0  # what was on its way to the DAC is gone
-                self.stream.start()
-            except Exception as exc:  # the supervisor reopens a stream that cannot restart
-                log.warning("speaker: cannot restart the output stream after a flush: %s", exc)
+            except Exception as exc:  # the supervisor reopens
+                log.warning("speaker: cannot abort the output stream for a flush: %s", exc)
                 self.phase = _Phase.FINISHED
                 return
-            self._last_progress = time.monotonic()
-            self.phase = _Phase.RUNNING
+            self.heard_until = 0.0  # what was on its way to the DAC is gone
+            self._start_again("after a flush")
 
     def pause(self) -> None:
         """Off the loop: stop calling back while there is nothing to play (idle)."""
@@ -170,16 +168,19 @@ class _OutputStream:
     def resume(self) -> None:
         """Off the loop: start a paused stream again (a no-op unless paused)."""
         with devices.LOCK:
-            if self.phase is not _Phase.PAUSED:
-                return
-            try:
-                self.stream.start()
-            except Exception as exc:  # the supervisor reopens a stream that cannot restart
-                log.warning("speaker: cannot start the output stream again: %s", exc)
-                self.phase = _Phase.FINISHED
-                return
-            self._last_progress = time.monotonic()
-            self.phase = _Phase.RUNNING
+            if self.phase is _Phase.PAUSED:
+                self._start_again("after an idle pause")
+
+    def _start_again(self, when: str) -> None:
+        """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot."""
+        try:
+            self.stream.start()
+        except Exception as exc:  # the supervisor reopens a stream that cannot restart
+            log.warning("speaker: cannot start the output stream %s: %s", when, exc)
+            self.phase = _Phase.FINISHED
+            return
+        self._last_progress = time.monotonic()
+        self.phase = _Phase.RUNNING
 
     def failure(self) -> str | None:
         phase = self.phase
