@@ -87,6 +87,16 @@ class ToolExecutor:
         self._host = host
         self._timers = timers
 
+    def news(self) -> tuple[str, set[tuple[str, float]]]:
+        """What the next conversation should be told (timers that rang or were missed meanwhile:
+        TimerTools.news), and the keys for told()."""
+        return self._timers.news() if self._timers is not None else ("", set())
+
+    def told(self, keys: set[tuple[str, float]]) -> None:
+        """The news went out with a session that opened."""
+        if self._timers is not None:
+            self._timers.told(keys)
+
     def run(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Execute one call and return the result sent back to the model."""
         try:

@@ -236,9 +236,11 @@ class Conversation:
     async def _session(self) -> None:
         # The same gate again at the wire: audio held back in the session (a goAway handover)
         # leaves only if streaming is still allowed when its turn comes.
-        async with self._live.session(True, self._may_stream, self._opened) as conv:
+        note, keys = self._tools.news()  # timers that rang or were missed since the last one
+        async with self._live.session(True, self._may_stream, self._opened, note) as conv:
             self._conv = conv
             self._opened_session.set()
+            self._tools.told(keys)
             self._memory.succeeded()
             self._post(SessionOpened())
             await self._downlink(conv)

@@ -143,12 +143,13 @@ class LivePort(Protocol):
     """The Live client: opens (and resumes) sessions; raises LiveError with a kind on failure."""
 
     def session(
-        self, resume: bool, may_send: Callable[[], bool] | None, opened: Opened
+        self, resume: bool, may_send: Callable[[], bool] | None, opened: Opened, note: str = ""
     ) -> AbstractAsyncContextManager[ConversationPort]:
         """Open a session; on exit it is closed and its resumption handle saved.
 
         `may_send()` is the streaming gate, asked again as each audio chunk goes on the wire;
-        `opened` (what opened it) goes into the upload ledger.
+        `opened` (what opened it) goes into the upload ledger; `note` (device news) follows the
+        system instruction.
         """
         ...
 

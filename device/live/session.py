@@ -132,25 +132,27 @@ class LiveClient:
         resume: bool = True,
         may_send: Callable[[], bool] | None = None,
         opened: Opened = BY_COMMAND,
+        note: str = "",
     ) -> AsyncIterator[LiveSession]:
         """A conversation; resumes the saved handle if `resume` and it is still valid.
 
         `may_send()` is asked right before each audio chunk goes on the wire (also audio held
         back during a goAway handover): when it says no, the chunk is dropped, never sent later.
         `opened` (what opened it) goes into the upload ledger with each of its connections.
+        `note` follows the system instruction on each of its connections (device news).
         """
         if self._key_source is not None:
             self._use_key(await asyncio.to_thread(self._key_source))
         saved = self.store.usable(self.live.model, self.live.resume_window_s) if resume else None
-        conv = LiveSession(self, may_send, opened)
+        conv = LiveSession(self, may_send, opened, note)
         try:
-            link = await self.connect(saved.handle if saved else None)
+            link = await self.connect(saved.handle if saved else None, note)
         except HandleRejectedError as exc:
             log.warning("the server rejected the saved resumption handle (%s): starting fresh", exc)
             self.store.clear()
             saved = None
             try:
-                link = await self.connect(None)
+                link = await self.connect(None, note)
             except BaseException as exc2:
                 raise self.fail(exc2) from exc2
         except LiveError as exc:
@@ -170,7 +172,7 @@ class LiveClient:
                 log.info("API key from %s", key.source)
             self._api_key, self._genai = key, None
 
-    async def connect(self, handle: str | None) -> Link:
+    async def connect(self, handle: str | None, note: str = "") -> Link:
         """One connection through setupComplete, bounded by live.connect_timeout_s."""
         if self._api_key is None:
             raise BadKeyError(
@@ -179,7 +181,7 @@ class LiveClient:
         if self._genai is None:
             self._genai = make_client(self.live, self._api_key.value)
         ctx = self._genai.aio.live.connect(
-            model=self.live.model, config=connect_config(self.live, self.tools, handle)
+            model=self.live.model, config=connect_config(self.live, self.tools, handle, note)
         )
         stack = contextlib.AsyncExitStack()
         try:
@@ -204,10 +206,12 @@ class LiveSession:
         client: LiveClient,
         may_send: Callable[[], bool] | None = None,
         opened: Opened = BY_COMMAND,
+        note: str = "",
     ) -> None:
         self._client = client
         self._may_send = may_send
         self._opened = opened
+        self._note = note
         self._id = secrets.token_hex(4)
         self._cause: EndCause | None = None
         self._queue: asyncio.Queue[SessionEvent | LiveError | None] = asyncio.Queue()
@@ -437,7 +441,7 @@ class LiveSession:
         try:
             if self._handle is None:
                 log.warning("goAway before any resumption handle: the new connection starts fresh")
-            new = await self._client.connect(self._handle)
+            new = await self._client.connect(self._handle, self._note)
             self._links.append(new)
             new.index = len(self._links)
             async with self._lock:

@@ -50,9 +50,10 @@ def make_client(live: LiveConfig, api_key: str) -> genai.Client:
 
 
 def connect_config(
-    live: LiveConfig, tools: Sequence[ToolSpec] = (), handle: str | None = None
+    live: LiveConfig, tools: Sequence[ToolSpec] = (), handle: str | None = None, note: str = ""
 ) -> types.LiveConnectConfig:
-    """The session setup: audio replies, voice, transcripts, server VAD, compression, resumption."""
+    """The session setup: audio replies, voice, transcripts, server VAD, compression, resumption;
+    `note` (what happened on the device meanwhile) follows the system instruction."""
     tool_list: list[Any] = []
     if live.google_search:
         tool_list.append(types.Tool(google_search=types.GoogleSearch()))
@@ -75,7 +76,8 @@ def connect_config(
             language_code=live.language_code,
         ),
         system_instruction=types.Content(
-            role="user", parts=[types.Part(text=live.system_instruction)]
+            role="user",
+            parts=[types.Part(text=f"{live.system_instruction}\n\n{note}".strip())],
         ),
         input_audio_transcription=types.AudioTranscriptionConfig(),
         output_audio_transcription=types.AudioTranscriptionConfig(),

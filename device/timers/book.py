@@ -14,6 +14,7 @@ synced yet after boot, or set back) and no alarm is set by it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -218,6 +219,29 @@ class TimerBook:
             )
         self._save(pending=tuple(keep), history=(*self._c.history, *done))
         return done
+
+    def untold(self, within_s: float) -> list[Done]:
+        """What rang or was missed in the last `within_s` and no conversation was told of yet,
+        oldest first."""
+        wall = self.clock().wall
+        return [
+            d
+            for d in sorted(self._c.history, key=lambda d: d.at_wall)
+            if not d.told
+            and d.outcome in (Outcome.RANG, Outcome.MISSED)
+            and wall - d.at_wall <= within_s
+        ]
+
+    def mark_told(self, keys: set[tuple[str, float]]) -> None:
+        """A conversation was told of these outcomes (Done.key): not again."""
+        self.refresh()
+        if not any(d.key in keys and not d.told for d in self._c.history):
+            return
+        self._save(
+            history=tuple(
+                dataclasses.replace(d, told=True) if d.key in keys else d for d in self._c.history
+            )
+        )
 
     def flush(self) -> None:
         """Write what is not on disk yet (blocking; for a command that exits next)."""

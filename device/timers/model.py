@@ -123,6 +123,13 @@ class Done:
     """Wall-clock time it came due (for a cancel: when it would have)."""
     at_wall: float
     """Wall-clock time it rang, was found missed, or was cancelled."""
+    told: bool = False
+    """A conversation has been told about it (device.timers.tools.TimerTools.news)."""
+
+    @property
+    def key(self) -> tuple[str, float]:
+        """Which outcome this is (an item id can ring more than once: a repeating alarm)."""
+        return (self.item.id, self.at_wall)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -131,6 +138,7 @@ class Done:
             "outcome": self.outcome.value,
             "due_wall": self.due_wall,
             "at_wall": self.at_wall,
+            "told": self.told,
         }
 
     @classmethod
@@ -141,6 +149,7 @@ class Done:
             Outcome(d["outcome"]),
             float(d["due_wall"]),
             float(d["at_wall"]),
+            bool(d.get("told", False)),
         )
 
 

@@ -2,8 +2,10 @@
 
 Results are plain dicts the model reads back to the user ("your pasta timer has 3 minutes left");
 bad arguments answer {"error": ...} (raised as ValueError here, turned into the error by
-device.tools.ToolExecutor). Recent outcomes (rung, missed) come with list_timers, so the next
-conversation can mention them ("your pasta timer went off 2 minutes ago").
+device.tools.ToolExecutor). Recent outcomes (rung, missed) come with list_timers, and the next
+session is told of them once, unasked (`news()`: a device note after the system instruction,
+marked told in state_dir once that session opened), so the model can say "your pasta timer went
+off 2 minutes ago".
 """
 
 from __future__ import annotations
@@ -153,6 +155,26 @@ class TimerTools:
                 return {"error": f"no pending timer or alarm labelled {label!r}"}
             return {"cancelled": [self._brief(i) for i in hits]}
         raise ValueError("give 'id', 'label' or all=true")
+
+    def news(self) -> tuple[str, set[tuple[str, float]]]:
+        """A note for the next conversation on what rang or was missed in the last hour and has
+        not been told yet ("" when nothing), and the keys to mark told once it went out."""
+        self.book.refresh()
+        untold = self.book.untold(RECENT_S)
+        if not untold:
+            return "", set()
+        now = self.book.clock().wall
+        said = "; ".join(f"the {d.item.name} {self._done(d, now)['said']}" for d in untold)
+        note = (
+            f"Device note (not said by the user): since the last conversation {said}. Mention "
+            "this briefly at the start of your first answer, once."
+        )
+        return note, {d.key for d in untold}
+
+    def told(self, keys: set[tuple[str, float]]) -> None:
+        """The note from news() went out with a session that opened."""
+        if keys:
+            self.book.mark_told(keys)
 
     def listing(self) -> dict[str, Any]:
         """Pending items and the last hour's outcomes (what list_timers answers)."""

@@ -38,6 +38,8 @@ from device.events import (
 )
 from device.leds import STATE_PATTERNS, Leds
 from device.live.errors import BadKeyError
+from device.timers.book import TimerBook
+from device.timers.model import Outcome
 from device.wakeword.preroll import PreRoll
 
 pytestmark = pytest.mark.unit
@@ -179,12 +181,15 @@ class FakeLive:
         """How long each send_audio takes (0: returns without yielding)."""
         self.gate = asyncio.Event()
         self.gate.set()
+        self.notes: list[str] = []
+        """The device note each session was opened with."""
 
     @asynccontextmanager
     async def session(
-        self, resume: bool, may_send: Any, opened: Opened
+        self, resume: bool, may_send: Any, opened: Opened, note: str = ""
     ) -> AsyncIterator[FakeConversation]:
         self.why.append(opened)
+        self.notes.append(note)
         await self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with
@@ -446,3 +451,22 @@ async def test_what_opened_each_session_reaches_the_live_client(
     assert turns == [TurnTranscribed("what time is it", "It is noon.")]
     # Why each ended: asked to (end_conversation), then the shutdown at the end of the test.
     assert [c.causes for c in live.opened] == [[EndCause.ASKED], [EndCause.SHUTDOWN]]
+
+
+async def test_the_next_conversation_is_told_once_what_rang_meanwhile(
+    tmp_path: Path, factory: Any
+) -> None:
+    """A timer that went off while nobody talked goes to the next session as a device note
+    (after the system instruction), and only to that one: told is kept in state_dir."""
+    async with appliance(tmp_path, factory, no_speech_timeout_s=1.0) as (app, _, _, live):
+        app.timers.add_timer(0.05, "pasta")
+        await asyncio.sleep(0.1)
+        assert [d.outcome for d in app.timers.check()] == [Outcome.RANG]
+        for n in (1, 2):
+            app.post(ButtonReleased())
+            await until(lambda n=n: len(live.opened) == n and app.state is State.LISTENING)
+            app.post(EndRequested())
+            await until(lambda: app.state is State.IDLE)
+    assert "the pasta timer went off" in live.notes[0]
+    assert live.notes[1] == ""
+    assert TimerBook(tmp_path).untold(3600.0) == []

@@ -300,3 +300,22 @@ async def test_transcripts_reach_the_log_only_when_switched_on(
     else:
         assert words == []
         assert not [r for r in ours if "Brazil" in f"{r.getMessage()} {r.__dict__}"]
+
+
+@pytest.mark.integration
+async def test_a_device_note_follows_the_system_instruction_on_the_wire(
+    simulator: LiveSimulator, tmp_path: Path
+) -> None:
+    client = client_for(simulator, tmp_path)
+    note = "Device note (not said by the user): the pasta timer went off 2 minutes ago."
+    async with client.session(note=note) as conv:
+        await conv.send_text("Hello?")
+        await events_until(conv)
+    async with client.session() as conv:  # the next one goes without it
+        await conv.send_text("Hello again?")
+        await events_until(conv)
+    first, second = (
+        p.pick(c.setup, "system_instruction")["parts"][0]["text"] for c in simulator.connections
+    )
+    assert first == f"{client.live.system_instruction}\n\n{note}"
+    assert second == client.live.system_instruction
