@@ -15,6 +15,7 @@ from pathlib import Path
 
 from device.config import LiveConfig
 from device.events import ErrorKind
+from device.failures import hold_s
 from device.statefile import StateFile
 
 log = logging.getLogger(__name__)
@@ -58,25 +59,17 @@ class FailureMemory:
 
     def __init__(self, live: LiveConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # A rejected key or model will not fix itself quickly: wake-ups within retry_max_s answer
-        # with the remembered error without dialling. After that the next wake-up tries again,
-        # with the key read again (a corrected live.api_key_file or GEMINI_API_KEY is used then;
-        # a systemd credential is copied at start: `systemctl restart livespeaker`). Quota waits
-        # for its own backoff.
-        self._hold_s = {
-            ErrorKind.BAD_KEY: live.retry_max_s,
-            ErrorKind.CONFIG: live.retry_max_s,
-            ErrorKind.QUOTA: live.quota_backoff_s,
-        }
+        self._live = live
+        # How long is the failure policy's (device.failures). After a hold the next wake-up tries
+        # again, with the key read again (a corrected live.api_key_file or GEMINI_API_KEY is
+        # used then; a systemd credential is copied at start: `systemctl restart livespeaker`).
         self._last: Remembered | None = None
 
     def failed(self, kind: ErrorKind, message: str, retry_after: float | None = None) -> None:
-        """Note a session failure (only fatal kinds are kept)."""
-        hold = self._hold_s.get(kind)
+        """Note a session failure (only the kinds the failure policy holds are kept)."""
+        hold = hold_s(kind, self._live, retry_after)
         if hold is None:
             return
-        if retry_after is not None:
-            hold = max(hold, retry_after) if kind is ErrorKind.QUOTA else hold
         self._last = Remembered(kind, message, self._clock() + hold)
 
     def succeeded(self) -> None:

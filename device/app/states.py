@@ -23,6 +23,7 @@ from device.events import (
     TimerRang,
     WakeDetected,
 )
+from device.failures import POLICY
 
 log = logging.getLogger(__name__)
 
@@ -334,14 +335,8 @@ STATUS_LINES: dict[State, str] = {
     State.RINGING_MUTED: "Ringing, microphone off (press the button to stop)",
 }
 
-ERROR_LINES: dict[ErrorKind, str] = {
-    ErrorKind.NO_NETWORK: "no network",
-    ErrorKind.BAD_KEY: "API key rejected",
-    ErrorKind.QUOTA: "quota exhausted",
-    ErrorKind.SERVER: "service unavailable",
-    ErrorKind.CONFIG: "configuration rejected by the service",
-    ErrorKind.AUDIO_DEVICE: "audio device missing or busy",
-}
+ERROR_LINES: dict[ErrorKind, str] = {kind: policy.line for kind, policy in POLICY.items()}
+"""The STATUS= words for each kind of failure (device.failures)."""
 
 
 def status_line(status: Status, wake_phrase: str) -> str:

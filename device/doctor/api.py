@@ -14,6 +14,7 @@ from device.apikey import find_api_key
 from device.config import LiveConfig
 from device.doctor.context import DoctorContext
 from device.doctor.result import CheckResult, CheckStatus
+from device.failures import POLICY
 
 NAME = "api"
 
@@ -81,8 +82,13 @@ def check(ctx: DoctorContext) -> CheckResult:
         err = classify(exc, live)
         numbers["error_kind"] = err.kind.value
         numbers["close_code"] = err.code
+        policy = POLICY[err.kind]
+        numbers["retry"] = policy.retry.value
         return CheckResult(
-            NAME, CheckStatus.FAIL, f"{err.kind.value}: {endpoint}: {err.message}", numbers
+            NAME,
+            CheckStatus.FAIL,
+            f"{err.kind.value} ({policy.line}): {endpoint}: {err.message}",
+            numbers,
         )
     numbers["setup_ms"] = round(seconds * 1000, 1)
     _record(ctx, seconds)

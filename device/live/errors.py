@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from device.config import LiveConfig
 from device.events import ErrorKind
+from device.failures import POLICY, Retry, is_transient
 
 
 class LiveError(Exception):
@@ -32,8 +33,8 @@ class LiveError(Exception):
 
     @property
     def transient(self) -> bool:
-        """True when reconnecting after a backoff may work."""
-        return self.kind in (ErrorKind.NO_NETWORK, ErrorKind.SERVER)
+        """True when reconnecting after a backoff may work (device.failures)."""
+        return is_transient(self.kind)
 
 
 class BadKeyError(LiveError):
@@ -180,7 +181,8 @@ class Backoff:
 
 
 class RetryPolicy:
-    """Sets `retry_after` on an error: none for key/config, quota_backoff_s, or the backoff."""
+    """Sets `retry_after` on an error as device.failures says: the backoff for a transient
+    kind, quota_backoff_s for quota, none for the rest (key, config: no retry by itself)."""
 
     def __init__(self, live: LiveConfig, rng: random.Random | None = None) -> None:
         self.live = live
@@ -188,10 +190,10 @@ class RetryPolicy:
 
     def apply(self, err: LiveError) -> LiveError:
         """Fill in err.retry_after according to its kind; returns err."""
-        if err.kind is ErrorKind.QUOTA:
-            err.retry_after = self.live.quota_backoff_s
-        elif err.transient:
+        if err.transient:
             err.retry_after = self.backoff.next()
+        elif POLICY[err.kind].retry is Retry.QUOTA:
+            err.retry_after = self.live.quota_backoff_s
         else:
             err.retry_after = None
         return err
