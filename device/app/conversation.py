@@ -34,6 +34,7 @@ from device.app.states import (
     SilenceTimedOut,
     State,
 )
+from device.app.turns import TurnEvent, TurnPhase, step
 from device.config import Config
 from device.events import (
     MIC_RATE,
@@ -127,7 +128,6 @@ class Conversation:
         self._listen_since: float | None = None
         self._last_voice = 0.0
         self._answered = False
-        self._discarding = False
         self._turn = 0
         self._after_answer: AppEvent | None = None
         self._first_seen: int | None = None
@@ -135,8 +135,8 @@ class Conversation:
         self._detected_at = self._fired_at(wake)
         # A wake-word barge-in: (wake word's end, where the detector fired) to send pre-roll from.
         self._backfill_from: tuple[int, int] | None = None
-        self._turn_open = False  # model audio came and its turn has not completed yet
-        self._awaiting_answer = False  # the server heard the user and has not answered yet
+        self._phase = TurnPhase.QUIET
+        """Where the current turn is (device.app.turns)."""
         self._tg: asyncio.TaskGroup | None = None
         self.sent_blocks = 0
         self.sent_samples = 0
@@ -172,7 +172,7 @@ class Conversation:
         self._speaker.flush()
         # Drop the rest of the answer only if the server is still on it: after its turnComplete
         # nothing more of it comes, and the next audio is already the answer to the new question.
-        self._discarding = self._turn_open
+        self._phase = step(self._phase, TurnEvent.BARGE_IN)
         self._turn += 1
         if wake is not None:
             self._backfill_from = (wake.end, self._fired_at(wake) or wake.end)
@@ -362,24 +362,24 @@ class Conversation:
         said: list[str] = []
         async for ev in conv.events():
             if isinstance(ev, ModelAudio):
-                self._turn_open = True
-                self._awaiting_answer = False
-                if self._discarding:
+                self._phase = step(self._phase, TurnEvent.AUDIO)
+                if self._phase is TurnPhase.DISCARDING:
                     continue
                 if self._state is State.LISTENING:
                     self._post(AnswerStarted())
                 self._answered = True
                 self._speaker.play(ev.pcm)
             elif isinstance(ev, ServerInterrupted):
-                self._discarding = self._turn_open = self._awaiting_answer = False
+                self._phase = step(self._phase, TurnEvent.INTERRUPTED)
                 self._turn += 1
                 self._post(ev)
             elif isinstance(ev, TurnCompleted):
-                self._turn_open = self._awaiting_answer = False
-                self._turn_completed(ev, heard, said)
+                discarded = self._phase is TurnPhase.DISCARDING
+                self._phase = step(self._phase, TurnEvent.COMPLETED)
+                self._turn_completed(ev, heard, said, discarded)
             elif isinstance(ev, InputTranscribed):
                 self._last_voice = self._clock()
-                self._awaiting_answer = True
+                self._phase = step(self._phase, TurnEvent.HEARD)
                 heard.append(ev.text)
             elif isinstance(ev, OutputTranscribed):
                 said.append(ev.text)
@@ -389,7 +389,9 @@ class Conversation:
             elif isinstance(ev, SessionResumed):
                 log.info("session %s", "resumed" if ev.resumed else "started fresh")
 
-    def _turn_completed(self, ev: TurnCompleted, heard: list[str], said: list[str]) -> None:
+    def _turn_completed(
+        self, ev: TurnCompleted, heard: list[str], said: list[str], discarded: bool
+    ) -> None:
         usage = ev.usage
         self._host.turn_transcribed(TurnTranscribed("".join(heard).strip(), "".join(said).strip()))
         log.info(
@@ -402,8 +404,7 @@ class Conversation:
         )
         heard.clear()
         said.clear()
-        if self._discarding:
-            self._discarding = False
+        if discarded:
             return
         if self._tg is not None:
             self._tg.create_task(self._playout(self._turn), name="playout")
@@ -434,7 +435,7 @@ class Conversation:
             if self._listen_since is None:
                 self._listen_since = now
             window = conv_cfg.follow_up_s if self._answered else conv_cfg.no_speech_timeout_s
-            if self._awaiting_answer:
+            if self._phase is TurnPhase.HEARD:
                 window = max(window, ANSWER_WAIT_S)
             if now - max(self._listen_since, self._last_voice) >= window:
                 self._post(SilenceTimedOut())
