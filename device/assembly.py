@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from device.apikey import find_api_key
 from device.app.appliance import Appliance
@@ -34,12 +34,21 @@ if TYPE_CHECKING:  # imported for real in assemble() (lazily: start-up time)
 log = logging.getLogger(__name__)
 
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+
 class MicPower:
-    """Opens (a task running the microphone) and closes it for mute."""
+    """Opens (a task running the microphone) and closes it for mute. The task belongs to the
+    runner's TaskGroup once `own_tasks_by()` was called (the daemon does, before starting it)."""
 
     def __init__(self, mic: Microphone) -> None:
         self._mic = mic
         self._task: asyncio.Task[None] | None = None
+        self._spawn: Spawn | None = None
+
+    def own_tasks_by(self, spawn: Spawn) -> None:
+        """Create the microphone's task with `spawn(coro, name)` (a TaskGroup's create_task)."""
+        self._spawn = spawn
 
     @property
     def on(self) -> bool:
@@ -49,7 +58,12 @@ class MicPower:
     async def start(self) -> None:
         """Start the microphone task (it reopens by itself on failures)."""
         if not self.on:
-            self._task = asyncio.get_running_loop().create_task(self._mic.run(), name="microphone")
+            if self._spawn is not None:
+                self._task = self._spawn(self._mic.run(), "microphone")
+            else:
+                self._task = asyncio.get_running_loop().create_task(
+                    self._mic.run(), name="microphone"
+                )
 
     async def stop(self) -> None:
         """Close the microphone: nothing is captured any more."""

@@ -243,6 +243,8 @@ class Daemon:
                 tg.create_task(self._beat(), name="heartbeat"),
                 tg.create_task(b.detector.run(None, appliance.post, appliance.post), name="wake"),
             ]
+            # The microphone's task (closed and opened again for mute) is the group's too.
+            b.power.own_tasks_by(lambda coro, name: tg.create_task(coro, name=name))
             button = self._button(cfg, pin_factory, appliance)
             if not muted:
                 await b.power.start()
