@@ -1,9 +1,13 @@
 """The pending timers and alarms and what became of recent ones, persisted in state_dir.
 
 `<state_dir>/timers.json` is written atomically on every change (device.statefile: temp file,
-fsync, rename, off the event loop, never fatal), so a restart or a power cut loses none. The file
-is the source of truth: `refresh()` takes in a change another process made (`livespeaker timers
-cancel`), and the daemon calls it before every check.
+fsync, rename, off the event loop, never fatal), so a restart or a power cut loses none. One
+process writes it: the daemon holds an flock on `timers.lock` for its life (`claim_writer`).
+`livespeaker timers cancel` writes the file itself only when no daemon holds it; otherwise it
+drops a request into `timers.requests/`, which the daemon applies at its next check (within
+half a second) and deletes, so a cancel and a timer the daemon sets at the same moment cannot
+overwrite each other. `refresh()` takes in what is on disk; the daemon calls it before every
+check.
 
 `check()` moves what is due out of the pending list: rung if it is at most `grace_s` late, else
 missed (a timer that ran out while the daemon was down, an alarm the clock jumped over by far).
@@ -16,20 +20,60 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from device.bootclock import Instant, now
-from device.statefile import StateFile
+from device.statefile import StateFile, write_atomic
 from device.timers.model import Done, Item, Kind, Outcome, after_ring, due_wall, next_occurrence
 
 log = logging.getLogger(__name__)
 
 FILENAME = "timers.json"
+LOCK_NAME = "timers.lock"
+REQUESTS_DIR = "timers.requests"
+CANCEL_ALL = "*"
+"""A cancel request for every pending item."""
+_writer_locks: dict[Path, int] = {}
+"""The timers.lock files this process holds (process-wide: a reload builds a new book)."""
+
+
+def claim_writer(state_dir: str | os.PathLike[str]) -> bool:
+    """Become the one process that writes timers.json in `state_dir`, for as long as it lives
+    (the daemon; a command that exits next may too when no daemon runs). False when another
+    process holds it. A state_dir where no lock can be made counts as claimed (nothing else
+    could write there either)."""
+    path = Path(state_dir) / LOCK_NAME
+    if path in _writer_locks:
+        return True
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _writer_locks[path] = fd
+    return True
+
+
+def request_cancel(state_dir: str | os.PathLike[str], item_id: str) -> Path:
+    """Ask the daemon that writes timers.json to cancel `item_id` (CANCEL_ALL: every pending
+    one); returns the request file, which the daemon deletes once applied."""
+    path = Path(state_dir) / REQUESTS_DIR / f"{time.time_ns()}-{os.getpid()}.json"
+    write_atomic(path, json.dumps({"cancel": item_id}))
+    return path
+
+
 HISTORY_MAX = 20
 CLOCK_SLACK_S = 120.0
 """How far the wall clock may lag the known lower bound before it counts as wrong (NTP may set
@@ -69,6 +113,8 @@ class TimerBook:
         self.tz = tz
         self._c = _Content()
         self._text: str | None = None
+        self._applied: set[str] = set()
+        """Request files applied by this book (apply_requests)."""
         self._read_error: str | None = None
         self.refresh()
 
@@ -242,6 +288,36 @@ class TimerBook:
                 dataclasses.replace(d, told=True) if d.key in keys else d for d in self._c.history
             )
         )
+
+    def apply_requests(self) -> list[Item]:
+        """Apply the cancel requests other processes left (the writer calls it before every
+        check); returns what they cancelled. A request that cannot be read is dropped (logged)."""
+        folder = self.path.parent / REQUESTS_DIR
+        try:
+            requests = sorted(folder.glob("*.json"))
+        except OSError:
+            return []
+        gone: list[Item] = []
+        for path in requests:
+            if path.name in self._applied:
+                continue  # applied, but it could not be deleted: not again
+            self._applied.add(path.name)
+            try:
+                item_id = str(json.loads(path.read_text(encoding="utf-8"))["cancel"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("dropping an unreadable timers request %s: %s", path.name, exc)
+                item_id = None
+            if item_id == CANCEL_ALL:
+                gone += self.cancel_all()
+            elif item_id is not None and (item := self.cancel(item_id)) is not None:
+                gone.append(item)
+            try:
+                path.unlink()
+            except OSError as exc:
+                log.warning("cannot delete the applied timers request %s: %s", path, exc)
+        for item in gone:
+            log.info("%s %s cancelled by a command", item.kind.value, item.id)
+        return gone
 
     def flush(self) -> None:
         """Write what is not on disk yet (blocking; for a command that exits next)."""

@@ -1,16 +1,25 @@
-"""List pending timers and alarms (and recent ones), or cancel one: timers cancel ID|--all."""
+"""List pending timers and alarms (and recent ones), or cancel one: timers cancel ID|--all.
+
+While the daemon runs it is the one writer of timers.json: a cancel is handed to it as a request
+(device.timers.book.request_cancel) and this command waits until it was applied.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import sys
+import time
 
 from device.cli import Handler
 from device.config import Config
-from device.timers.book import TimerBook
+from device.timers.book import CANCEL_ALL, TimerBook, claim_writer, request_cancel
 from device.timers.model import WEEKDAYS, Done, Item, Kind, describe_left
+
+REQUEST_WAIT_S = 5.0
+"""How long `timers cancel` waits for a running daemon to apply its request."""
 
 
 def register(parser: argparse.ArgumentParser) -> Handler:
@@ -44,23 +53,66 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cancel(book: TimerBook, args: argparse.Namespace) -> int:
-    if args.all:
-        gone = book.cancel_all()
-    elif args.id:
-        item = book.cancel(args.id)
-        if item is None:
-            print(f"livespeaker: no pending timer or alarm with id {args.id!r}", file=sys.stderr)
-            return 1
-        gone = [item]
-    else:
+    if not args.all and not args.id:
         print("livespeaker: timers cancel needs an ID or --all", file=sys.stderr)
         return 2
+    if args.id and not args.all and book.get(args.id) is None:
+        print(f"livespeaker: no pending timer or alarm with id {args.id!r}", file=sys.stderr)
+        return 1
+    state_dir = book.path.parent
+    if not claim_writer(state_dir):  # the daemon runs: it writes the file, it applies the cancel
+        return _ask_the_daemon(book, CANCEL_ALL if args.all else args.id)
+    gone = book.cancel_all() if args.all else [i for i in [book.cancel(args.id)] if i]
     book.flush()
     for item in gone:
         print(f"cancelled {item.kind.value} {item.id} ({item.name})")
     if not gone:
         print("nothing was pending")
     return 0
+
+
+def _ask_the_daemon(book: TimerBook, item_id: str) -> int:
+    """Leave a cancel request for the running daemon and wait for it to be applied."""
+    owner = book.path.parent.stat().st_uid
+    if os.geteuid() != owner:  # the daemon could neither read nor delete what we would write
+        user = _user_name(owner)
+        print(
+            f"livespeaker: the daemon runs as {user!r}: cancel as that user "
+            f"(sudo -u {user} livespeaker timers cancel ...)",
+            file=sys.stderr,
+        )
+        return 1
+    want = (
+        book.pending() if item_id == CANCEL_ALL else [i for i in book.pending() if i.id == item_id]
+    )
+    request = request_cancel(book.path.parent, item_id)
+    deadline = time.monotonic() + REQUEST_WAIT_S
+    while request.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if request.exists():
+        print(
+            f"livespeaker: the cancel is queued ({request}): the daemon holds the timers but did "
+            f"not apply it within {REQUEST_WAIT_S:.0f} s; it will at its next check",
+            file=sys.stderr,
+        )
+        return 1
+    book.refresh()
+    still = {i.id for i in book.pending()}
+    for item in want:
+        if item.id not in still:
+            print(f"cancelled {item.kind.value} {item.id} ({item.name})")
+    if not want:
+        print("nothing was pending")
+    return 0
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def due_text(book: TimerBook, item: Item) -> str:

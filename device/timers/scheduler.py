@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from device.events import TimerRang
-from device.timers.book import TimerBook
+from device.timers.book import LOCK_NAME, TimerBook, claim_writer
 from device.timers.model import Outcome
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,22 @@ async def run(
     """Check the book until cancelled; post one TimerRang per check that found something to ring.
 
     `lead_s`: ring that much before the due time, so the ring is *heard* on time (the speaker's
-    output latency: what is queued now reaches the ear that much later)."""
+    output latency: what is queued now reaches the ear that much later). The process running it
+    becomes the one writer of the book's file (device.timers.book.claim_writer) and applies the
+    cancels other processes request."""
+    writer = claim_writer(book.path.parent)
+    if not writer:
+        log.error(
+            "another process holds %s: is a second daemon running on this state_dir? "
+            "Timers ring here, cancel requests are left to it",
+            book.path.parent / LOCK_NAME,
+        )
     while True:
         left: float | None = tick_s
         try:
             book.refresh()
+            if writer:
+                book.apply_requests()
             rang = [d for d in book.check(lead_s) if d.outcome is Outcome.RANG]
             if rang:
                 post(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -73,3 +75,64 @@ def test_doctor_says_whether_the_clock_alarms_ring_by_is_synchronized(tmp_path: 
     result = check(DoctorContext(cfg))
     assert result.numbers["clock_synchronized"] is synced
     assert ("the clock is not synchronized (NTP) yet" in result.detail) is (not synced)
+
+
+WRITER = """
+import asyncio, sys
+from device.timers import scheduler
+from device.timers.book import TimerBook
+
+async def main():
+    book = TimerBook(sys.argv[1])
+    task = asyncio.create_task(scheduler.run(book, lambda ev: None))
+    await asyncio.sleep(0.2)
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    book.add_timer(600, "bread")
+    print("added", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    task.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_a_cancel_while_the_daemon_runs_is_applied_by_it_and_loses_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon (here: a process running the scheduler) is the one writer of timers.json: a
+    cancel from the command goes to it as a request, and a timer it sets meanwhile stays."""
+    conf, state = config_file(tmp_path), tmp_path / "state"
+    book = TimerBook(state)
+    pasta = book.add_timer(600, "pasta")
+    tea = book.add_timer(900, "tea")
+    book.flush()
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as daemon:
+        assert daemon.stdin is not None and daemon.stdout is not None
+        assert daemon.stdout.readline().strip() == "ready"
+        assert main(["--config", conf, "timers", "cancel", pasta.id]) == 0
+        assert f"cancelled timer {pasta.id} (pasta timer)" in capsys.readouterr().out
+        daemon.stdin.write("add\n")
+        daemon.stdin.flush()
+        assert daemon.stdout.readline().strip() == "added"
+        deadline = time.monotonic() + 5
+        names: list[str] = []
+        while time.monotonic() < deadline:
+            book.refresh()
+            names = sorted(i.name for i in book.pending())
+            if names == ["bread timer", "tea timer"]:
+                break
+            time.sleep(0.05)
+        assert names == ["bread timer", "tea timer"]  # the daemon's new timer, the cancel kept
+        assert main(["--config", conf, "timers", "cancel", "nope"]) == 1
+        assert main(["--config", conf, "timers", "cancel", "--all"]) == 0
+        out = capsys.readouterr().out
+        assert f"cancelled timer {tea.id} (tea timer)" in out and "(bread timer)" in out
+        assert not list((state / "timers.requests").glob("*.json"))
+        daemon.stdin.write("end\n")
+        daemon.stdin.flush()
