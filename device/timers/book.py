@@ -2,7 +2,8 @@
 
 `<state_dir>/timers.json` is written atomically on every change (device.statefile: temp file,
 fsync, rename, off the event loop, never fatal), so a restart or a power cut loses none. One
-process writes it: the daemon holds an flock on `timers.lock` for its life (`claim_writer`).
+process writes it: the daemon holds an flock on the state_dir itself for its life
+(`claim_writer`; no lock file: a full state_dir gets nothing new).
 `livespeaker timers cancel` writes the file itself only when no daemon holds it; otherwise it
 drops a request into `timers.requests/`, which the daemon applies at its next check (within
 half a second) and deletes, so a cancel and a timer the daemon sets at the same moment cannot
@@ -36,12 +37,12 @@ from device.timers.model import Done, Item, Kind, Outcome, after_ring, due_wall,
 log = logging.getLogger(__name__)
 
 FILENAME = "timers.json"
-LOCK_NAME = "timers.lock"
 REQUESTS_DIR = "timers.requests"
 CANCEL_ALL = "*"
 """A cancel request for every pending item."""
 _writer_locks: dict[Path, int] = {}
-"""The timers.lock files this process holds (process-wide: a reload builds a new book)."""
+"""The state_dirs this process holds the writer's flock on (process-wide: a reload builds a new
+book)."""
 
 
 def claim_writer(state_dir: str | os.PathLike[str]) -> bool:
@@ -49,12 +50,12 @@ def claim_writer(state_dir: str | os.PathLike[str]) -> bool:
     (the daemon; a command that exits next may too when no daemon runs). False when another
     process holds it. A state_dir where no lock can be made counts as claimed (nothing else
     could write there either)."""
-    path = Path(state_dir) / LOCK_NAME
+    path = Path(state_dir).resolve()
     if path in _writer_locks:
         return True
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return True
     try:

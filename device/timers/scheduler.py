@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from device.events import TimerRang
-from device.timers.book import LOCK_NAME, TimerBook, claim_writer
+from device.timers.book import TimerBook, claim_writer
 from device.timers.model import Outcome
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,9 @@ async def run(
     writer = claim_writer(book.path.parent)
     if not writer:
         log.error(
-            "another process holds %s: is a second daemon running on this state_dir? "
-            "Timers ring here, cancel requests are left to it",
-            book.path.parent / LOCK_NAME,
+            "another process holds the timers of %s: is a second daemon running on this "
+            "state_dir? Timers ring here, cancel requests are left to it",
+            book.path.parent,
         )
     while True:
         left: float | None = tick_s
