@@ -142,14 +142,8 @@ class _OutputStream:
     def cut(self) -> None:
         """After start_cut(), off the loop: abort (drop the device buffer) and start again."""
         with devices.LOCK:
-            try:
-                self.stream.abort()
-            except Exception as exc:  # the supervisor reopens
-                log.warning("speaker: cannot abort the output stream for a flush: %s", exc)
-                self.phase = _Phase.FINISHED
-                return
-            self.heard_until = 0.0  # what was on its way to the DAC is gone
-            self._start_again("after a flush")
+            if self._abort("for a flush"):
+                self._start_again("after a flush")
 
     def pause(self) -> None:
         """Off the loop: stop calling back while there is nothing to play (idle)."""
@@ -157,13 +151,19 @@ class _OutputStream:
             if self.phase is not _Phase.RUNNING:
                 return
             self.phase = _Phase.PAUSED  # first: the callback plays silence, _finished ignores it
-            try:
-                self.stream.abort()
-            except Exception as exc:  # the supervisor reopens
-                log.warning("speaker: cannot stop the idle output stream: %s", exc)
-                self.phase = _Phase.FINISHED
-                return
-            self.heard_until = 0.0
+            self._abort("while idle")
+
+    def _abort(self, when: str) -> bool:
+        """Stop the stream and drop what the device holds (devices.LOCK held); False (and
+        FINISHED, for the supervisor to reopen) if it cannot."""
+        try:
+            self.stream.abort()
+        except Exception as exc:
+            log.warning("speaker: cannot stop the output stream %s: %s", when, exc)
+            self.phase = _Phase.FINISHED
+            return False
+        self.heard_until = 0.0  # what was on its way to the DAC is gone
+        return True
 
     def resume(self) -> None:
         """Off the loop: start a paused stream again (a no-op unless paused)."""

@@ -279,9 +279,10 @@ class Detector:
         worker.start()
         try:
             if source is None:
-                await asyncio.Event().wait()  # until cancelled
-            while source is not None:
-                self.feed(await source.get())
+                await asyncio.Event().wait()  # fed by feed(); until cancelled
+            else:
+                while True:
+                    self.feed(await source.get())
         finally:
             self._hand_over(inbox, None)
             await asyncio.to_thread(worker.join, 5.0)
