@@ -141,6 +141,9 @@ class WakewordConfig(_Table):
     noise_suppression: bool = False
     """Clean the wake word path's audio before scoring (off: on a broad evaluation it gained
     little and added false accepts on speech over music)."""
+    second_stage: bool = True
+    """Let the trained second stage decide (hey_jarvis has one): it catches wake words the base
+    model scores low in noise and rooms, and rejects ordinary speech the base model would accept."""
     who_can_wake: WakeAudience = WakeAudience.ANYONE
     """anyone (enrolled voices also wake it when the base model alone would miss them), or
     enrolled (only voices enrolled with `livespeaker wakeword enroll`; the button always works)."""

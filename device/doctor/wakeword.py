@@ -39,6 +39,7 @@ def check(ctx: DoctorContext) -> CheckResult:
     """Load the configured model and score FRAMES frames of low noise, timing CPU per frame."""
     from device.config import WakeAudience
     from device.wakeword.models import load_model
+    from device.wakeword.second_stage import second_stage_for
 
     name = ctx.cfg.wakeword.model
     t0 = time.perf_counter()
@@ -65,11 +66,17 @@ def check(ctx: DoctorContext) -> CheckResult:
         "cpu_fraction": round(cpu_ms / frame_ms, 4),
         "max_score_on_noise": round(best, 4),
     }
+    try:
+        stage = second_stage_for(model.spec, ctx.cfg.wakeword.second_stage)
+    except ValueError as exc:
+        return CheckResult(NAME, CheckStatus.FAIL, f"the wake word's second stage: {exc}")
+    numbers["second_stage"] = stage is not None
     voices, unreadable = _voices(ctx)
     who = ctx.cfg.wakeword.who_can_wake
     numbers["enrolled_voices"] = voices
     numbers["who_can_wake"] = str(who)
     detail = f"{name} loaded in {load_ms:.0f} ms; {cpu_ms:.2f} ms CPU per {frame_ms:.0f} ms frame ({cpu_ms / frame_ms:.1%})"
+    detail += f"; second stage {'on' if stage is not None else 'off'}"
     detail += f"; enrolled voices: {', '.join(voices) or 'none'} (who_can_wake = {who})"
     if unreadable:
         return CheckResult(

@@ -30,19 +30,21 @@ from device.timers.stopword import THRESHOLD as STOP_THRESHOLD
 from device.timers.stopword import StopWord
 from device.wakeword.features import FRAME_SAMPLES
 from device.wakeword.models import WakeModel, load_model
+from device.wakeword.second_stage import SecondStage, second_stage_for
 from device.wakeword.verifier import GATE, VoiceVerifier, best_match, voices_dir
 
 log = logging.getLogger(__name__)
 Float32 = npt.NDArray[np.float32]
 
-END_LEAD_S = 0.55
-NOISY_END_LEAD_S = 0.55
-"""The wake word's end is estimated this long before the end of the first frame that crossed the
-threshold (the noisy value applies with noise suppression in steady noise). Chosen on the broad
-evaluation's tuning voices (tests/wakeword/corpus.py): with 0.35 s the estimate minus the true end
-was -665..+221 ms (median -181) over every condition, i.e. up to 0.2 s of the question would be
-left out of the pre-roll; 0.55 s shifts that to about -865..+21 ms. The estimate errs early (some
-of "...jarvis" is sent, which the server ignores) rather than clipping the start of the question."""
+END_LEAD_S = 0.65
+NOISY_END_LEAD_S = 0.65
+"""The wake word's end is estimated this long before the end of the first frame that was accepted
+(the noisy value applies with noise suppression in steady noise). Chosen on the broad evaluation's
+tuning voices (tests/wakeword/corpus.py), with the second stage: at 0.55 s the estimate minus the
+true end was -914..+128 ms (99th percentile -28 ms) over every condition, i.e. up to 0.13 s of the
+question would be left out of the pre-roll (the second stage accepts some wake words a frame or two
+later than the base model would); 0.65 s shifts that to -1014..+28 ms. The estimate errs early
+(some of "...jarvis" is sent, which the server ignores) rather than clipping the question."""
 QUIET_LEVEL = 6.0
 NOISY_LEVEL = 7.5
 """Background noise levels (the noise suppressor's estimate, log-mel units: 1 = 10 dB, digital
@@ -79,12 +81,15 @@ class Trigger:
         cfg: WakewordConfig,
         model_name: str,
         voices: Sequence[VoiceVerifier] = (),
+        *,
         end_lead_s: float = END_LEAD_S,
         noisy_end_lead_s: float = NOISY_END_LEAD_S,
+        second_stage: SecondStage | None = None,
     ) -> None:
         self._cfg = cfg
         self._name = model_name
         self._voices = tuple(voices)
+        self._stage = second_stage
         self._enrolled_only = cfg.who_can_wake is WakeAudience.ENROLLED
         self._run_voice: str | None = None
         self._leads = (end_lead_s, noisy_end_lead_s)
@@ -122,23 +127,36 @@ class Trigger:
         """The enrolled voices this trigger accepts."""
         return self._voices
 
+    @property
+    def second_stage(self) -> SecondStage | None:
+        """The base model's trained second stage, if it has one and it is enabled."""
+        return self._stage
+
     def needs_embeddings(self, score: float) -> bool:
-        """Whether `update` will compare this frame with the enrolled voices."""
-        return bool(self._voices) and score >= GATE
+        """Whether `update` will read this frame's embeddings (the second stage or the enrolled
+        voices look at it)."""
+        return (bool(self._voices) and score >= GATE) or (
+            self._stage is not None and score >= self._stage.gate
+        )
 
     def _accepts(
         self, score: float, noise_level: float | None, embeddings: Float32 | None
     ) -> tuple[bool, str | None]:
         """Does this frame count towards a detection, and which enrolled voice matched."""
         match = None
-        if embeddings is not None and self.needs_embeddings(score):
+        if embeddings is not None and self._voices and score >= GATE:
             match = best_match(self._voices, embeddings)
         voice = None if match is None else match[0]
         if self._enrolled_only and voice is None:
             return False, None
         if self.barge_in:  # the speaker plays: only a clear wake word interrupts it
             return score >= self._cfg.barge_in_threshold, voice
-        return voice is not None or score >= self.threshold_at(noise_level), voice
+        base = score >= self.threshold_at(noise_level)
+        if self._stage is not None and embeddings is not None:
+            base = self._stage.accepts(embeddings, score, base)
+        elif self._stage is not None:
+            base = False  # below the second stage's gate: not the wake word
+        return voice is not None or base, voice
 
     def update(
         self,
@@ -184,15 +202,24 @@ class Detector:
         model: WakeModel | None = None,
         voices: Sequence[VoiceVerifier] = (),
         stop_word: StopWord | None = None,
+        second_stage: SecondStage | None = None,
     ) -> None:
-        self.model = model or load_model(cfg.model, denoise=cfg.noise_suppression)
+        if model is None:  # the configured model, with its second stage unless one is given
+            model = load_model(cfg.model, denoise=cfg.noise_suppression)
+            second_stage = second_stage or second_stage_for(model.spec, cfg.second_stage)
+        self.model = model
         self.stop_word = stop_word
         """The "stop" keyword model, scored only while `set_stop_word(True)` (a timer rings)."""
         self._stop_on = False
         self._stop_blocked = -1
         self.stops: list[StopWordHeard] = []
         """"stop"s heard by process() and not yet handed over (run() takes them)."""
-        self.trigger = Trigger(cfg, self.model.name, voices)
+        self.trigger = Trigger(
+            cfg,
+            self.model.name,
+            voices,
+            second_stage=second_stage,
+        )
         self._buf = np.zeros(FRAME_SAMPLES, np.int16)
         self._fill = 0
         self._next = -1

@@ -2,7 +2,8 @@
 
 CPU seconds per second of audio, over the same audio in the same run, for:
 - daemon: the daemon's wake-word path at its default settings (`Detector.process` on 20 ms
-  AudioBlocks: framing, openWakeWord features, classifier, Trigger);
+  AudioBlocks: framing, openWakeWord features, classifier, second stage, Trigger);
+- daemon-no-2nd: the same without the second stage (`second_stage = false`);
 - daemon+voice: the same with one enrolled voice (its verifier runs on frames scoring >= GATE);
 - bare: a plain `openwakeword.Model.predict` loop on 80 ms frames (same TFLite files and runtime);
 - pyopen-wakeword: that wheel's own engine (TFLite C library through ctypes).
@@ -53,8 +54,10 @@ def a_voice() -> VoiceVerifier:
     return enroll("bench", takes, load_model("hey_jarvis"))
 
 
-def run_daemon(audio: Int16, voices: list[VoiceVerifier] | None = None) -> Callable[[], int]:
-    detector = Detector(WakewordConfig(), voices=voices or [])
+def run_daemon(
+    audio: Int16, voices: list[VoiceVerifier] | None = None, second_stage: bool = True
+) -> Callable[[], int]:
+    detector = Detector(WakewordConfig(second_stage=second_stage), voices=voices or [])
 
     def go() -> int:
         detector.reset()
@@ -108,6 +111,7 @@ def main() -> None:
     secs = len(audio) / MIC_RATE
     engines = {
         "daemon": run_daemon(audio),
+        "daemon-no-2nd": run_daemon(audio, second_stage=False),
         "daemon+voice": run_daemon(audio, [a_voice()]),
         "bare": run_bare(audio),
         "pyopen-wakeword": run_pyopen(audio),

@@ -4,12 +4,13 @@
 classifier) over the stream once and caches, per 80 ms frame, the base score and the newest speech
 embedding. `WakeModel` scores equal openWakeWord's `Model.predict` (tests/wakeword/test_models.py),
 so the bare engine is "frame score >= 0.5"; the daemon path is the daemon's `Trigger` (threshold,
-trigger frames, refractory time, enrolled voices) fed the same frames
+trigger frames, refractory time, the second stage, enrolled voices) fed the same frames
 (`test_detector.py` checks it decides exactly as `Detector.process` on the audio).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -26,6 +27,7 @@ from device.events import MIC_RATE
 from device.wakeword.detector import Trigger
 from device.wakeword.features import FRAME_SAMPLES, HISTORY
 from device.wakeword.models import WakeModel, resolve_model
+from device.wakeword.second_stage import SecondStage, second_stage_for
 from device.wakeword.verifier import VoiceVerifier
 from tests.wakeword.corpus import ROOT, VERSION, WAKE, Spec, Stream, Voice, frames_of, say
 
@@ -128,14 +130,21 @@ def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: floa
     return _result(stream, dets)
 
 
+@functools.cache
+def _second_stage(enabled: bool) -> SecondStage | None:
+    return second_stage_for(resolve_model("hey_jarvis"), enabled)
+
+
 def daemon(
     stream: Stream,
     a: Analysis,
     cfg: WakewordConfig | None = None,
     voices: Sequence[VoiceVerifier] = (),
 ) -> Result:
-    """The daemon's Trigger on the same frames (no noise suppression: the default)."""
-    trigger = Trigger(cfg or WakewordConfig(), "hey_jarvis", voices)
+    """The daemon's Trigger on the same frames (no noise suppression: the default), with the
+    second stage the Detector would use."""
+    cfg = cfg or WakewordConfig()
+    trigger = Trigger(cfg, "hey_jarvis", voices, second_stage=_second_stage(cfg.second_stage))
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)

@@ -4,10 +4,11 @@ Voices of three synthesizers never used to choose any setting (corpus.HELD_OUT_V
 renditions each, clean / room / far field / white, pink, babble, music and TV noise at 10 dB;
 negatives: ordinary speech clean and in babble, TV and music, music alone, the speaker's replies,
 near misses. Asserted: the daemon path never recalls less than bare openWakeWord nor fires more
-often on any negative, at most 0.5 false accepts per hour; an enrolled voice is recalled clean
-every time and over all conditions far more often than without enrollment, at the same false-accept
-bound. The base model's own recall on these voices is printed with a floor as measured (README's
-curve shows what lowering the threshold would cost). How often enrolled-only mode lets another
+often on any negative, at most 0.5 false accepts per hour; with the second stage the daemon path
+reaches the product's clean target (90 %) and floors as measured in the noise and room conditions
+(the 70 % target per condition is not met in all of them: README); an enrolled voice is recalled
+clean every time and over all conditions far more often than without enrollment, at the same
+false-accept bound. How often enrolled-only mode lets another
 voice's wake word pass is printed ('others'), not asserted: it misses the product's target.
 """
 
@@ -56,10 +57,13 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
     pos = {r.condition: r.daemon for r in rows if r.kind == "pos"}
     fa = sum(r.daemon * r.n / 60 for r in rows if r.kind == "neg")
     assert fa / hours <= 0.5, f"{fa} false accepts in {hours:.2f} h"
-    # The base model on voices it was never tuned on (measured: see README); a floor that fails
-    # if the features or the trigger regress.
-    assert pos["clean"] >= 0.55
-    assert np.mean([v for k, v in pos.items() if k != "clean"]) >= 0.25
+    # The daemon path (base model + second stage) on voices never used to tune it. Measured on this
+    # set: clean 97 %, the others 61-91 % (mean 75 %); bare openWakeWord 79 % and 18-48 %.
+    assert pos["clean"] >= 0.90
+    noisy = [v for k, v in pos.items() if k != "clean"]
+    assert np.mean(noisy) >= 0.70 and min(noisy) >= 0.55, pos
+    bare_pos = {r.condition: r.bare for r in rows if r.kind == "pos"}
+    assert np.mean(noisy) >= np.mean([v for k, v in bare_pos.items() if k != "clean"]) + 0.25
 
     # An enrolled voice: its own other renditions, in every condition, in "anyone" mode.
     lifts = []
