@@ -346,12 +346,14 @@ class Detector:
                 log.exception("wake-word scoring failed; block skipped")
                 continue
             for hit in hits:
+                if hit.voice:
+                    by = f", voice {hit.voice}"
+                elif hit.score < self.trigger.threshold:
+                    by = ", accepted by the second stage"
+                else:
+                    by = ""
                 log.info(
-                    "wake word %s (score %.2f, ends at %d%s)",
-                    hit.model,
-                    hit.score,
-                    hit.end,
-                    f", voice {hit.voice}" if hit.voice else "",
+                    "wake word %s (score %.2f, ends at %d%s)", hit.model, hit.score, hit.end, by
                 )
                 loop.call_soon_threadsafe(on_detect, hit)
             stops, self.stops = self.stops, []

@@ -132,7 +132,7 @@ async def test_words_stay_off_the_logs_unless_switched_on(
     # Both sessions are in the ledger, the spoken one with the wake word's facts.
     records = await ledger_records(cfg, 2)
     assert [r.trigger for r in records] == [Trigger.WAKE_WORD, Trigger.COMMAND]
-    assert records[0].wake_word == "hey_jarvis" and records[0].score >= cfg.wakeword.threshold  # type: ignore[operator]
+    assert records[0].wake_word == "hey_jarvis" and 0 < records[0].score <= 1  # type: ignore[operator]
     assert records[1].audio_s == 0 and records[1].resumed
 
 
@@ -165,7 +165,9 @@ async def test_ledger_matches_the_simulator_and_forget_starts_fresh(
         assert len(records) == len(conns) == 2  # one record per connection
         assert [r.trigger for r in records] == [Trigger.BUTTON, Trigger.WAKE_WORD]
         assert records[1].wake_word == "hey_jarvis" and records[1].voice is None
-        assert records[1].score is not None and records[1].score >= cfg.wakeword.threshold
+        # The base model's score: the second stage may accept a wake word the base model scored
+        # below the threshold, and the record keeps what the base model said.
+        assert records[1].score is not None and 0 < records[1].score <= 1
         assert [r.resumed for r in records] == [c.resumed_from is not None for c in conns]
         assert [r.resumed for r in records] == [False, True]
         assert [r.ended for r in records] == [Ending.CLOSED, Ending.CLOSED]

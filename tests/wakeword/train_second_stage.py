@@ -224,6 +224,12 @@ def choose(parts: Sequence[Part], logits: Sequence[Float32]) -> tuple[float, flo
 
 
 def main() -> None:
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--out", type=Path, default=MODELS["hey_jarvis"])
+    args = ap.parse_args()
     t0 = time.monotonic()
     parts = data()
     keeps = [(p.analysis.scores >= GATE) & (p.labels >= 0) for p in parts]
@@ -252,7 +258,7 @@ def main() -> None:
     stage = SecondStage(
         final.mean, final.scale, final.w1, final.b1, final.w2, final.b2, GATE, accept, veto
     )
-    path = MODELS["hey_jarvis"]
+    path = args.out
     stage.save(path)
     print(
         f"wrote {path}: accept logit {accept:.2f}, veto logit {veto:.2f} ({time.monotonic() - t0:.0f} s)"
