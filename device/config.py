@@ -143,7 +143,8 @@ class WakewordConfig(_Table):
     little and added false accepts on speech over music)."""
     second_stage: bool = True
     """Let the trained second stage decide (hey_jarvis has one): it catches wake words the base
-    model scores low in noise and rooms, and rejects ordinary speech the base model would accept."""
+    model scores low in noise and rooms, and rejects ordinary speech the base model would accept.
+    Not used with noise_suppression (it was trained on the plain features)."""
     who_can_wake: WakeAudience = WakeAudience.ANYONE
     """anyone (enrolled voices also wake it when the base model alone would miss them), or
     enrolled (only voices enrolled with `livespeaker wakeword enroll`; the button always works)."""

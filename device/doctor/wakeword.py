@@ -67,7 +67,7 @@ def check(ctx: DoctorContext) -> CheckResult:
         "max_score_on_noise": round(best, 4),
     }
     try:
-        stage = second_stage_for(model.spec, ctx.cfg.wakeword.second_stage)
+        stage = second_stage_for(model.spec, ctx.cfg.wakeword)
     except ValueError as exc:
         return CheckResult(NAME, CheckStatus.FAIL, f"the wake word's second stage: {exc}")
     numbers["second_stage"] = stage is not None

@@ -206,7 +206,7 @@ class Detector:
     ) -> None:
         if model is None:  # the configured model, with its second stage unless one is given
             model = load_model(cfg.model, denoise=cfg.noise_suppression)
-            second_stage = second_stage or second_stage_for(model.spec, cfg.second_stage)
+            second_stage = second_stage or second_stage_for(model.spec, cfg)
         self.model = model
         self.stop_word = stop_word
         """The "stop" keyword model, scored only while `set_stop_word(True)` (a timer rings)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from device.config import WakewordConfig
 from device.wakeword.models import ModelSpec, models_dir
 
 WINDOW = 16
@@ -116,9 +117,11 @@ class SecondStage:
         return stage
 
 
-def second_stage_for(spec: ModelSpec, enabled: bool = True) -> SecondStage | None:
-    """The shipped second stage of a built-in model (None: disabled, a custom model, or a
-    built-in one without a second stage)."""
+def second_stage_for(spec: ModelSpec, cfg: WakewordConfig | None = None) -> SecondStage | None:
+    """The shipped second stage of a built-in model (None: turned off, a custom model, a built-in
+    one without a second stage, or noise suppression on: it was trained on the plain features)."""
+    cfg = cfg or WakewordConfig()
     path = MODELS.get(spec.name)
     builtin = spec.path == models_dir() / f"{spec.name}.tflite"
+    enabled = cfg.second_stage and not cfg.noise_suppression
     return SecondStage.load(path) if enabled and builtin and path is not None else None

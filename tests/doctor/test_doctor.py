@@ -98,6 +98,7 @@ def test_doctor_all_pass_on_the_rig(
     assert any(c.key == KEY for c in sim.connections)
     assert checks["gpio"]["numbers"]["factory"].startswith("Mock")
     assert checks["wakeword"]["numbers"]["cpu_ms_per_frame"] > 0
+    assert checks["wakeword"]["numbers"]["second_stage"] is True  # hey_jarvis ships one
     assert 600 <= checks["state"]["numbers"]["handle_age_s"] < 900
     # The API check's connection is in the upload ledger, and doctor summarises the ledger.
     privacy = checks["privacy"]

@@ -132,7 +132,7 @@ def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: floa
 
 @functools.cache
 def _second_stage(enabled: bool) -> SecondStage | None:
-    return second_stage_for(resolve_model("hey_jarvis"), enabled)
+    return second_stage_for(resolve_model("hey_jarvis"), WakewordConfig(second_stage=enabled))
 
 
 def daemon(
@@ -144,7 +144,12 @@ def daemon(
     """The daemon's Trigger on the same frames (no noise suppression: the default), with the
     second stage the Detector would use."""
     cfg = cfg or WakewordConfig()
-    trigger = Trigger(cfg, "hey_jarvis", voices, second_stage=_second_stage(cfg.second_stage))
+    trigger = Trigger(
+        cfg,
+        "hey_jarvis",
+        voices,
+        second_stage=_second_stage(cfg.second_stage and not cfg.noise_suppression),
+    )
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)

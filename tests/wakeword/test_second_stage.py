@@ -22,7 +22,11 @@ def test_the_shipped_second_stage_loads_for_the_built_in_hey_jarvis_only(tmp_pat
     assert stage is not None
     assert stage.w1.shape == (WINDOW * EMBEDDING + 1, stage.b1.shape[0])
     assert 0 < stage.gate < 0.5 and stage.veto < stage.accept
-    assert second_stage_for(resolve_model("hey_jarvis"), enabled=False) is None
+    off = WakewordConfig(second_stage=False)
+    assert second_stage_for(resolve_model("hey_jarvis"), off) is None
+    # Trained on the plain features: not used on the noise suppressor's.
+    denoised = WakewordConfig(noise_suppression=True)
+    assert second_stage_for(resolve_model("hey_jarvis"), denoised) is None
     assert second_stage_for(resolve_model("alexa")) is None
     # A custom model that happens to be called hey_jarvis is not the one it was trained for.
     custom = tmp_path / "hey_jarvis.tflite"
