@@ -49,6 +49,8 @@ class WakeDetected:
     fired_at: int | None = None
     """The sample index where the detector fired (the end of the frame that completed the
     trigger); None when not known (e.g. an injected event)."""
+    second_stage: bool = False
+    """Accepted by the second stage where the base model's score alone was below the threshold."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ def read_audio(path: Path) -> npt.NDArray[np.int16]:
 
 def test_files(files: list[Path], wcfg: WakewordConfig, state_dir: Path) -> int:
     """Score each file in a fresh detector (1 s of silence before and after); print a line each."""
-    from device.wakeword.detector import build_detector
+    from device.wakeword.detector import build_detector, how
 
     detector = build_detector(wcfg, state_dir)
     missed = 0
@@ -118,8 +118,7 @@ def test_files(files: list[Path], wcfg: WakewordConfig, state_dir: Path) -> int:
             return f"{(sample - MIC_RATE) / MIC_RATE:.2f}s"
 
         fired = "; ".join(
-            f"detected at {at(when)} (score {h.score:.2f}, wake word ends ~{at(h.end)}"
-            + (f", voice {h.voice})" if h.voice else ")")
+            f"detected at {at(when)} (score {h.score:.2f}, wake word ends ~{at(h.end)}{how(h)})"
             for h, when in hits
         )
         print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}; {fired or 'not detected'}")

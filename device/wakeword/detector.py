@@ -141,22 +141,22 @@ class Trigger:
 
     def _accepts(
         self, score: float, noise_level: float | None, embeddings: Float32 | None
-    ) -> tuple[bool, str | None]:
-        """Does this frame count towards a detection, and which enrolled voice matched."""
+    ) -> tuple[bool, str | None, bool]:
+        """Does this frame count towards a detection, which enrolled voice matched, and was it
+        the second stage that accepted a score below the threshold."""
         match = None
         if embeddings is not None and self._voices and score >= GATE:
             match = best_match(self._voices, embeddings)
         voice = None if match is None else match[0]
         if self._enrolled_only and voice is None:
-            return False, None
+            return False, None, False
         if self.barge_in:  # the speaker plays: only a clear wake word interrupts it
-            return score >= self._cfg.barge_in_threshold, voice
+            return score >= self._cfg.barge_in_threshold, voice, False
         base = score >= self.threshold_at(noise_level)
-        if self._stage is not None and embeddings is not None:
-            base = self._stage.accepts(embeddings, score, base)
-        elif self._stage is not None:
-            base = False  # below the second stage's gate: not the wake word
-        return voice is not None or base, voice
+        if self._stage is None:
+            return voice is not None or base, voice, False
+        staged = embeddings is not None and self._stage.accepts(embeddings, score, base)
+        return voice is not None or staged, voice, staged and not base
 
     def update(
         self,
@@ -166,7 +166,7 @@ class Trigger:
         embeddings: Float32 | None = None,
     ) -> WakeDetected | None:
         """Feed the score (and the newest embeddings) of the frame ending at sample `frame_end`."""
-        accepted, voice = self._accepts(score, noise_level, embeddings)
+        accepted, voice, by_stage = self._accepts(score, noise_level, embeddings)
         if not accepted or frame_end < self._blocked_until:
             self._run = 0
             return None
@@ -185,7 +185,8 @@ class Trigger:
         self._run = 0
         self._blocked_until = frame_end + self._refractory
         end = max(0, self._first_end - self._lead)
-        return WakeDetected(self._name, self._run_peak, end, self._run_voice, frame_end)
+        staged = by_stage and self._run_voice is None
+        return WakeDetected(self._name, self._run_peak, end, self._run_voice, frame_end, staged)
 
     def reset(self) -> None:
         """Forget a partial run and any refractory period."""
@@ -346,14 +347,12 @@ class Detector:
                 log.exception("wake-word scoring failed; block skipped")
                 continue
             for hit in hits:
-                if hit.voice:
-                    by = f", voice {hit.voice}"
-                elif hit.score < self.trigger.threshold:
-                    by = ", accepted by the second stage"
-                else:
-                    by = ""
                 log.info(
-                    "wake word %s (score %.2f, ends at %d%s)", hit.model, hit.score, hit.end, by
+                    "wake word %s (score %.2f, ends at %d%s)",
+                    hit.model,
+                    hit.score,
+                    hit.end,
+                    how(hit),
                 )
                 loop.call_soon_threadsafe(on_detect, hit)
             stops, self.stops = self.stops, []
@@ -361,6 +360,13 @@ class Detector:
                 log.info('"stop" heard (score %.2f, frame ends at %d)', stop.score, stop.end)
                 if on_stop is not None:
                     loop.call_soon_threadsafe(on_stop, stop)
+
+
+def how(hit: WakeDetected) -> str:
+    """What accepted a detection, for people reading the journal or `wakeword test`."""
+    if hit.voice:
+        return f", voice {hit.voice}"
+    return ", accepted by the second stage" if hit.second_stage else ""
 
 
 def build_detector(cfg: WakewordConfig, state_dir: Path) -> Detector:

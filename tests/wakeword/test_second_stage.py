@@ -74,6 +74,8 @@ def test_the_trigger_asks_the_second_stage(score: float, logit: float, fires: bo
     assert trigger.needs_embeddings(score) is (score >= 0.01)
     hit = trigger.update(score, 1280, None, window if trigger.needs_embeddings(score) else None)
     assert (hit is not None) is fires
+    # The journal and `wakeword test` say when it was the second stage that accepted it.
+    assert hit is None or hit.second_stage is (score < 0.5)
 
 
 @pytest.mark.unit
