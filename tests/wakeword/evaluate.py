@@ -118,11 +118,11 @@ def _result(stream: Stream, detections: Sequence[tuple[int, str | None, int | No
     return Result(hits, outside, voices, stream.hours, errors)
 
 
-def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: float = 2.0) -> Result:
-    """openWakeWord as its README uses it: a frame scoring >= threshold is a detection."""
+def accepted(stream: Stream, frames: npt.NDArray[np.bool_], refractory_s: float = 2.0) -> Result:
+    """Every accepted frame is a detection, except within `refractory_s` of the last one."""
     dets: list[tuple[int, str | None, int | None]] = []
     blocked = -1
-    for k in np.flatnonzero(a.scores >= threshold):
+    for k in np.flatnonzero(frames):
         end = (int(k) + 1) * FRAME_SAMPLES
         if end >= blocked:
             blocked = end + int(refractory_s * MIC_RATE)
@@ -130,9 +130,15 @@ def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: floa
     return _result(stream, dets)
 
 
+def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: float = 2.0) -> Result:
+    """openWakeWord as its README uses it: a frame scoring >= threshold is a detection."""
+    return accepted(stream, a.scores >= threshold, refractory_s)
+
+
 @functools.cache
-def _second_stage(enabled: bool) -> SecondStage | None:
-    return second_stage_for(resolve_model("hey_jarvis"), WakewordConfig(second_stage=enabled))
+def _second_stage(enabled: bool, noise_suppression: bool) -> SecondStage | None:
+    cfg = WakewordConfig(second_stage=enabled, noise_suppression=noise_suppression)
+    return second_stage_for(resolve_model("hey_jarvis"), cfg)
 
 
 def daemon(
@@ -144,12 +150,8 @@ def daemon(
     """The daemon's Trigger on the same frames (no noise suppression: the default), with the
     second stage the Detector would use."""
     cfg = cfg or WakewordConfig()
-    trigger = Trigger(
-        cfg,
-        "hey_jarvis",
-        voices,
-        second_stage=_second_stage(cfg.second_stage and not cfg.noise_suppression),
-    )
+    stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
+    trigger = Trigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)

@@ -34,7 +34,7 @@ from device.wakeword.features import FRAME_SAMPLES
 from device.wakeword.second_stage import EMBEDDING, MODELS, WINDOW, SecondStage
 from tests.wakeword import corpus
 from tests.wakeword.corpus import Stream
-from tests.wakeword.evaluate import Analysis, _result, analyse, run_specs
+from tests.wakeword.evaluate import Analysis, accepted, analyse, run_specs
 
 GATE = 0.001
 HIDDEN = 32
@@ -180,14 +180,7 @@ def logit(p: float) -> float:
 
 def detections(part: Part, z: Float32, accept: float, veto: float) -> int | float:
     ok = (z >= accept) | ((part.analysis.scores >= 0.5) & (z >= veto))
-    dets: list[tuple[int, str | None, int | None]] = []
-    blocked = -1
-    for k in np.flatnonzero(ok):
-        end = (int(k) + 1) * FRAME_SAMPLES
-        if end >= blocked:
-            blocked = end + 2 * MIC_RATE
-            dets.append((end, None, None))
-    r = _result(part.stream, dets)
+    r = accepted(part.stream, ok)
     return r.recall() if part.kind == "pos" else r.total
 
 
@@ -248,8 +241,10 @@ def main() -> None:
             rows = features(p.analysis, gated)
             fr = p.folds[gated]
             zz = np.zeros(len(rows), np.float32)
-            for k, stage in enumerate(fold_stages):
-                zz[fr == k] = stage.logits(rows[fr == k]) if (fr == k).any() else zz[fr == k]
+            for k, stage in enumerate(fold_stages):  # each frame by the model blind to its voice
+                mine = fr == k
+                if mine.any():
+                    zz[mine] = stage.logits(rows[mine])
             z[gated] = zz
         logits.append(z)
     print("out-of-fold operating points (tuning voices):")
