@@ -56,7 +56,14 @@ STARTUP_LIMIT_S = AUDIO_START_TIMEOUT_S + 60.0
 STOP_LIMIT_S = 1.5
 HEARTBEAT_S = 0.5
 BUSY_STATES = frozenset(
-    {State.CONNECTING, State.LISTENING, State.RESPONDING, State.RINGING, State.RINGING_MUTED}
+    {
+        State.CONNECTING,
+        State.LISTENING,
+        State.RESPONDING,
+        State.RINGING,
+        State.RINGING_OVER_ANSWER,
+        State.RINGING_MUTED,
+    }
 )
 """States in which the audio path runs for latency rather than for idle CPU."""
 STATUS_NOTE_MAX = 200

@@ -134,7 +134,8 @@ class EndCause(StrEnum):
     SHUTDOWN = "shutdown"
     """The service stopped or reloaded its configuration."""
     TIMER = "timer"
-    """A timer or alarm rang (it ends the conversation and rings)."""
+    """A timer or alarm rang: while connecting or listening, or over an answer that then ended
+    (or the ring outlasted it: ring_timeout_s)."""
 
 
 @dataclass(frozen=True, slots=True)

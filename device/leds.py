@@ -70,6 +70,7 @@ STATE_PATTERNS: dict[State, Pattern] = {
     State.RESPONDING: Pattern(Look.PULSE, CYAN, 0.4, 0.4),
     State.MUTED: Pattern(Look.SOLID, RED),
     State.RINGING: Pattern(Look.BLINK, GREEN, 0.25, 0.25),  # the only green: a timer or alarm
+    State.RINGING_OVER_ANSWER: Pattern(Look.BLINK, GREEN, 0.25, 0.25),
     State.RINGING_MUTED: Pattern(Look.BLINK, GREEN, 0.25, 0.75),
 }
 
@@ -216,7 +217,7 @@ class Leds:
             responding.on()
         elif state is State.STARTING:
             responding.blink(on_time=0.5, off_time=0.5)
-        if state in (State.RINGING, State.RINGING_MUTED):
+        if state in (State.RINGING, State.RINGING_OVER_ANSWER, State.RINGING_MUTED):
             responding.blink(on_time=0.25, off_time=0.25)
         if state in (State.MUTED, State.RINGING_MUTED):
             error.on()

@@ -19,6 +19,7 @@ from device.app.memory import FailureMemory, MuteStore
 from device.app.ports import Parts
 from device.app.states import (
     Action,
+    AnswerPlayed,
     AppEvent,
     ConversationTimedOut,
     EndRequested,
@@ -45,6 +46,7 @@ from device.events import (
     EndCause,
     ErrorKind,
     Opened,
+    ServerInterrupted,
     TimerRang,
     Trigger,
     TurnTranscribed,
@@ -76,8 +78,17 @@ END_CAUSES: dict[type, EndCause] = {
     AudioDeviceFailed: EndCause.ERROR,
     Stopping: EndCause.SHUTDOWN,
     TimerRang: EndCause.TIMER,
+    # Over a paused answer (RINGING_OVER_ANSWER) these end it under the ring:
+    AnswerPlayed: EndCause.TIMER,
+    ServerInterrupted: EndCause.TIMER,
+    RingTimedOut: EndCause.TIMER,
 }
 """The event that ended a conversation -> the cause the upload ledger records."""
+
+_SPEAKER_BUSY = frozenset({State.RESPONDING, State.RINGING, State.RINGING_OVER_ANSWER})
+"""States in which the wake word needs its barge-in threshold (the speaker is loud)."""
+_RINGING_UNMUTED = frozenset({State.RINGING, State.RINGING_OVER_ANSWER})
+"""States in which "stop" is listened for."""
 
 StatusListener = Callable[[Status], None]
 TurnListener = Callable[[TurnTranscribed], None]
@@ -226,8 +237,8 @@ class Appliance:
         self._p.leds.show(self._status, self.streaming)
         if self._conversation is not None:
             self._conversation.observe(self.state, self.streaming)
-        self._p.wake.set_barge_in(self.state in (State.RESPONDING, State.RINGING))
-        self._p.wake.set_stop_word(self.state is State.RINGING)
+        self._p.wake.set_barge_in(self.state in _SPEAKER_BUSY)
+        self._p.wake.set_stop_word(self.state in _RINGING_UNMUTED)
         for listener in self._listeners:
             listener(self._status)
 

@@ -413,8 +413,7 @@ class Conversation:
         await self._speaker.drain()
         if turn != self._turn:
             return  # barged in meanwhile
-        if self._state is State.RESPONDING:
-            self._post(AnswerPlayed())
+        self._post(AnswerPlayed())  # the table says what it means in the state of the moment
         if self._after_answer is not None:
             self._post(self._after_answer)
 

@@ -89,6 +89,18 @@ class SpeakerPort(Protocol):
         """Play at least `level` percent until called with 0 (timers ring at least that loud)."""
         ...
 
+    def start_alert(self) -> None:
+        """Play alert audio instead of speech from now; queued speech waits (a ring)."""
+        ...
+
+    def play_alert(self, pcm: bytes) -> None:
+        """Queue 24 kHz mono int16 alert audio."""
+        ...
+
+    def stop_alert(self) -> None:
+        """Drop the alert (silent within one output block); paused speech goes on."""
+        ...
+
 
 class PreRollPort(Protocol):
     """Recent microphone audio (the wake word path keeps it)."""

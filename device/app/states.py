@@ -48,6 +48,10 @@ class State(StrEnum):
     RINGING = "ringing"
     """A timer or alarm rings; a button press, the wake word or "stop" stops it (or its time
     limit). Only in this state is "stop" listened for."""
+    RINGING_OVER_ANSWER = "ringing_over_answer"
+    """A timer or alarm rings during an answer: the answer is paused where it was (the model may
+    go on sending it) and nothing is streamed; stopping the ring (button, wake word, "stop") lets
+    the answer go on from there. The conversation stays open, but ends if the ring times out."""
     RINGING_MUTED = "ringing_muted"
     """A timer or alarm rings while muted (mute closes the microphone, not the speaker); a
     button press stops it and the speaker is muted again."""
@@ -254,13 +258,17 @@ for _s in State:
     if _s is not S.MUTED:
         TRANSITIONS[(_s, Stopping)] = Transition(S.IDLE, (A.END_CONVERSATION,))
 TRANSITIONS[(S.MUTED, Stopping)] = Transition(S.MUTED)
-# Timers and alarms ring from any state but STARTING (the scheduler starts after Started): an
-# answer in progress is ended (the ring is what matters now). Muted, it rings too, and stays muted.
+# Timers and alarms ring from any state but STARTING (the scheduler starts after Started). An
+# answer that is playing pauses under the ring and goes on once it is stopped; a conversation
+# that is connecting or listening ends (the ring is what matters now, and the microphone would
+# send it). Muted, it rings too, and stays muted.
 _RING = (A.START_RING,)
 for _s in (S.IDLE, S.ERROR, S.RINGING):
     TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING, _RING)
-for _s in _IN_CONVERSATION:
+for _s in (S.CONNECTING, S.LISTENING):
     TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING, (A.END_CONVERSATION, *_RING))
+for _s in (S.RESPONDING, S.RINGING_OVER_ANSWER):
+    TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING_OVER_ANSWER, _RING)
 for _s in (S.MUTED, S.RINGING_MUTED):
     TRANSITIONS[(_s, TimerRang)] = Transition(S.RINGING_MUTED, _RING)
 # A press silences at once (on the way down); the release (a short press) then leaves the state,
@@ -276,6 +284,18 @@ TRANSITIONS[(S.RINGING, ButtonHeld)] = Transition(S.MUTED, (A.STOP_RING, A.CLOSE
 TRANSITIONS[(S.RINGING_MUTED, ButtonHeld)] = Transition(
     S.IDLE, (A.STOP_RING, A.OPEN_MIC, A.UNMUTE_CHIME)
 )
+# Over a paused answer: what stops the ring lets the answer go on (a press silences it on the way
+# down and the answer plays on while the button is down; the release then changes nothing else).
+# The answer's own end, or anything that ends a conversation, leaves a plain ring behind.
+_OVER = S.RINGING_OVER_ANSWER
+TRANSITIONS[(_OVER, ButtonPressed)] = Transition(_OVER, (A.STOP_RING,))
+for _stop in (ButtonReleased, WakeDetected, StopWordHeard):
+    TRANSITIONS[(_OVER, _stop)] = Transition(S.RESPONDING, (A.STOP_RING,))
+for _e in (AnswerPlayed, ServerInterrupted, SessionFailed, ConversationTimedOut, AudioDeviceFailed):
+    TRANSITIONS[(_OVER, _e)] = Transition(S.RINGING, (A.END_CONVERSATION,))
+TRANSITIONS[(_OVER, RingTimedOut)] = Transition(S.IDLE, (A.STOP_RING, A.END_CONVERSATION))
+TRANSITIONS[(_OVER, Stopping)] = Transition(S.IDLE, (A.STOP_RING, A.END_CONVERSATION))
+TRANSITIONS[(_OVER, ButtonHeld)] = Transition(S.MUTED, (*_MUTE, A.STOP_RING))
 # A failed audio device while muted stays muted (the mic is closed anyway).
 
 
@@ -332,6 +352,7 @@ STATUS_LINES: dict[State, str] = {
     State.MUTED: "Muted (microphone off)",
     State.ERROR: "Error: {error}",
     State.RINGING: "Ringing (press the button or say 'stop')",
+    State.RINGING_OVER_ANSWER: "Ringing, answer paused (press the button or say 'stop')",
     State.RINGING_MUTED: "Ringing, microphone off (press the button to stop)",
 }
 

@@ -7,6 +7,9 @@
         await speaker.drain()              # returns when the last sample has been heard
         speaker.set_volume(40)             # 0-100, persisted in state_dir/volume
         speaker.play_earcon(Earcon.WAKE)   # or an ErrorKind
+        speaker.start_alert()              # a ring: speech pauses where it is (kept) ...
+        speaker.play_alert(ring_pcm_24k)   # ... while the alert plays
+        speaker.stop_alert()               # alert silent at once; speech goes on where it paused
     # or: task = asyncio.create_task(speaker.run(), name="speaker")  (retries forever)
 
 The stream stays open (reopening per reply clips reply starts). Outside a conversation
@@ -21,6 +24,11 @@ within ~5 ms instead of the device latency). The callback scales by the volume a
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
 what `drain()` and `is_playing` use: asking them costs no call into PortAudio. Underruns (the
 buffer ran dry while a reply was still coming) play silence and are counted.
+
+An alert (a timer's ring) has its own buffer and resampler. From start_alert() to stop_alert()
+the callback plays the alert buffer only: speech queued meanwhile (the rest of an answer, and
+what the model still sends) waits where it is and plays after stop_alert(), so the speaker never
+talks over its ring and an answer is not lost to it. drain() waits for speech only.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from typing import Any
 
@@ -70,7 +78,9 @@ class _OutputStream:
         self.fmt = fmt
         self.callbacks = 0
         self.heard_until = 0.0
-        """Monotonic time at which the last real sample written so far will have been heard."""
+        """Monotonic time at which the last speech sample written so far will have been heard."""
+        self.alert_heard_until = 0.0
+        """The same for the alert's samples."""
         self.underruns = 0
         self.underflows = 0
         """PortAudio output underflows: the device itself ran dry (callback too late)."""
@@ -81,32 +91,7 @@ class _OutputStream:
         self._dry = True
         self._last_progress = time.monotonic()
         self._last_callbacks = 0
-        rate, buf = fmt.rate, owner.buffer
-
-        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-            now = time.monotonic()
-            mono = outdata[:, 0]
-            n = buf.read_into(mono, owner.gain) if self.phase is _Phase.RUNNING else 0
-            if n < frames:
-                mono[n:] = 0.0
-                if owner.expect_more and not self._dry:
-                    self.underruns += 1
-                self._dry = True
-            else:
-                self._dry = False
-            if status.output_underflow:  # the callback came too late: the device ran dry
-                self.underflows += 1
-            if outdata.shape[1] > 1:
-                outdata[:, 1:] = outdata[:, :1]
-            if n:
-                dac = time_info.outputBufferDacTime
-                ahead = dac - time_info.currentTime if dac else self.latency
-                self.heard_until = now + min(max(ahead, 0.0), 1.0) + n / rate
-            self.last_callback_at = now
-            if not self.callbacks:
-                self.first_callback_at = self.last_callback_at
-            self.callbacks += 1
-
+        self.latency = owner.cfg.output_latency_ms / 1000
         try:
             self.stream = sd.OutputStream(
                 device=fmt.device.index,
@@ -114,8 +99,8 @@ class _OutputStream:
                 channels=fmt.channels,
                 dtype="float32",
                 blocksize=max(1, fmt.rate * block_ms // 1000),
-                latency=owner.cfg.output_latency_ms / 1000,
-                callback=callback,
+                latency=self.latency,
+                callback=self._callback(owner),
                 finished_callback=self._finished,
             )
         except Exception as exc:
@@ -127,6 +112,42 @@ class _OutputStream:
         except Exception as exc:
             self.close()
             raise devices.open_error(exc, fmt.device, Direction.OUTPUT) from exc
+
+    def _callback(self, owner: Speaker) -> Callable[[Any, int, Any, Any], None]:
+        """The PortAudio callback: plays the alert buffer while alerting, else speech."""
+        rate, speech, alert = self.fmt.rate, owner.buffer, owner.alert_buffer
+
+        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            now = time.monotonic()
+            mono = outdata[:, 0]
+            alerting = owner.alerting
+            buf = alert if alerting else speech
+            n = buf.read_into(mono, owner.gain) if self.phase is _Phase.RUNNING else 0
+            if n < frames:
+                mono[n:] = 0.0
+                if owner.expect_more and not alerting and not self._dry:
+                    self.underruns += 1
+                self._dry = True
+            else:
+                self._dry = False
+            if status.output_underflow:  # the callback came too late: the device ran dry
+                self.underflows += 1
+            if outdata.shape[1] > 1:
+                outdata[:, 1:] = outdata[:, :1]
+            if n:
+                dac = time_info.outputBufferDacTime
+                ahead = dac - time_info.currentTime if dac else self.latency
+                heard = now + min(max(ahead, 0.0), 1.0) + n / rate
+                if alerting:
+                    self.alert_heard_until = heard
+                else:
+                    self.heard_until = heard
+            self.last_callback_at = now
+            if not self.callbacks:
+                self.first_callback_at = self.last_callback_at
+            self.callbacks += 1
+
+        return callback
 
     def _finished(self) -> None:
         if self.phase is _Phase.RUNNING:  # an abort by cut() is not the end
@@ -162,7 +183,7 @@ class _OutputStream:
             log.warning("speaker: cannot stop the output stream %s: %s", when, exc)
             self.phase = _Phase.FINISHED
             return False
-        self.heard_until = 0.0  # what was on its way to the DAC is gone
+        self.heard_until = self.alert_heard_until = 0.0  # what was on its way to the DAC is gone
         return True
 
     def resume(self) -> None:
@@ -219,6 +240,11 @@ class Speaker:
         self._rate = rate
         self._channels = channels
         self.buffer = PlaybackBuffer()
+        """Speech (the model's answers) and earcons."""
+        self.alert_buffer = PlaybackBuffer()
+        """A ring, played instead of speech while `alerting`."""
+        self.alerting = False
+        """start_alert() .. stop_alert(): the callback plays the alert buffer; speech waits."""
         self._volume = VolumeStore(state_dir, cfg.volume)
         self._level = self._volume.load()
         self._floor = 0
@@ -234,6 +260,7 @@ class Speaker:
         """Monotonic time the speaker last had something to do (idle pause counts from it)."""
         self._stream: _OutputStream | None = None
         self._converter: SpeakerConverter | None = None
+        self._alert_converter: SpeakerConverter | None = None
         self.dropped_while_down = 0
         """24 kHz samples discarded because no output device was open."""
         self.format: StreamFormat | None = None
@@ -263,7 +290,9 @@ class Speaker:
         dev = devices.resolve(self.cfg.output_device, Direction.OUTPUT)
         fmt = devices.choose_format(dev, Direction.OUTPUT, self._rate, self._channels)
         self.buffer.flush()  # audio converted for a previous stream's rate must not play
+        self.alert_buffer.flush()
         self._converter = SpeakerConverter(MODEL_RATE, fmt.rate)
+        self._alert_converter = SpeakerConverter(MODEL_RATE, fmt.rate)
         stream = _OutputStream(fmt, self.cfg.output_block_ms, self)
         self._stream = stream
         self.format = fmt
@@ -328,20 +357,57 @@ class Speaker:
             self.play(earcons.pcm(kind))
 
     def flush(self) -> float:
-        """Stop at once: discard everything queued; returns the seconds of audio discarded."""
+        """Stop speech at once: discard everything queued; returns the seconds discarded.
+
+        While an alert plays, what the device holds is the alert's: only the queue is dropped.
+        """
         self.expect_more = False
-        stream = self._stream
-        if stream is not None and self.is_playing and stream.start_cut():
-            try:
-                asyncio.get_running_loop().run_in_executor(None, stream.cut)
-            except RuntimeError:  # no loop: this thread may block
-                stream.cut()
+        if not self.alerting:
+            self._cut(self.speech_playing)
         frames = self.buffer.flush()
         if self._converter is not None:
             frames += self._converter.pending()
             self._converter.reset()
         rate = self.format.rate if self.format else MODEL_RATE
         return frames / rate
+
+    def _cut(self, audible: bool) -> None:
+        """Silence the callback now and drop what the device holds (off the loop)."""
+        stream = self._stream
+        if stream is not None and audible and stream.start_cut():
+            try:
+                asyncio.get_running_loop().run_in_executor(None, stream.cut)
+            except RuntimeError:  # no loop: this thread may block
+                stream.cut()
+
+    # --- alerts (a ring) --------------------------------------------------------------------
+
+    def start_alert(self) -> None:
+        """From now the alert buffer plays instead of speech; speech keeps its place."""
+        self.alerting = True
+        self._busy_at = time.monotonic()
+        self._wake()
+
+    def play_alert(self, pcm24k: bytes) -> None:
+        """Queue alert audio (24 kHz mono int16); plays only between start_ and stop_alert()."""
+        conv = self._alert_converter
+        if not self.supervisor.ready.is_set() or conv is None:
+            self.dropped_while_down += len(pcm24k) // 2
+            return
+        self.alert_buffer.push(conv.convert(pcm24k))
+        self._busy_at = time.monotonic()
+        self._wake()
+
+    def stop_alert(self) -> None:
+        """Silence the alert within one output block; speech goes on from where it paused."""
+        if not self.alerting:
+            return
+        self._cut(self.is_playing)  # the device holds alert audio: dropped, not played out
+        self.alerting = False
+        self.alert_buffer.flush()
+        if self._alert_converter is not None:
+            self._alert_converter.reset()
+        self._busy_at = time.monotonic()
 
     async def drain(self) -> None:
         """Return when everything queued has been played, i.e. its last sample has been heard."""
@@ -382,7 +448,17 @@ class Speaker:
 
     @property
     def is_playing(self) -> bool:
-        """Audio is queued or still on its way to the DAC."""
+        """Audio (speech or an alert) is queued to play or still on its way to the DAC."""
+        stream = self._stream
+        if stream is None or not self.supervisor.ready.is_set():
+            return False
+        if self.alerting and not self.alert_buffer.is_empty():
+            return True
+        return self.speech_playing or stream.alert_heard_until > time.monotonic()
+
+    @property
+    def speech_playing(self) -> bool:
+        """Speech is queued (also while paused for an alert) or still on its way to the DAC."""
         stream = self._stream
         if stream is None or not self.supervisor.ready.is_set():
             return False

@@ -1,9 +1,10 @@
 """The ring: one generated cycle (device.audio.earcons, Earcon.RING) repeated on the speaker.
 
-`start()` drops whatever was playing (an answer) and keeps one to two cycles queued, paced on the
-loop's clock, until `stop()`, which flushes the speaker: silent within one output block. While it
-rings the speaker plays at least [timers] volume_floor. Needs no network and ignores
-audio.earcons (a ring is not a courtesy sound).
+`start()` pauses whatever was playing (an answer keeps its place: the speaker's alert) and keeps
+one to two cycles queued, paced on the loop's clock, until `stop()`: the ring is silent within one
+output block and paused speech goes on. Dropping an answer instead is the appliance's decision
+(its transition table). While it rings the speaker plays at least [timers] volume_floor. Needs
+no network and ignores audio.earcons (a ring is not a courtesy sound).
 """
 
 from __future__ import annotations
@@ -38,18 +39,19 @@ class Ringer:
         """Ring now (no-op when it already rings)."""
         if self.ringing:
             return
-        self._speaker.flush()
+        self._speaker.start_alert()
         self._speaker.hold_volume_floor(self._floor)
         self._play()  # at once, not at the task's first turn
         self._task = asyncio.get_running_loop().create_task(self._repeat(), name="ringer")
 
     def stop(self) -> None:
-        """Silence it (within one output block) and give the speaker its own volume back."""
+        """Silence it (within one output block) and give the speaker its own volume back; paused
+        speech goes on."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-        self._speaker.flush()
         self._speaker.hold_volume_floor(0)
+        self._speaker.stop_alert()
 
     async def close(self) -> None:
         """Stop and wait for the task to end."""
@@ -60,7 +62,7 @@ class Ringer:
                 await task
 
     def _play(self) -> None:
-        self._speaker.play(earcons.pcm(earcons.Earcon.RING))
+        self._speaker.play_alert(earcons.pcm(earcons.Earcon.RING))
         self.cycles += 1
 
     async def _repeat(self) -> None:

@@ -94,6 +94,8 @@ class FakeSpeaker:
         self.flushes = 0
         self.volume = 50
         self.floor = 0
+        self.alert: list[bytes] = []
+        self.alerting = False
         self._drained = asyncio.Event()
 
     def play(self, pcm: bytes) -> None:
@@ -125,6 +127,16 @@ class FakeSpeaker:
 
     def hold_volume_floor(self, level: int) -> None:
         self.floor = level
+
+    def start_alert(self) -> None:
+        self.alerting = True
+
+    def play_alert(self, pcm: bytes) -> None:
+        self.alert.append(pcm)
+
+    def stop_alert(self) -> None:
+        self.alerting = False
+        self.alert.clear()
 
 
 class FakeWake:

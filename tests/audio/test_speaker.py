@@ -226,3 +226,55 @@ async def test_idle_stream_stops_calling_back_and_the_next_sound_starts_it(
     start = align(clip, rec.samples)
     assert best_correlation(clip, rec.samples[start : start + len(clip)]) > 0.9
     assert spk.underruns == 0
+
+
+def tone(hz: float, seconds: float, amp: float = 0.5) -> npt.NDArray[np.int16]:
+    t = np.arange(int(MODEL_RATE * seconds)) / MODEL_RATE
+    return (amp * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+async def test_an_alert_pauses_speech_which_then_goes_on_whole(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    """A ring over an answer: from start_alert() only the alert is heard (no speech under or
+    between its beeps), after stop_alert() the speech goes on where it paused, nothing of it
+    lost or repeated, and drain() waits for the speech, not the alert."""
+    clip = chirp(3.0)  # 300-3000 Hz: told apart from the 5 kHz alert in every 10 ms frame
+    beep = np.concatenate([tone(5000, 0.2), np.zeros(MODEL_RATE // 10, np.int16)])
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        speaker.play(clip.tobytes())
+        await wait_for(lambda: len(loud(rec.snapshot())) > MODEL_RATE, 20, "a second of speech")
+        speaker.start_alert()
+        for _ in range(4):
+            speaker.play_alert(beep.tobytes())
+        drained = asyncio.create_task(speaker.drain())
+        await asyncio.sleep(1.0)
+        assert not drained.done() and speaker.is_playing  # the rest of the speech waits
+        speaker.stop_alert()
+        await asyncio.wait_for(drained, 10)
+        await asyncio.sleep(0.3)
+    frame = MODEL_RATE // 100
+    x = rec.samples[: len(rec.samples) // frame * frame].astype(np.float64).reshape(-1, frame)
+    spectrum = np.abs(np.fft.rfft(x, axis=1)) ** 2
+    high = spectrum[:, 40:].sum(axis=1) / np.maximum(spectrum.sum(axis=1), 1e-9)  # >= 4 kHz
+    sounding = np.sqrt(np.mean(x**2, axis=1)) > 1000
+    alert, speech = sounding & (high > 0.5), sounding & (high < 0.1)
+    first, last = int(np.argmax(alert)), len(alert) - 1 - int(np.argmax(alert[::-1]))
+    assert alert.any() and 8 <= alert.sum() <= 80  # 4 x 0.2 s asked, about 1 s allowed to play
+    assert not speech[first + 1 : last].any()  # never under or between the beeps
+    assert speech[:first].any() and speech[last + 1 :].any()  # before, and again after
+    # Every 10 ms of the speech was heard once: what played before the alert and after it
+    # adds up to the clip (give or take the frames shared with the alert's edges).
+    heard = int(speech.sum())
+    assert abs(heard - len(clip) / frame) <= 4, heard
+    # And it is the clip: its head up to the pause, then the rest from there on.
+    played = rec.samples
+    start = align(clip[: MODEL_RATE // 2], played)
+    paused_at = int(loud(played[: first * frame])[-1]) + 1 - start  # clip heard before the alert
+    rest = clip[paused_at:]
+    after = (last - 1) * frame  # the alert's last frame may already hold the resumed speech
+    resumed = after + align(rest[: MODEL_RATE // 4], played[after:])
+    assert best_correlation(clip[:paused_at], played[start : start + paused_at]) > 0.9
+    assert best_correlation(rest, played[resumed : resumed + len(rest)]) > 0.9
+    assert speaker.underruns == 0
