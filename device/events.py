@@ -149,11 +149,14 @@ class Opened:
     """Its score."""
     voice: str | None = None
     """The enrolled voice that matched (None: the base model alone, or not a wake word)."""
+    second_stage: bool = False
+    """The wake word's second stage accepted a score below the base threshold."""
 
     @classmethod
     def by_wake(cls, wake: WakeDetected) -> Opened:
         """Opened by this wake word detection."""
-        return cls(Trigger.WAKE_WORD, wake.model, round(float(wake.score), 3), wake.voice)
+        score = round(float(wake.score), 3)
+        return cls(Trigger.WAKE_WORD, wake.model, score, wake.voice, wake.second_stage)
 
 
 # --- the Live session -----------------------------------------------------------------------

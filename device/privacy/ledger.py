@@ -1,7 +1,7 @@
 """The upload ledger: one JSON line per connection to the Live API, kept in state_dir.
 
-Each record says when a connection opened, what opened it (the wake word with its score and the
-enrolled voice, the button, a command), how many seconds of microphone audio went up on it, the
+Each record says when a connection opened, what opened it (the wake word with its score, the
+enrolled voice and whether the second stage accepted it, the button, a command), how many seconds of microphone audio went up on it, the
 payload bytes up and down, and how it ended. Never audio, never words.
 
 One record per connection, not per conversation: a conversation the server moves to a new
@@ -96,6 +96,8 @@ class Upload:
     """The error kind, when it failed."""
     cause: EndCause | None = None
     """Why the device ended the conversation (silence, button, asked, ...), when it did."""
+    second_stage: bool = False
+    """The wake word's second stage accepted it (its base score was below the threshold)."""
 
     @classmethod
     def make(
@@ -131,6 +133,7 @@ class Upload:
             ended=ended,
             error=error,
             cause=cause,
+            second_stage=opened.second_stage,
         )
 
     def to_json(self) -> str:

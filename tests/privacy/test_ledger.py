@@ -13,8 +13,9 @@ from device.config import Config, PrivacyConfig
 from device.doctor.context import DoctorContext
 from device.doctor.privacy import check
 from device.doctor.result import CheckStatus
-from device.events import Opened, Trigger
+from device.events import Opened, Trigger, WakeDetected
 from device.live.handles import HandleStore
+from device.privacy.cmd import table
 from device.privacy.ledger import Ending, Ledger, Upload
 from device.statefile import problems
 
@@ -47,16 +48,25 @@ def test_records_round_trip_without_words(tmp_path: Path) -> None:
             Opened(Trigger.BUTTON), **{**_plain(NOW), "ended": Ending.FAILED, "error": "quota"}
         )
     )  # type: ignore[arg-type]
+    low = WakeDetected("hey_jarvis", 0.31, 16000, second_stage=True)  # below the threshold
+    ledger.add(Upload.make(Opened.by_wake(low), **{**_plain(NOW), "ended": Ending.CLOSED}))  # type: ignore[arg-type]
     back = Ledger(tmp_path).records()  # a fresh reader: from the disk
-    assert [(r.trigger, r.voice, r.audio_s, r.ended, r.error) for r in back] == [
-        (Trigger.WAKE_WORD, "alice", 3.25, Ending.CLOSED, None),
-        (Trigger.BUTTON, None, 0.0, Ending.FAILED, "quota"),
+    assert [(r.trigger, r.voice, r.second_stage, r.audio_s, r.ended, r.error) for r in back] == [
+        (Trigger.WAKE_WORD, "alice", False, 3.25, Ending.CLOSED, None),
+        (Trigger.BUTTON, None, False, 0.0, Ending.FAILED, "quota"),
+        (Trigger.WAKE_WORD, None, True, 0.0, Ending.CLOSED, None),
     ]
     lines = (tmp_path / "upload-ledger.jsonl").read_text().splitlines()
     assert set(json.loads(lines[0])) == {
         "opened_at", "conversation", "connection", "trigger", "wake_word", "score", "voice",
-        "resumed", "duration_s", "audio_s", "bytes_up", "bytes_down", "ended", "error", "cause",
+        "second_stage", "resumed", "duration_s", "audio_s", "bytes_up", "bytes_down", "ended",
+        "error", "cause",
     }  # fmt: skip
+    assert "hey_jarvis 0.31 (2nd stage)" in table(back)
+    # A line written before second_stage was recorded still reads (as False).
+    old = json.loads(lines[0])
+    del old["second_stage"]
+    assert Upload.from_json(json.dumps(old)).second_stage is False
     assert os.stat(tmp_path / "upload-ledger.jsonl").st_mode & 0o777 == 0o600
 
 
