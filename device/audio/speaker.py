@@ -17,10 +17,12 @@ The stream stays open (reopening per reply clips reply starts). Outside a conver
 callbacks: a Pi Zero's idle CPU goes to the wake word) and the next sound starts it again, off the
 loop; within a conversation it runs and plays silence between replies.
 A small device buffer (`audio.output_latency_ms`) sits behind an unbounded software one (the
-PlaybackBuffer, filled by the loop): the device buffer is how long a reply waits before it is
-heard. flush() empties the software buffer, silences the callback at once and aborts and restarts
-the stream off the loop, which drops what the device still holds (measured on the rig: silent
-within ~5 ms instead of the device latency). The callback scales by the volume and records, on
+PlaybackBuffer, filled by the loop). flush() empties the software buffer, silences the callback
+at once and aborts and restarts the stream off the loop, which drops what the device still holds
+(measured on the rig: silent within ~5 ms instead of the device latency). A reply is not started
+the same way (it would be heard a device buffer sooner): on the rig's PulseAudio a restarted
+stream loses its first ~9 ms at the sink's monitor (tests/audio/test_speaker.py keeps reply
+starts whole). The callback scales by the volume and records, on
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
 what `drain()` and `is_playing` use: asking them costs no call into PortAudio. Underruns (the
 buffer ran dry while a reply was still coming) play silence and are counted.

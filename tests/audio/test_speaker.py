@@ -171,6 +171,33 @@ async def test_earcons_play_through_the_speaker(
     assert best_correlation(earcons.render(kind), rec.samples) > 0.9
 
 
+async def test_a_sound_after_silence_is_heard_from_its_first_sample(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    """Between replies the stream runs on silence; the next reply drops that silence from the
+    device (so it is not heard behind it) but none of its own start."""
+    speaker.hold_open(True)  # in a conversation: the callback writes silence between replies
+    clip = chirp(0.5)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            for i in range(0, len(clip), 960):  # 40 ms chunks, as the Live API sends them
+                speaker.play(clip[i : i + 960].tobytes())
+            await asyncio.wait_for(speaker.drain(), 10)
+        await asyncio.sleep(0.2)
+    sounding = loud(rec.samples)
+    starts = [int(sounding[0])] + [
+        int(sounding[i + 1]) for i in np.nonzero(np.diff(sounding) > MODEL_RATE // 5)[0]
+    ]
+    assert len(starts) == 3
+    for at in starts:  # each one whole from its first 10 ms on
+        head = rec.samples[at - 48 : at + len(clip)]
+        assert best_correlation(clip[:240], head[: 240 + 96]) > 0.95
+        assert best_correlation(clip, rec.samples[at - 48 : at + len(clip) + 48]) > 0.95
+    assert speaker.underruns == 0
+
+
 async def test_late_audio_underruns_are_counted_and_play_silence(
     sound_card: VirtualSoundCard, speaker: Speaker
 ) -> None:
