@@ -149,12 +149,15 @@ def _wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], limit: float
     raise RuntimeError("no READY=1")
 
 
-def _config(tmp: Path, base_url: str, ca: Path, **conversation: float) -> Path:
+def _config(
+    tmp: Path, base_url: str, ca: Path, audio: dict[str, int] | None = None, **conversation: float
+) -> Path:
     conv = "".join(f"{k} = {v}\n" for k, v in conversation.items())
+    sound = "".join(f"{k} = {v}\n" for k, v in (audio or {}).items())
     path = tmp / "config.toml"
     path.write_text(
         f'state_dir = "{tmp / "state"}"\n[live]\nbase_url = "{base_url}"\nca_file = "{ca}"\n'
-        f'[gpio]\npin_factory = "mock"\n[conversation]\n{conv}'
+        f'[gpio]\npin_factory = "mock"\n[conversation]\n{conv}[audio]\n{sound}'
     )
     return path
 
@@ -243,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the latency trials (idle, READY, soak only)",
     )
+    p.add_argument(
+        "--audio",
+        default="{}",
+        help='[audio] overrides for the soak, JSON (e.g. {"output_latency_ms": 30})',
+    )
     args = p.parse_args(argv)
     from tests.bench.bench_conversations import run_conversations
     from tests.bench.bench_soak import soak_process
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_conversations:
             results.update(asyncio.run(run_conversations(card, tmp / "conv", args.trials)))
         if args.soak:
-            results["soak"] = soak_process(card, tmp / "soak", args.soak)
+            results["soak"] = soak_process(card, tmp / "soak", args.soak, json.loads(args.audio))
+            results["soak"]["audio_overrides"] = json.loads(args.audio)
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,9 @@ def _counts(log: str) -> dict[str, int]:
     }
 
 
-def soak_process(card: VirtualSoundCard, tmp: Path, n: int) -> dict[str, Any]:
+def soak_process(
+    card: VirtualSoundCard, tmp: Path, n: int, audio: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Run `n` conversations against one daemon process; numbers for the report."""
     from device.simulator.server import SimulatorThread
     from tests.bench.bench_conversations import teach
@@ -82,7 +84,7 @@ def soak_process(card: VirtualSoundCard, tmp: Path, n: int) -> dict[str, Any]:
     sim_thread = SimulatorThread(certs, api_keys=[KEY])
     with sim_thread as sim, log_path.open("w") as log:
         sim_thread.call(teach, sim, "what is the capital of France", question)
-        cfg = _config(tmp, sim.base_url, certs.ca, follow_up_s=1.0, no_speech_timeout_s=4.0)
+        cfg = _config(tmp, sim.base_url, certs.ca, audio, follow_up_s=1.0, no_speech_timeout_s=4.0)
         sock = _notify_socket(tmp / "notify")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "device", "--config", str(cfg), "run"],
