@@ -236,7 +236,7 @@ class Appliance:
         """LEDs, the wake word's barge-in threshold and the status listener follow the state."""
         self._p.leds.show(self._status, self.streaming)
         if self._conversation is not None:
-            self._conversation.observe(self.state, self.streaming)
+            self._conversation.observe(self.state is State.LISTENING, self.streaming)
         self._p.wake.set_barge_in(self.state in _SPEAKER_BUSY)
         self._p.wake.set_stop_word(self.state in _RINGING_UNMUTED)
         for listener in self._listeners:
@@ -325,7 +325,7 @@ class Appliance:
         upload = self._p.mic.add_consumer(
             UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, gate=conversation.upload_gate
         )
-        conversation.observe(self.state, self.streaming)
+        conversation.observe(self.state is State.LISTENING, self.streaming)
         self._conversation = conversation
         self._conv_task = asyncio.get_running_loop().create_task(
             conversation.run(upload), name="conversation"

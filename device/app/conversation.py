@@ -3,8 +3,9 @@
 Started by the appliance when woken; cancelled by it to end (the session context closes the
 connection and saves the resumption handle). Everything the conversation learns is posted back
 to the appliance as an event; it never changes state itself, nor reads the appliance's: the
-appliance tells it each new state and whether audio may be streamed (`observe`), and it only
-sends microphone audio while that is so, which is what the LEDs show.
+appliance tells it two facts (`observe`): whether it waits for the user to speak, and whether
+audio may be streamed; it only sends microphone audio while that is so, which is what the LEDs
+show.
 
 Audio said while the session opens waits in the microphone's upload queue (the one buffer on the
 upload path, drop-oldest beyond UPLOAD_MAX_BLOCKS): the uplink takes nothing from it until the
@@ -32,7 +33,6 @@ from device.app.states import (
     SessionFailed,
     SessionOpened,
     SilenceTimedOut,
-    State,
 )
 from device.app.turns import TurnEvent, TurnPhase, step
 from device.config import Config
@@ -70,7 +70,7 @@ while the answer is being prepared (tool calls, a slow network), for up to this 
 
 
 class Host(Protocol):
-    """The appliance as the conversation sees it (its state comes by `Conversation.observe`)."""
+    """The appliance as the conversation sees it (the facts it needs come by `observe`)."""
 
     def post_from(self, source: object, event: AppEvent) -> None:
         """Hand an event to the appliance (ignored once this conversation is over)."""
@@ -118,8 +118,8 @@ class Conversation:
         self._opened = opened
         self._clock = clock
         self._conv: ConversationPort | None = None
-        self._state = State.CONNECTING
-        """The appliance's state, as last told (observe)."""
+        self._listening = False
+        """The appliance waits for the user to speak (told by observe): the silence timer runs."""
         self._streaming = asyncio.Event()
         """Set while the appliance allows microphone audio to be sent (the LEDs show it)."""
         self._opened_session = asyncio.Event()
@@ -148,9 +148,10 @@ class Conversation:
 
     # --- called by the appliance (loop thread) ---------------------------------------------
 
-    def observe(self, state: State, streaming: bool) -> None:
-        """The appliance's new state, and whether microphone audio may be streamed now."""
-        self._state = state
+    def observe(self, listening: bool, streaming: bool) -> None:
+        """Facts from the appliance, after each change of its state: whether it waits for the
+        user to speak (LISTENING), and whether microphone audio may be streamed now."""
+        self._listening = listening
         if streaming:
             self._streaming.set()
         else:
@@ -362,10 +363,10 @@ class Conversation:
         said: list[str] = []
         async for ev in conv.events():
             if isinstance(ev, ModelAudio):
-                self._phase = step(self._phase, TurnEvent.AUDIO)
+                before, self._phase = self._phase, step(self._phase, TurnEvent.AUDIO)
                 if self._phase is TurnPhase.DISCARDING:
                     continue
-                if self._state is State.LISTENING:
+                if before is not TurnPhase.ANSWERING:  # this turn's first audio
                     self._post(AnswerStarted())
                 self._answered = True
                 self._speaker.play(ev.pcm)
@@ -428,7 +429,7 @@ class Conversation:
                 log.info("conversation reached max_conversation_s")
                 self._post(ConversationTimedOut())
                 return
-            if self._state is not State.LISTENING:
+            if not self._listening:
                 self._listen_since = None
                 continue
             if self._listen_since is None:

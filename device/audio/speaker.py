@@ -344,14 +344,18 @@ class Speaker:
 
     def play(self, pcm24k: bytes) -> None:
         """Queue model audio (24 kHz mono int16) behind what is already queued."""
-        conv = self._converter
+        if self._queue(self.buffer, self._converter, pcm24k):
+            self.expect_more = True
+
+    def _queue(self, buf: PlaybackBuffer, conv: SpeakerConverter | None, pcm24k: bytes) -> bool:
+        """Convert and queue; False (and counted as dropped) while no output device is open."""
         if not self.supervisor.ready.is_set() or conv is None:
             self.dropped_while_down += len(pcm24k) // 2
-            return
-        self.expect_more = True
-        self.buffer.push(conv.convert(pcm24k))
+            return False
+        buf.push(conv.convert(pcm24k))
         self._busy_at = time.monotonic()
         self._wake()
+        return True
 
     def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         """Queue an earcon (nothing if `audio.earcons` is off)."""
@@ -392,13 +396,7 @@ class Speaker:
 
     def play_alert(self, pcm24k: bytes) -> None:
         """Queue alert audio (24 kHz mono int16); plays only between start_ and stop_alert()."""
-        conv = self._alert_converter
-        if not self.supervisor.ready.is_set() or conv is None:
-            self.dropped_while_down += len(pcm24k) // 2
-            return
-        self.alert_buffer.push(conv.convert(pcm24k))
-        self._busy_at = time.monotonic()
-        self._wake()
+        self._queue(self.alert_buffer, self._alert_converter, pcm24k)
 
     def stop_alert(self) -> None:
         """Silence the alert within one output block; speech goes on from where it paused."""
