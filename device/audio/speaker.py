@@ -19,10 +19,11 @@ loop; within a conversation it runs and plays silence between replies.
 A small device buffer (`audio.output_latency_ms`) sits behind an unbounded software one (the
 PlaybackBuffer, filled by the loop). flush() empties the software buffer, silences the callback
 at once and aborts and restarts the stream off the loop, which drops what the device still holds
-(measured on the rig: silent within ~5 ms instead of the device latency). A reply is not started
-the same way (it would be heard a device buffer sooner): on the rig's PulseAudio a restarted
-stream loses its first ~9 ms at the sink's monitor (tests/audio/test_speaker.py keeps reply
-starts whole). The callback scales by the volume and records, on
+(measured on the rig: silent within ~5 ms instead of the device latency). Starting a reply the
+same way would make it heard a device buffer sooner, but on the rig's PulseAudio a restarted
+stream loses its first ~9 ms at the sink's monitor: a reply queues behind the device buffer's
+silence instead (tests/audio/test_speaker.py keeps reply starts whole), so the device buffer is
+how long a reply waits before it is heard. The callback scales by the volume and records, on
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
 what `drain()` and `is_playing` use: asking them costs no call into PortAudio. Underruns (the
 buffer ran dry while a reply was still coming) play silence and are counted.
