@@ -215,8 +215,9 @@ async def test_wake_word_then_a_pause_gets_the_chime_and_the_question_after_it(
             await rig.wait_state(State.LISTENING, 30)
             mark = len(rig.seen)
             # The user waits for the chime, then asks (however late a loaded machine chimes).
-            heard_chime = lambda: best_correlation(chime, rec.snapshot()) > 0.8  # noqa: E731
-            await wait_for(heard_chime, 10, "the wake chime at the speaker")
+            await wait_for(
+                lambda: best_correlation(chime, rec.snapshot()) > 0.8, 10, "the wake chime"
+            )
             rig.play(question)
             await rig.wait_state(State.RESPONDING, 30, since=mark)
             mark = len(rig.seen)
