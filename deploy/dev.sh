@@ -20,6 +20,8 @@ APT_PACKAGES=(
   qemu-user-static binfmt-support
   # provisioning over SSH and its checks
   openssh-client openssh-server shellcheck iproute2 ca-certificates curl
+  # several speakers in one home: a real MQTT broker
+  mosquitto
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

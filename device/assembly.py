@@ -22,17 +22,21 @@ from device.apikey import find_api_key
 from device.app.appliance import Appliance
 from device.app.states import Status
 from device.config import Config
-from device.events import AudioBlock
+from device.events import MIC_RATE, AudioBlock, WakeDetected
 
 if TYPE_CHECKING:  # imported for real in assemble() (lazily: start-up time)
     from device.audio.mic import Microphone
     from device.audio.speaker import Speaker
+    from device.home.link import Home
     from device.leds import Leds
     from device.wakeword.detector import Detector
     from device.wakeword.preroll import PreRoll
 
 log = logging.getLogger(__name__)
 
+
+WAKE_LEVEL_SAMPLES = MIC_RATE * 8 // 10
+"""The wake word's level (for arbitration) is measured over the 0.8 s before its end."""
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
@@ -94,6 +98,13 @@ class Assembly:
     power: MicPower
     speaker: Speaker
     detector: Detector
+    home: Home | None
+    """The link to the home's MQTT broker ([mqtt] with a host), else None."""
+
+    @property
+    def on_wake(self) -> Callable[[WakeDetected], object]:
+        """Where the detector's wake words go: through the arbitration, or to the appliance."""
+        return self.home.on_wake if self.home is not None else self.appliance.post
 
 
 def assemble(
@@ -138,7 +149,16 @@ def assemble(
     parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate)
     appliance = Appliance(cfg, parts, on_status=on_status)
     sink.append(appliance)
-    return Assembly(appliance, mic, power, speaker, detector)
+    home = None
+    if cfg.mqtt.host:
+        from device.home.link import Home
+
+        def wake_level(ev: WakeDetected) -> float:
+            return preroll.level_db(ev.end - WAKE_LEVEL_SAMPLES, ev.end)
+
+        home = Home(cfg.mqtt, appliance, level_of=wake_level, environ=environ)
+        appliance.add_listener(home.on_status)
+    return Assembly(appliance, mic, power, speaker, detector, home)
 
 
 def preflight(cfg: Config) -> Detector:

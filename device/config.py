@@ -239,6 +239,33 @@ class TimersConfig(_Table):
     """The ring plays at least this loud (percent), whatever the speaker's volume."""
 
 
+class MqttConfig(_Table):
+    """[mqtt]: several speakers in one home (wake arbitration) and Home Assistant, through an MQTT
+    broker. No host: the speaker works alone and never connects."""
+
+    host: str = ""
+    """Broker host name or address; "" turns the whole table off."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    """Broker port (8883 is the usual one for TLS)."""
+    tls: bool = False
+    """Connect with TLS (the system's CAs, plus ca_file)."""
+    ca_file: str = ""
+    """Extra CA bundle (PEM) trusted for the broker."""
+    credentials_file: str = ""
+    """File holding 'username:password' (a systemd credential named mqtt is used first)."""
+    speaker_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,64}$")] = ""
+    """This speaker's name in the home (letters, digits, '-', '_'); "" = the host name."""
+    topic_prefix: str = "livespeaker"
+    """Topics: PREFIX/SPEAKER/... for state and commands, PREFIX/wake for arbitration."""
+    discovery_prefix: str = "homeassistant"
+    """Home Assistant's discovery prefix; "" publishes no discovery."""
+    arbitration_ms: Annotated[int, Field(ge=0, le=500)] = 120
+    """After hearing the wake word, wait this long for the other speakers' claims; the best placed
+    one answers. 0: no arbitration (every speaker answers its own wake-ups)."""
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Longest wait between reconnection attempts (doubling from 1 s)."""
+
+
 class Config(_Table):
     """The whole configuration file."""
 
@@ -254,6 +281,7 @@ class Config(_Table):
     privacy: PrivacyConfig = PrivacyConfig()
 
     timers: TimersConfig = TimersConfig()
+    mqtt: MqttConfig = MqttConfig()
 
 
 class ConfigError(Exception):

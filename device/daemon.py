@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from device.app.appliance import Appliance
-from device.app.states import State, Status, status_line
+from device.app.states import BUSY_STATES, State, Status, status_line
 from device.config import Config, ConfigError, GpioConfig
 from device.service import Notifier, StartupPinger, Watchdog
 from device.timers import scheduler as timer_scheduler
@@ -55,17 +55,6 @@ STARTUP_LIMIT_S = AUDIO_START_TIMEOUT_S + 60.0
 """Longest (re)start that keeps systemd's watchdog fed: model load + waiting for audio."""
 STOP_LIMIT_S = 1.5
 HEARTBEAT_S = 0.5
-BUSY_STATES = frozenset(
-    {
-        State.CONNECTING,
-        State.LISTENING,
-        State.RESPONDING,
-        State.RINGING,
-        State.RINGING_OVER_ANSWER,
-        State.RINGING_MUTED,
-    }
-)
-"""States in which the audio path runs for latency rather than for idle CPU."""
 STATUS_NOTE_MAX = 200
 """A refused reload's reason is cut to this many characters in STATUS= (the journal has it all)."""
 
@@ -248,8 +237,10 @@ class Daemon:
                 tg.create_task(b.speaker.run(), name="speaker"),
                 tg.create_task(appliance.run(), name="appliance"),
                 tg.create_task(self._beat(), name="heartbeat"),
-                tg.create_task(b.detector.run(None, appliance.post, appliance.post), name="wake"),
+                tg.create_task(b.detector.run(None, b.on_wake, appliance.post), name="wake"),
             ]
+            if b.home is not None:
+                tasks.append(tg.create_task(b.home.run(), name="mqtt"))
             # The microphone's task (closed and opened again for mute) is the group's too.
             b.power.own_tasks_by(lambda coro, name: tg.create_task(coro, name=name))
             button = self._button(cfg, pin_factory, appliance)

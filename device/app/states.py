@@ -192,6 +192,20 @@ class Status:
     error: ErrorKind | None = None
 
 
+BUSY_STATES = frozenset(
+    {
+        State.CONNECTING,
+        State.LISTENING,
+        State.RESPONDING,
+        State.RINGING,
+        State.RINGING_OVER_ANSWER,
+        State.RINGING_MUTED,
+    }
+)
+"""A conversation or a ring: the audio path runs for latency rather than for idle CPU, and a
+wake word heard here belongs to this speaker (device.home.arbitration)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """One row of the table: where to go and what to do on the way."""

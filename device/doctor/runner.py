@@ -20,6 +20,7 @@ CHECKS: dict[str, str] = {
     "wakeword": "device.doctor.wakeword",
     "gpio": "device.doctor.gpio",
     "api": "device.doctor.api",
+    "home": "device.doctor.home",
     "state": "device.doctor.state",
     "privacy": "device.doctor.privacy",
 }

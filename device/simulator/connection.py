@@ -230,6 +230,7 @@ class SimConnection:
                     seconds,
                     repr(text) if text else "no registered utterance matches",
                 )
+                self.rec.heard.append(text or "")
                 if text is None:
                     text = f"[an audio question of {seconds:.1f} seconds]"
                 await self.send(p.content(inputTranscription={"text": text}))

@@ -58,6 +58,8 @@ class ConnectionRecord:
     """Resumption handles issued on this connection."""
     held_reads: int = 0
     """Reads (e.g. the client's pings) a FREEZE held back and delivered late."""
+    heard: list[str] = field(default_factory=list)
+    """What the simulator understood of each spoken turn ("" when no registered utterance matched)."""
 
     def realtime(self, field_name: str) -> list[Any]:
         """Values of one realtime_input field (e.g. "audio", "text") in arrival order."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 
+import numpy as np
+
 from device.events import MIC_RATE, AudioBlock
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,14 @@ class PreRoll:
             else:
                 out.append(block)
         return out
+
+    def level_db(self, start: int, end: int) -> float:
+        """RMS level (dBFS) of the audio held in sample indices [start, end); -120 if none."""
+        pcm = b"".join(b.pcm for b in self.take_from(start))
+        x = np.frombuffer(pcm, np.int16)[: max(0, end - start)].astype(np.float32)
+        if not len(x):
+            return -120.0
+        return float(10 * np.log10(max(float(np.mean(x * x)) / 32768.0**2, 1e-12)))
 
     def clear(self) -> None:
         """Forget everything held."""
