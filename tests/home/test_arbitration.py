@@ -33,7 +33,7 @@ def test_every_speaker_reaches_the_same_decision_from_the_same_claims() -> None:
     decisions = set()
     for me, mine in claims.items():
         a = Arbitration(me, 0.12)
-        for other, claim in claims.items():
+        for claim in claims.values():
             a.heard(claim, 10.02)  # its own claim comes back from the broker too: ignored
         decisions.add(a.decide(mine, 10.0, 10.12).speaker)
     assert decisions == {"kitchen"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,9 @@ def _cfg(broker: Broker, speaker: str, **extra: object) -> MqttConfig:
 
 
 @contextlib.asynccontextmanager
-async def speakers(broker: Broker, tmp_path: Path) -> AsyncIterator[dict[str, tuple[Home, Recorder]]]:
+async def speakers(
+    broker: Broker, tmp_path: Path
+) -> AsyncIterator[dict[str, tuple[Home, Recorder]]]:
     out: dict[str, tuple[Home, Recorder]] = {}
     tasks = []
     for name, level in LEVELS.items():
@@ -73,13 +75,16 @@ async def speakers(broker: Broker, tmp_path: Path) -> AsyncIterator[dict[str, tu
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def until(cond: object, limit: float) -> None:
+async def until(cond: Callable[[], bool], limit: float) -> None:
+    """Poll cond() every 20 ms, bounded."""
     async with asyncio.timeout(limit):
-        while not cond():  # type: ignore[operator]
+        for _ in iter(cond, True):
             await asyncio.sleep(0.02)
 
 
-async def one_wake(homes: dict[str, tuple[Home, Recorder]], loudest: str, rng: random.Random) -> None:
+async def one_wake(
+    homes: dict[str, tuple[Home, Recorder]], loudest: str, rng: random.Random
+) -> None:
     """Every speaker hears the same wake word; detections up to 100 ms apart, in any order."""
     levels = dict(LEVELS)
     names = sorted(levels, key=lambda n: n != loudest)
@@ -179,4 +184,7 @@ def test_credential_files_that_cannot_be_used_are_named(tmp_path: Path) -> None:
         read_credentials(cfg, {})
     (tmp_path / "creds").mkdir()
     (tmp_path / "creds" / "mqtt").write_text("svc:pw")
-    assert read_credentials(cfg, {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")}) == ("svc", "pw")
+    assert read_credentials(cfg, {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")}) == (
+        "svc",
+        "pw",
+    )
