@@ -100,7 +100,7 @@ lock_free() { mkdir -p "$(dirname "$LOCK")" && flock -n "$LOCK" true; }
 # A finished run's transient unit lingers for a moment after its result is written (--collect
 # unloads it once its processes are gone); the next run can only reuse the name after that.
 wait_unit_unloaded() {
-  local tries=50
+  local tries=100
   while [ $tries -gt 0 ]; do
     tries=$((tries - 1))
     [ "$(systemctl show -p LoadState --value "$PROVISION_UNIT" 2>/dev/null)" = loaded ] || return 0
@@ -181,15 +181,26 @@ cmd_run() {
   done
   exec </dev/null
   : >"$run/log"
-  wait_unit_unloaded
-  if ! err=$(systemd-run --quiet --collect --unit="$PROVISION_UNIT" \
-      --description="livespeaker provisioning run $id" --setenv=HOME=/root \
-      -p StandardOutput="append:$run/log" -p RuntimeMaxSec=3600 \
-      bash "$run/stage/provision-agent.sh" install "$run/stage" --run-dir "$run" "${args[@]}" 2>&1); then
-    rm -rf "$run"
-    unit_busy && refuse_busy
-    die "could not start $PROVISION_UNIT: $err"
-  fi
+  local attempt=1
+  while true; do
+    wait_unit_unloaded
+    if err=$(systemd-run --quiet --collect --unit="$PROVISION_UNIT" \
+        --description="livespeaker provisioning run $id" --setenv=HOME=/root \
+        -p StandardOutput="append:$run/log" -p RuntimeMaxSec=3600 \
+        bash "$run/stage/provision-agent.sh" install "$run/stage" --run-dir "$run" "${args[@]}" 2>&1); then
+      break
+    fi
+    # The previous run's unit can outlive its wait (a container's cgroup slow to empty): it is
+    # finished (not busy), so clear it and try again, a few times.
+    if unit_busy || [ $attempt -ge 3 ] || [[ $err != *"already loaded"* ]]; then
+      rm -rf "$run"
+      unit_busy && refuse_busy
+      die "could not start $PROVISION_UNIT: $err ($(systemctl show -p LoadState -p ActiveState -p SubState "$PROVISION_UNIT" 2>&1 | tr '\n' ' '))"
+    fi
+    attempt=$((attempt + 1))
+    systemctl stop "$PROVISION_UNIT" 2>/dev/null || true
+    systemctl reset-failed "$PROVISION_UNIT" 2>/dev/null || true
+  done
   follow_run "$run"
 }
 

@@ -2,10 +2,17 @@
 # Provision a Raspberry Pi (Raspberry Pi OS / Debian bookworm or trixie, 64-bit) as a livespeaker,
 # over SSH, from this checkout. Run it on your own machine; run it again to upgrade.
 #
-# Usage: deploy/provision.sh [OPTIONS] USER@HOST
+# Usage: deploy/provision.sh [OPTIONS] USER@HOST [USER@HOST...]
+#
+# With several hosts (a home with a speaker in each room) the release is built once and every host
+# is provisioned in parallel with the same options, each with its own health check and rollback;
+# output lines are prefixed with the host, and a summary line per host ends the run (exit status:
+# the first failing host's, in the order given). The API key then comes from --api-key-file or is
+# kept on each host (no prompt). With Ansible: deploy/ansible/fleet.yml runs the same steps.
 #
 #   -p, --port PORT          SSH port (default: 22 or your ssh_config)
 #   -i, --identity FILE      SSH private key
+#   --ssh-config FILE        ssh_config to use (e.g. one Host entry per speaker, with its port and key)
 #   --known-hosts FILE       known_hosts file to check the Pi's host key against (default: yours).
 #                            Host keys are always checked: connect once with plain `ssh` and compare
 #                            the fingerprint before the first provisioning.
@@ -17,6 +24,9 @@
 #                            already has a key (then it is kept). The key travels only over the SSH
 #                            session's stdin and is stored root-only (0600) at /etc/livespeaker/api-key.
 #   --source DIR             project checkout to build (default: the one holding this script)
+#   --build-only DIR         no SSH: build the release (wheel, locked requirements, unit, agent,
+#                            --config if given) into DIR and stop (what deploy/ansible copies)
+#   --stage DIR              install a release built by --build-only instead of building one
 #   --ready-timeout SECONDS  how long the service may take to report ready (default: 90)
 #   --settle SECONDS         how long it must then stay up to count as healthy (default: 5)
 #   --enroll NAME            no install: enroll voice NAME for the wake word on the Pi's own
@@ -56,6 +66,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SOURCE=$(cd "$SCRIPT_DIR/.." && pwd)
 PORT="" IDENTITY="" KNOWN_HOSTS="" CONFIG="" FORCE_CONFIG=no KEY_FILE=""
 READY_TIMEOUT=90 SETTLE=5 UNINSTALL=no PURGE=no TARGET="" ENROLL="" TAKES=""
+BUILD_ONLY="" STAGE="" SSH_CONFIG="" TARGETS=() OPTS=()
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'provision: %s\n' "$1" >&2; exit "${2:-1}"; }
@@ -64,12 +75,15 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)" 2; fi; }
 
 parse_args() {
+  local arg
   while [ $# -gt 0 ]; do
+    arg=$1
     case $1 in
       -h | --help) usage; exit 0 ;;
       -p | --port) need_value "$@"; PORT=$2; shift ;;
       -i | --identity) need_value "$@"; IDENTITY=$2; shift ;;
       --known-hosts) need_value "$@"; KNOWN_HOSTS=$2; shift ;;
+      --ssh-config) need_value "$@"; SSH_CONFIG=$2; shift ;;
       --config) need_value "$@"; CONFIG=$2; shift ;;
       --force-config) FORCE_CONFIG=yes ;;
       --api-key-file) need_value "$@"; KEY_FILE=$2; shift ;;
@@ -78,15 +92,29 @@ parse_args() {
       --settle) need_value "$@"; SETTLE=$2; shift ;;
       --enroll) need_value "$@"; ENROLL=$2; shift ;;
       --takes) need_value "$@"; TAKES=$2; shift ;;
+      --build-only) need_value "$@"; BUILD_ONLY=$2; shift ;;
+      --stage) need_value "$@"; STAGE=$(cd "$2" && pwd); shift ;;
       --uninstall) UNINSTALL=yes ;;
       --purge) PURGE=yes ;;
       -*) die "unknown option $1 (see --help)" 2 ;;
-      *) [ -z "$TARGET" ] || die "only one USER@HOST, got '$TARGET' and '$1'" 2; TARGET=$1 ;;
+      *) [[ $1 == *@* ]] || die "target must be USER@HOST, got '$1'" 2; TARGETS+=("$1") ;;
+    esac
+    # The options again, for the per-host runs of a fleet ($1 is now the option's value, if any).
+    case $arg in
+      --build-only | --stage) ;;
+      -*) OPTS+=("$arg"); [ "$arg" = "$1" ] || OPTS+=("$1") ;;
     esac
     shift
   done
-  [ -n "$TARGET" ] || { usage >&2; die "USER@HOST missing" 2; }
-  [[ $TARGET == *@* ]] || die "target must be USER@HOST, got '$TARGET'" 2
+  if [ -n "$BUILD_ONLY" ]; then
+    [ ${#TARGETS[@]} -eq 0 ] || die "--build-only takes no USER@HOST" 2
+    return 0
+  fi
+  [ ${#TARGETS[@]} -gt 0 ] || { usage >&2; die "USER@HOST missing" 2; }
+  TARGET=${TARGETS[0]}
+  if [ ${#TARGETS[@]} -gt 1 ] && [ -n "$ENROLL" ]; then
+    die "--enroll takes one USER@HOST (a person enrolls at one speaker)" 2
+  fi
   [[ $READY_TIMEOUT =~ ^[0-9]+$ && $SETTLE =~ ^[0-9]+$ ]] || die "timeouts are whole seconds" 2
   [[ -z $PORT || $PORT =~ ^[0-9]+$ ]] || die "--port needs a number" 2
   [ "$PURGE" = no ] || [ "$UNINSTALL" = yes ] || die "--purge only goes with --uninstall" 2
@@ -99,7 +127,7 @@ parse_args() {
     die "--takes needs a number, at least 4" 2
   fi
   local f
-  for f in "$IDENTITY" "$KNOWN_HOSTS" "$CONFIG" "$KEY_FILE"; do
+  for f in "$IDENTITY" "$KNOWN_HOSTS" "$SSH_CONFIG" "$CONFIG" "$KEY_FILE"; do
     [ -z "$f" ] || [ -r "$f" ] || die "cannot read $f" 2
   done
   [ -z "$KEY_FILE" ] || [ -s "$KEY_FILE" ] || die "API key file $KEY_FILE is empty" 2
@@ -111,6 +139,7 @@ WORK="" REMOTE_DIR="" SUDO="" SSH=()
 setup_ssh() {
   SSH=(ssh -o StrictHostKeyChecking=yes -o ControlMaster=auto -o "ControlPath=$WORK/ssh-%C"
     -o ControlPersist=300 -o ServerAliveInterval=15 -o ConnectTimeout=15)
+  [ -z "$SSH_CONFIG" ] || SSH+=(-F "$SSH_CONFIG")
   [ -z "$PORT" ] || SSH+=(-p "$PORT")
   [ -z "$IDENTITY" ] || SSH+=(-i "$IDENTITY" -o IdentitiesOnly=yes)
   [ -z "$KNOWN_HOSTS" ] || SSH+=(-o "UserKnownHostsFile=$KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null)
@@ -155,7 +184,7 @@ upload() {
 # --- build: wheel + locked requirements + unit -------------------------------------------------
 
 build() {
-  local stage=$WORK/stage
+  local stage=${1:-$WORK/stage}
   say "building from $SOURCE"
   # $UV is set by `uv run`; deploy/dev.sh may have put uv into its own venv.
   local uv=${UV:-$(command -v uv || true)} fallback=${XDG_CACHE_HOME:-$HOME/.cache}/livespeaker/uv-venv/bin/uv
@@ -185,7 +214,7 @@ build() {
 
 KEY="" TTY_STATE=""
 read_key_prompt() {
-  if ! { true </dev/tty; } 2>/dev/null; then
+  if [ -n "${LIVESPEAKER_PROVISION_NO_PROMPT:-}" ] || ! { true </dev/tty; } 2>/dev/null; then
     die "no API key on the Pi: pass --api-key-file FILE (no terminal to prompt on)" 2
   fi
   # Echo goes off before the prompt shows, so even keys typed ahead are never displayed.
@@ -198,11 +227,62 @@ read_key_prompt() {
   [ -n "$KEY" ] || die "no key entered" 2
 }
 
+# Several hosts: build once, then one run of this script per host, in parallel.
+fleet() {
+  build
+  [ -n "$KEY_FILE" ] || say "no --api-key-file: hosts that have no key yet will fail (no prompt with several hosts)"
+  say "provisioning ${#TARGETS[@]} hosts in parallel: ${TARGETS[*]}"
+  local host pids=() i rc first=0
+  for host in "${TARGETS[@]}"; do
+    (
+      set +e
+      LIVESPEAKER_PROVISION_NO_PROMPT=1 bash "$0" "${OPTS[@]}" --stage "$WORK/stage" "$host" \
+        </dev/null 2>&1 | sed -u "s|^|[$host] |"
+      exit "${PIPESTATUS[0]}"
+    ) &
+    pids+=($!)
+  done
+  local lines=()
+  for i in "${!TARGETS[@]}"; do
+    rc=0
+    wait "${pids[$i]}" || rc=$?
+    lines+=("$(printf '%-32s %s' "${TARGETS[$i]}" "$(outcome "$rc")")")
+    [ "$first" -ne 0 ] || first=$rc
+  done
+  say "summary"
+  printf '    %s\n' "${lines[@]}"
+  return "$first"
+}
+
+outcome() {
+  case $1 in
+    0) echo "ok: runs livespeaker" ;;
+    2) echo "FAILED: usage" ;;
+    3) echo "FAILED: unreachable or unsupported" ;;
+    4) echo "FAILED: unhealthy, rolled back" ;;
+    5) echo "installed, but the self-check failed" ;;
+    6) echo "connection lost during the install (run again to see how it ended)" ;;
+    75) echo "REFUSED: another provisioning run in progress" ;;
+    78) echo "FAILED: config rejected" ;;
+    *) echo "FAILED (exit $1)" ;;
+  esac
+}
+
 main() {
   parse_args "$@"
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/livespeaker-provision.XXXXXX")
   trap cleanup EXIT
   trap 'exit 130' INT TERM
+  if [ -n "$BUILD_ONLY" ]; then
+    mkdir -p "$BUILD_ONLY"
+    build "$(cd "$BUILD_ONLY" && pwd)"
+    say "built into $BUILD_ONLY"
+    return 0
+  fi
+  if [ ${#TARGETS[@]} -gt 1 ]; then
+    fleet
+    return
+  fi
   setup_ssh
   if [ -n "$ENROLL" ]; then
     connect
@@ -229,7 +309,13 @@ main() {
     [ $rc -ne 75 ] || say "REFUSED: a provisioning run is in progress on $TARGET"
     return $rc
   fi
-  build
+  if [ -n "$STAGE" ]; then
+    [ -f "$STAGE/SHA256SUMS" ] || die "$STAGE is not a release built by --build-only" 2
+    cp -r "$STAGE" "$WORK/stage"
+    [ -z "$CONFIG" ] || cp "$CONFIG" "$WORK/stage/config.toml"
+  else
+    build
+  fi
   connect
   upload "$WORK/stage"
   say "checking $TARGET"
