@@ -93,7 +93,8 @@ parse_args() {
       --enroll) need_value "$@"; ENROLL=$2; shift ;;
       --takes) need_value "$@"; TAKES=$2; shift ;;
       --build-only) need_value "$@"; BUILD_ONLY=$2; shift ;;
-      --stage) need_value "$@"; STAGE=$(cd "$2" && pwd); shift ;;
+      --stage) need_value "$@"; [ -d "$2" ] || die "--stage: no such directory $2" 2
+        STAGE=$(cd "$2" && pwd); shift ;;
       --uninstall) UNINSTALL=yes ;;
       --purge) PURGE=yes ;;
       -*) die "unknown option $1 (see --help)" 2 ;;

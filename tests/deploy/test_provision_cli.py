@@ -42,6 +42,9 @@ def test_help_lists_every_option() -> None:
         "--purge",
         "--enroll",
         "--takes",
+        "--ssh-config",
+        "--build-only",
+        "--stage",
     ):
         assert option in r.stdout
 
@@ -55,7 +58,10 @@ def test_help_lists_every_option() -> None:
         (("--port", "ssh", "pi@host"), "--port needs a number"),
         (("--api-key-file", "/nonexistent/key", "pi@host"), "cannot read /nonexistent/key"),
         (("--bogus", "pi@host"), "unknown option --bogus"),
-        (("a@b", "c@d"), "only one USER@HOST"),
+        (("--enroll", "anna", "a@b", "c@d"), "--enroll takes one USER@HOST"),
+        (("--build-only", "/tmp/x", "pi@host"), "--build-only takes no USER@HOST"),
+        (("--stage", "/nonexistent", "pi@host"), "--stage: no such directory"),
+        (("--ssh-config", "/nonexistent/cfg", "pi@host"), "cannot read /nonexistent/cfg"),
         (("--enroll", "Anna", "pi@host"), "voice name 'Anna'"),
         (("--enroll", "anna", "--takes", "3", "pi@host"), "at least 4"),
         (("--enroll", "anna", "--uninstall", "pi@host"), "do not go together"),
@@ -80,3 +86,38 @@ def test_agent_without_a_command_shows_usage() -> None:
     )
     assert r.returncode == 2
     assert "preflight" in r.stderr and "uninstall" in r.stderr and "enroll NAME" in r.stderr
+
+
+def test_several_hosts_build_once_and_end_with_a_summary_per_host(tmp_path: Path) -> None:
+    """Two hosts nobody listens for: one build, two runs in parallel, each line prefixed with
+    its host, one summary line each, the first failure's exit status (3: unreachable)."""
+    import socket
+
+    with socket.socket() as s:  # a port that refuses connections
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        f"Host kitchen hall\n  HostName 127.0.0.1\n  Port {port}\n  ConnectTimeout 5\n"
+    )
+    key = tmp_path / "key"
+    key.write_text("AIzaNotARealKey\n")
+    r = provision(
+        "--ssh-config", str(ssh_config), "--api-key-file", str(key), "pi@kitchen", "pi@hall"
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 3, out
+    assert out.count("==> building from") == 1
+    assert "[pi@kitchen] ==> connecting to pi@kitchen" in out
+    assert "[pi@hall] ==> connecting to pi@hall" in out
+    assert "pi@kitchen                       FAILED: unreachable or unsupported" in out
+    assert "pi@hall                          FAILED: unreachable or unsupported" in out
+    assert "AIzaNotARealKey" not in out
+
+
+def test_build_only_writes_the_release_without_ssh(tmp_path: Path) -> None:
+    r = provision("--build-only", str(tmp_path / "release"))
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "release").iterdir())
+    assert "SHA256SUMS" in names and "provision-agent.sh" in names
+    assert "requirements.txt" in names and any(n.endswith(".whl") for n in names)
