@@ -19,7 +19,14 @@ def free_port() -> int:
 class Broker:
     """`mosquitto` with its own config in `directory`; stop() and start() keep the port."""
 
-    def __init__(self, directory: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        users: dict[str, str] | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """`users`: name -> password (else anonymous); `tls`: (ca, cert, key) PEM files."""
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise RuntimeError("mosquitto is not installed (bash deploy/dev.sh setup installs it)")
@@ -28,6 +35,9 @@ class Broker:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "user root"]
+        if tls:
+            ca, cert, key = tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if users:
             pw = self.dir / "passwords"
             pw.write_text("")

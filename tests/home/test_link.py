@@ -16,6 +16,7 @@ from device.app.states import AppEvent, State, Status
 from device.config import MqttConfig
 from device.events import WakeDetected
 from device.home.link import CredentialsError, Home, read_credentials
+from device.simulator.certs import ensure_certs
 from device.timers.book import TimerBook
 from tests.home.broker import Broker
 
@@ -188,3 +189,27 @@ def test_credential_files_that_cannot_be_used_are_named(tmp_path: Path) -> None:
         "svc",
         "pw",
     )
+
+
+# paho-mqtt drops the socket of a failed TLS handshake without closing it: the collector closes
+# it (with a ResourceWarning) as soon as the attempt is over, so retries do not pile up fds.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_tls_with_the_brokers_ca_and_a_clear_refusal_without_it(tmp_path: Path) -> None:
+    certs = ensure_certs(tmp_path / "certs")
+    with Broker(tmp_path / "broker", tls=(certs.ca, certs.cert, certs.key)) as broker:
+        for ca, connects in ((str(certs.ca), True), ("", False)):
+            home = Home(
+                _cfg(broker, "kitchen", tls=True, ca_file=ca),
+                Recorder(tmp_path / "k"),
+                level_of=lambda _ev: -30.0,
+            )
+            task = asyncio.get_running_loop().create_task(home.run())
+            try:
+                if connects:
+                    await until(lambda h=home: h.connected, 10)
+                else:
+                    await until(lambda h=home: "unreachable" in h.problem, 10)
+                    assert "certificate" in home.problem.lower(), home.problem
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
