@@ -196,24 +196,28 @@ class Home:
     async def run(self) -> None:
         """Stay connected until cancelled: reconnect with backoff (1 s doubling to the limit)."""
         delay = 1.0
-        while True:
-            started = time.monotonic()
-            try:
-                await self._session()
-            except (aiomqtt.MqttError, OSError, CredentialsError) as exc:
-                first = self.connected or self.problem == "not connected yet"
-                self.problem = f"broker {self.cfg.host}:{self.cfg.port} unreachable: {exc}"
-                (log.warning if first else log.debug)(
-                    "%s; wake words are answered here alone, retrying in %.0f s",
-                    self.problem,
-                    delay,
-                )
-            finally:
-                self._client, self.connected = None, False
-            if time.monotonic() - started > 60:
-                delay = 1.0  # it was up for a while: a fresh failure, retry soon
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self.cfg.reconnect_max_s)
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    await self._session()
+                except (aiomqtt.MqttError, OSError, CredentialsError) as exc:
+                    if time.monotonic() - started > 60:
+                        delay = 1.0  # it was up for a while: a fresh failure, retry soon
+                    first = self.connected or self.problem == "not connected yet"
+                    self.problem = f"broker {self.cfg.host}:{self.cfg.port} unreachable: {exc}"
+                    (log.warning if first else log.debug)(
+                        "%s; wake words are answered here alone, retrying in %.0f s",
+                        self.problem,
+                        delay,
+                    )
+                finally:
+                    self._client, self.connected = None, False
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.cfg.reconnect_max_s)
+        finally:
+            for task in list(self._tasks):  # wake words still in their window: the daemon stops
+                task.cancel()
 
     async def _session(self) -> None:
         t = self.topics
