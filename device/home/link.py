@@ -130,8 +130,8 @@ class Home:
         self.connected = False
         self.problem = "not connected yet"
         """Why the broker is not connected (for doctor and the journal); "" when it is."""
-        self.wins = self.yields = self.alone = 0
-        """Wake words answered after arbitration, left to another speaker, answered unarbitrated."""
+        self.stats = topics.WakeStats()
+        """What became of the wake words heard here (published in the state)."""
 
     # --- from the appliance and the detector (loop thread) -----------------------------------
 
@@ -145,7 +145,8 @@ class Home:
         busy = self._appliance.status.state in BUSY_STATES
         client = self._client
         if client is None or not self.connected or self.arbitration.window_s <= 0:
-            self.alone += 1
+            self.stats.alone += 1
+            self._state_changed.set()
             self._appliance.post(ev)
             return
         mine = Claim(self.topics.speaker, self._level_of(ev), ev.score, busy)
@@ -160,14 +161,16 @@ class Home:
             await client.publish(self.topics.wake, mine.to_json(), qos=0)
         except aiomqtt.MqttError as exc:
             log.warning("wake claim not sent (%s): answering alone", exc)
-            self.alone += 1
+            self.stats.alone += 1
+            self._state_changed.set()
             self._appliance.post(ev)
             return
         if not mine.busy:
             await asyncio.sleep(self.arbitration.window_s)
         best = self.arbitration.decide(mine, claimed_at, loop.time())
         if best.speaker != self.topics.speaker:
-            self.yields += 1
+            self.stats.stood_back += 1
+            self._state_changed.set()
             log.info(
                 "wake word heard here too (%.0f dB, score %.2f): %s answers (%s)",
                 mine.level_db,
@@ -176,8 +179,13 @@ class Home:
                 "in a conversation" if best.busy else f"{best.level_db:.0f} dB",
             )
             return
-        self.wins += 1
-        if not mine.busy:  # from now on this wake word (and the conversation) is ours
+        self.stats.answered += 1
+        self._state_changed.set()
+        waited_ms = (loop.time() - claimed_at) * 1000
+        if not mine.busy:
+            self.stats.arbitration_ms.append(
+                waited_ms
+            )  # from now on this wake word (and the conversation) is ours
             busy = Claim(mine.speaker, mine.level_db, mine.score, busy=True)
             try:
                 await client.publish(self.topics.wake, busy.to_json(), qos=0)
@@ -187,7 +195,7 @@ class Home:
                 "wake word: this speaker answers (%.0f dB, score %.2f, %.0f ms of arbitration)",
                 mine.level_db,
                 mine.score,
-                (loop.time() - claimed_at) * 1000,
+                waited_ms,
             )
         self._appliance.post(ev)
 
@@ -280,6 +288,7 @@ class Home:
             error=status.error.value if status.error else self._last_error,
             timers=len(pending),
             next_timer=pending[0].name if pending else "",
+            wake_words=self.stats.to_dict(),
         )
 
     # --- messages -----------------------------------------------------------------------------

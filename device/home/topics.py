@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import re
 import socket
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from device import __version__
@@ -71,6 +72,30 @@ class Topics:
         return f"{self.discovery}/{component}/{self.speaker}/{obj}/config"
 
 
+@dataclass
+class WakeStats:
+    """What became of the wake words this speaker heard since it started."""
+
+    answered: int = 0
+    """Won the arbitration (or owned the conversation) and answered."""
+    stood_back: int = 0
+    """Left to a better placed speaker."""
+    alone: int = 0
+    """Answered without arbitration: the broker was unreachable (or arbitration_ms = 0)."""
+    arbitration_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    """How long the latest wins waited for the other speakers (publish to decision)."""
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        ms = sorted(self.arbitration_ms)
+        return {
+            "answered": self.answered,
+            "stood_back": self.stood_back,
+            "alone": self.alone,
+            "arbitration_ms_median": round(ms[len(ms) // 2], 1) if ms else None,
+            "arbitration_ms_max": round(ms[-1], 1) if ms else None,
+        }
+
+
 @dataclass(frozen=True)
 class SpeakerState:
     """What Home Assistant shows (published retained on every change)."""
@@ -81,6 +106,8 @@ class SpeakerState:
     error: str
     timers: int
     next_timer: str
+    wake_words: dict[str, float | int | None] = field(default_factory=dict)
+    """WakeStats.to_dict()."""
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -91,6 +118,7 @@ class SpeakerState:
                 "error": self.error,
                 "timers": self.timers,
                 "next_timer": self.next_timer,
+                "wake_words": self.wake_words,
             }
         ).encode()
 

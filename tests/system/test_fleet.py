@@ -23,8 +23,7 @@ from tests.system.conftest import BootContainer
 from tests.system.test_provision import (
     PI,
     Pi,
-    copy_checkout,
-    edit,
+    broken_build,
     release_of,
     setup_pi,
     svc,
@@ -50,16 +49,12 @@ async def sim_with_key(tls_certs: CertFiles) -> AsyncIterator[tuple[LiveSimulato
 def host_broken_build(dest: Path) -> Path:
     """A newer release whose daemon dies before READY=1 on a host that has FAIL_FLAG (say, a
     speaker whose sound card this release cannot drive) and runs everywhere else."""
-    v2 = copy_checkout(dest)
-    edit(v2 / "device" / "__init__.py", '__version__ = "', '__version__ = "9.9.9+fleet')
-    edit(
-        v2 / "device" / "cli.py",
-        "    args = parser.parse_args(words)\n",
-        "    args = parser.parse_args(words)\n"
-        f'    if args.command == "run" and __import__("os").path.exists("{FAIL_FLAG}"):\n'
-        '        raise SystemExit("this host cannot run this release")\n',
+    return broken_build(
+        dest,
+        version="9.9.9+fleet",
+        when=f'__import__("os").path.exists("{FAIL_FLAG}")',
+        why="this host cannot run this release",
     )
-    return v2
 
 
 def inventory(pis: dict[str, Pi], tmp: Path) -> Path:

@@ -540,17 +540,23 @@ async def upgrades(pi: Pi) -> str:
     return second
 
 
-def broken_build(dest: Path) -> Path:
+def broken_build(
+    dest: Path,
+    *,
+    version: str = "9.9.10+broken",
+    when: str = "True",
+    why: str = "deliberately broken build",
+) -> Path:
     """A checkout whose build installs and passes --version and config check, but whose daemon
-    dies before READY=1."""
+    dies before READY=1 (where the Python expression `when` holds)."""
     v3 = copy_checkout(dest)
-    edit(v3 / "device" / "__init__.py", '__version__ = "', '__version__ = "9.9.10+broken')
+    edit(v3 / "device" / "__init__.py", '__version__ = "', f'__version__ = "{version}')
     edit(
         v3 / "device" / "cli.py",
         "    args = parser.parse_args(words)\n",
         "    args = parser.parse_args(words)\n"
-        '    if args.command == "run":\n'
-        '        raise SystemExit("deliberately broken build")\n',
+        f'    if args.command == "run" and {when}:\n'
+        f"        raise SystemExit({why!r})\n",
     )
     return v3
 
