@@ -204,17 +204,17 @@ def test_three_speakers_one_wake_word_exactly_the_loudest_answers(
             time.sleep(0.1)
     right = [o for o in outcomes if o[1] == [o[0]] and o[2] == 1 and o[3] == [QUESTION]]
     yielded = sum(w["stood_back"] for w in wake.values())
+    wrong = [o for o in outcomes if o not in right]
     print(f"\nthree speakers: {len(right)}/{TRIALS} trials answered once by the loudest with the "
           f"whole question; {yielded} wake words heard by a quieter speaker that stood back; "
-          f"per speaker: {wake}")  # fmt: skip
+          f"per speaker: {wake}; wrong trials (loudest, active, connections, heard): {wrong}")  # fmt: skip
     # The quieter speakers heard it too (else the arbitration was never put to the test), every
     # speaker answered alone while the broker was down.
     assert yielded >= TRIALS
     assert sum(w["answered"] for w in wake.values()) == sum(len(o[1]) for o in outcomes) + 1
     assert all(w["alone"] == 1 for w in wake.values())
     for w in wake.values():  # each win waited the configured window for the others' claims
-        assert w["arbitration_ms_median"] >= 120
-    wrong = [o for o in outcomes if o not in right]
+        assert w["arbitration_ms_median"] >= 150
     assert len(right) >= (TRIALS if TRIALS < 20 else TRIALS - 1), (
         f"wrong trials (loudest, active, connections, heard): {wrong}"
     )
