@@ -230,14 +230,18 @@ read_key_prompt() {
 
 # Several hosts: build once, then one run of this script per host, in parallel.
 fleet() {
-  build
-  [ -n "$KEY_FILE" ] || say "no --api-key-file: hosts that have no key yet will fail (no prompt with several hosts)"
-  say "provisioning ${#TARGETS[@]} hosts in parallel: ${TARGETS[*]}"
+  local stage=()
+  if [ "$UNINSTALL" = no ]; then
+    build
+    stage=(--stage "$WORK/stage")
+    [ -n "$KEY_FILE" ] || say "no --api-key-file: hosts that have no key yet will fail (no prompt with several hosts)"
+  fi
+  say "${#TARGETS[@]} hosts in parallel: ${TARGETS[*]}"
   local host pids=() i rc first=0
   for host in "${TARGETS[@]}"; do
     (
       set +e
-      LIVESPEAKER_PROVISION_NO_PROMPT=1 bash "$0" "${OPTS[@]}" --stage "$WORK/stage" "$host" \
+      LIVESPEAKER_PROVISION_NO_PROMPT=1 bash "$0" "${OPTS[@]}" "${stage[@]}" "$host" \
         </dev/null 2>&1 | sed -u "s|^|[$host] |"
       exit "${PIPESTATUS[0]}"
     ) &
@@ -257,7 +261,7 @@ fleet() {
 
 outcome() {
   case $1 in
-    0) echo "ok: runs livespeaker" ;;
+    0) if [ "$UNINSTALL" = yes ]; then echo "ok: uninstalled"; else echo "ok: runs livespeaker"; fi ;;
     2) echo "FAILED: usage" ;;
     3) echo "FAILED: unreachable or unsupported" ;;
     4) echo "FAILED: unhealthy, rolled back" ;;
@@ -275,6 +279,11 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   if [ -n "$BUILD_ONLY" ]; then
+    if [ -d "$BUILD_ONLY" ] && [ -n "$(ls -A "$BUILD_ONLY")" ]; then
+      [ -f "$BUILD_ONLY/SHA256SUMS" ] ||
+        die "--build-only: $BUILD_ONLY is neither empty nor an earlier build; not touching it" 2
+      find "$BUILD_ONLY" -mindepth 1 -delete  # an earlier build: nothing of it may mix in
+    fi
     mkdir -p "$BUILD_ONLY"
     build "$(cd "$BUILD_ONLY" && pwd)"
     say "built into $BUILD_ONLY"

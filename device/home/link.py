@@ -181,23 +181,24 @@ class Home:
             return
         self.stats.answered += 1
         self._state_changed.set()
-        waited_ms = (loop.time() - claimed_at) * 1000
-        if not mine.busy:
-            self.stats.arbitration_ms.append(
-                waited_ms
-            )  # from now on this wake word (and the conversation) is ours
-            busy = Claim(mine.speaker, mine.level_db, mine.score, busy=True)
-            try:
-                await client.publish(self.topics.wake, busy.to_json(), qos=0)
-            except aiomqtt.MqttError as exc:
-                log.warning("wake claim not sent (%s)", exc)
-            log.info(
-                "wake word: this speaker answers (%.0f dB, score %.2f, %.0f ms of arbitration)",
-                mine.level_db,
-                mine.score,
-                waited_ms,
-            )
         self._appliance.post(ev)
+        if mine.busy:
+            return
+        # From now on this wake word (and the conversation) is ours: a speaker that hears it late
+        # yields to this claim.
+        waited_ms = (loop.time() - claimed_at) * 1000
+        self.stats.arbitration_ms.append(waited_ms)
+        log.info(
+            "wake word: this speaker answers (%.0f dB, score %.2f, %.0f ms of arbitration)",
+            mine.level_db,
+            mine.score,
+            waited_ms,
+        )
+        owner = Claim(mine.speaker, mine.level_db, mine.score, busy=True)
+        try:
+            await client.publish(self.topics.wake, owner.to_json(), qos=0)
+        except aiomqtt.MqttError as exc:
+            log.warning("wake claim not sent (%s)", exc)
 
     # --- the connection -----------------------------------------------------------------------
 

@@ -121,3 +121,15 @@ def test_build_only_writes_the_release_without_ssh(tmp_path: Path) -> None:
     names = sorted(p.name for p in (tmp_path / "release").iterdir())
     assert "SHA256SUMS" in names and "provision-agent.sh" in names
     assert "requirements.txt" in names and any(n.endswith(".whl") for n in names)
+    # Again into the same directory: the earlier build is replaced, not mixed in (the installer
+    # takes the one wheel it finds).
+    (tmp_path / "release" / "livespeaker-9.9.9-py3-none-any.whl").write_text("stale")
+    r = provision("--build-only", str(tmp_path / "release"))
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "release").glob("*.whl"))) == 1
+    # A directory that is not a build is left alone.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    r = provision("--build-only", str(tmp_path / "mine"))
+    assert r.returncode == 2 and "neither empty nor an earlier build" in r.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
