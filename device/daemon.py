@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from device.app.appliance import Appliance
-from device.app.states import BUSY_STATES, State, Status, status_line
+from device.app.states import BUSY_STATES, MUTED_STATES, Status, status_line
 from device.config import Config, ConfigError, GpioConfig
 from device.service import Notifier, StartupPinger, Watchdog
 from device.timers import scheduler as timer_scheduler
@@ -386,7 +386,7 @@ class Daemon:
 
     def _on_status(self, status: Status) -> None:
         # Ringing while muted keeps the microphone closed: the heartbeat feeds the watchdog then too.
-        self._muted = status.state in (State.MUTED, State.RINGING_MUTED)
+        self._muted = status.state in MUTED_STATES
         # In a conversation (or ringing) the upload needs each block at once and replies must
         # start without restarting the output; idle, the audio path wakes the CPU less often.
         busy = status.state in BUSY_STATES

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from device.app.states import State, Status
+from device.app.states import MUTED_STATES, State, Status
 from device.config import LedMode, LedsConfig
 from device.events import ErrorKind
 
@@ -219,7 +219,7 @@ class Leds:
             responding.blink(on_time=0.5, off_time=0.5)
         if state in (State.RINGING, State.RINGING_OVER_ANSWER, State.RINGING_MUTED):
             responding.blink(on_time=0.25, off_time=0.25)
-        if state in (State.MUTED, State.RINGING_MUTED):
+        if state in MUTED_STATES:
             error.on()
         elif state is State.ERROR and status.error:
             error.blink(*SINGLE_ERROR_TIMES[status.error])

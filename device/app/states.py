@@ -192,6 +192,9 @@ class Status:
     error: ErrorKind | None = None
 
 
+MUTED_STATES = frozenset({State.MUTED, State.RINGING_MUTED})
+"""The microphone is closed (a ring may still sound)."""
+
 BUSY_STATES = frozenset(
     {
         State.CONNECTING,

@@ -4,6 +4,7 @@ other speakers it knows (their retained availability)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from device.doctor.context import DoctorContext
 from device.doctor.result import CheckResult, CheckStatus, Number
@@ -50,11 +51,9 @@ async def _online(ctx: DoctorContext) -> dict[str, bool]:
     ident = f"livespeaker-doctor-{topics.speaker_id(cfg.speaker_id)}"
     async with client_for(cfg, ident, None, None) as c:
         await c.subscribe(f"{cfg.topic_prefix}/+/availability")
-        try:
+        with contextlib.suppress(TimeoutError):  # retained messages come at once: then stop
             async with asyncio.timeout(LISTEN_S):
                 async for m in c.messages:
                     speaker = str(m.topic).split("/")[-2]
                     found[speaker] = m.payload in (topics.ONLINE, topics.ONLINE.encode())
-        except TimeoutError:
-            pass
     return found

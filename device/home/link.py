@@ -26,7 +26,7 @@ from typing import Protocol
 
 import aiomqtt
 
-from device.app.states import BUSY_STATES, AppEvent, State, Status
+from device.app.states import BUSY_STATES, MUTED_STATES, AppEvent, State, Status
 from device.config import MqttConfig
 from device.events import ButtonHeld, ButtonReleased, WakeDetected
 from device.home import topics
@@ -281,10 +281,10 @@ class Home:
         """What the state topic says now."""
         a = self._appliance
         status = a.status
-        pending = sorted(a.timers.pending(), key=lambda i: i.next_at or 0.0)
+        pending = a.timers.pending()  # soonest first
         return topics.SpeakerState(
             state=status.state,
-            muted=status.state in (State.MUTED, State.RINGING_MUTED),
+            muted=status.state in MUTED_STATES,
             volume=a.get_volume(),
             error=status.error.value if status.error else self._last_error,
             timers=len(pending),
@@ -318,7 +318,7 @@ class Home:
         if name == "mute":
             if value not in (topics.ON, topics.OFF):
                 raise ValueError(f"mute {value!r}: expected {topics.ON} or {topics.OFF}")
-            muted = state in (State.MUTED, State.RINGING_MUTED)
+            muted = state in MUTED_STATES
             if (value == topics.ON) != muted:
                 log.info("Home Assistant: %s", "mute" if value == topics.ON else "unmute")
                 a.post(ButtonHeld())  # as a long press of the button
