@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from device.apikey import find_api_key
 from device.app.appliance import Appliance
 from device.app.states import Status
-from device.config import Config
+from device.config import Config, EchoMode
 from device.events import MIC_RATE, AudioBlock, WakeDetected
 
 if TYPE_CHECKING:  # imported for real in assemble() (lazily: start-up time)
@@ -132,10 +132,21 @@ def assemble(
         if sink:
             sink[0].post(ev)
 
-    speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_device)
-    mic = Microphone(cfg.audio, on_event=on_device)
+    reference = canceller = None
+    if cfg.audio.echo_mode is EchoMode.AEC:
+        from device.audio.aec import EchoCanceller, EchoReference
+
+        reference = EchoReference()
+        canceller = EchoCanceller(reference)
+    speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_device, reference=reference)
+    mic = Microphone(cfg.audio, on_event=on_device, canceller=canceller)
     preroll = PreRoll(cfg.wakeword.preroll_s)
-    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
+    gate = EchoGate(
+        cfg.audio.echo_mode,
+        cfg.audio.echo_tail_ms,
+        lambda: speaker.is_playing,
+        learned=canceller.learned if canceller is not None else None,
+    )
     api_key = find_api_key(cfg.live, environ)
     if api_key is None:
         log.error("no API key found: wake-ups will answer with the bad key sound")
@@ -146,7 +157,7 @@ def assemble(
     if detector is None:
         detector = build_detector(cfg.wakeword, Path(cfg.state_dir))
     mic.add_sink("wakeword", wake_path(preroll, detector))
-    parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate)
+    parts = Parts(mic, power, speaker, preroll, detector, live, leds, gate, gate.talks_over)
     appliance = Appliance(cfg, parts, on_status=on_status)
     sink.append(appliance)
     home = None

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SYSTEM_CONFIG_PATH = Path("/etc/livespeaker/config.toml")
 EX_CONFIG = 78
@@ -36,6 +36,14 @@ class EchoMode(StrEnum):
     """Nothing is streamed to the server while the speaker plays (plus a tail); wake word still runs."""
     FULL_DUPLEX = "full_duplex"
     """Stream all the time: for headsets or hardware echo cancellation."""
+    AEC = "aec"
+    """Cancel the speaker's echo on the device (WebRTC AEC3) and stream all the time: talk over
+    an answer without the wake word; the server's voice activity detection decides barge-in."""
+
+    @property
+    def streams_while_playing(self) -> bool:
+        """Whether the upload stays open while the speaker plays."""
+        return self is not EchoMode.HALF_DUPLEX
 
 
 class LiveConfig(_Table):
@@ -103,13 +111,22 @@ class AudioConfig(_Table):
     """Stop the output stream after this long with nothing to play outside a conversation (no
     callbacks, no CPU while idle); the next sound starts it again. 0: never stop it."""
     echo_mode: EchoMode = EchoMode.HALF_DUPLEX
-    """half_duplex: no upload while the speaker plays; full_duplex: always upload."""
+    """half_duplex: no upload while the speaker plays; full_duplex: always upload; aec: cancel
+    the speaker's echo on the device and always upload (needs block_ms in 10 ms steps)."""
     echo_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 300
     """Half duplex: keep the upload closed this long after playback ends (room echo)."""
     volume: Annotated[int, Field(ge=0, le=100)] = 70
     """Initial software volume in percent (the last level set is persisted in state_dir)."""
     earcons: bool = True
     """Play short sounds for wake, end, mute and errors."""
+
+    @model_validator(mode="after")
+    def _aec_blocks(self) -> AudioConfig:
+        if self.echo_mode is EchoMode.AEC and self.block_ms % 10:
+            raise ValueError(
+                f'echo_mode = "aec" needs block_ms in steps of 10 ms (got {self.block_ms})'
+            )
+        return self
 
 
 class WakeAudience(StrEnum):

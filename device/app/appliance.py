@@ -38,7 +38,7 @@ from device.app.states import (
     step,
 )
 from device.audio import earcons
-from device.config import Config, EchoMode
+from device.config import Config
 from device.events import (
     AudioDeviceFailed,
     ButtonHeld,
@@ -144,8 +144,11 @@ class Appliance:
         """Whether microphone audio may be sent now; the LEDs show listening whenever it is."""
         if self.state is State.LISTENING:
             return True
-        full = self._cfg.audio.echo_mode is EchoMode.FULL_DUPLEX
-        return full and self.state is State.RESPONDING
+        if self.state is not State.RESPONDING:
+            return False
+        if self._p.talks_over is not None:
+            return self._p.talks_over()
+        return self._cfg.audio.echo_mode.streams_while_playing
 
     @property
     def saved_muted(self) -> bool:

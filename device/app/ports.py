@@ -191,3 +191,5 @@ class Parts:
     leds: LedsPort
     upload_gate: Gate | None = None
     """Half-duplex echo gate for the upload consumer (None: always open)."""
+    talks_over: Callable[[], bool] | None = None
+    """Whether the upload stays open while the speaker plays (None: as the echo mode says)."""

@@ -48,6 +48,10 @@ class MicConverter:
             return to_int16(mono)
         return to_int16(self._stream.resample_chunk(mono))
 
+    def delay(self) -> int:
+        """16 kHz samples held inside the resampler (they come out with the next chunk)."""
+        return 0 if self._stream is None else round(self._stream.delay())
+
 
 class BlockFramer:
     """Cuts a continuous sample stream into fixed-size AudioBlocks stamped with their start index."""
@@ -63,6 +67,11 @@ class BlockFramer:
     def position(self) -> int:
         """Sample index of the next block to be emitted."""
         return self._next_start
+
+    @property
+    def pending(self) -> int:
+        """Samples fed but not yet in a block (they start the next one)."""
+        return len(self._pending)
 
     def feed(self, samples: Int16) -> list[AudioBlock]:
         """Add samples; returns the complete blocks now available (the rest stays pending)."""

@@ -5,7 +5,10 @@
     wake = mic.add_consumer("wakeword", 50)                 # always open: "Hey Jarvis, stop" works
 
 The gate is evaluated once per microphone block on the loop, so it only needs `is_playing` and a
-clock (injectable for tests). full_duplex keeps it open for headsets or hardware echo cancellation.
+clock (injectable for tests). full_duplex keeps it open for headsets or hardware echo cancellation,
+and aec keeps it open because the microphone's blocks are already cancelled (device.audio.aec),
+once the canceller has learned the room (before that, the first answer after a start, it gates
+as half duplex does).
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ class EchoGate:
         tail_ms: int,
         is_playing: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
+        learned: Callable[[], bool] | None = None,
     ) -> None:
+        """`learned()`: the echo canceller (echo_mode "aec") has learned the room; until it
+        has, the gate closes while the speaker plays, as in half duplex."""
         self.mode = mode
+        self._learned = learned
         self.tail_s = tail_ms / 1000.0
         self._is_playing = is_playing
         self._clock = clock
@@ -35,9 +42,16 @@ class EchoGate:
         self.blocked = 0
         """Blocks withheld from the consumer so far."""
 
+    def talks_over(self) -> bool:
+        """Whether the upload stays open while the speaker plays (full duplex, or aec once the
+        canceller has learned the room): the appliance's streaming and LEDs follow it."""
+        if self.mode is EchoMode.AEC:
+            return self._learned is not None and self._learned()
+        return self.mode.streams_while_playing
+
     def is_open(self) -> bool:
         """Whether microphone audio may go to the server right now."""
-        if self.mode is EchoMode.FULL_DUPLEX:
+        if self.talks_over():
             return True
         now = self._clock()
         if self._is_playing():

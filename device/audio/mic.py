@@ -15,6 +15,8 @@ loop wake-ups and conversions while idle); converting
 counts 16 kHz samples since the first open; after a reopen (device lost, or `run()` restarted
 for mute) it jumps forward by the time nothing was captured, so it keeps tracking real time. Each consumer has
 its own bounded drop-oldest queue; a gate decides per block whether that consumer gets it.
+With an `EchoCanceller` (echo_mode "aec") every block is cancelled before it is fanned out, at
+the monotonic time its first sample was captured (PortAudio's time info, kept by a SampleClock).
 Overflows (PortAudio's and the queues') are counted and summarised in the log every
 `summary_interval_s`, never logged per block. `progress` feeds the systemd watchdog.
 """
@@ -27,15 +29,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device.audio import devices
+from device.audio.aec import SampleClock
 from device.audio.convert import BlockFramer, MicConverter
 from device.audio.devices import Direction, StreamFormat
 from device.audio.queues import DropOldestQueue
 from device.audio.supervisor import DeviceSupervisor, EventSink, run_in_task
 from device.config import AudioConfig
 from device.events import MIC_RATE, AudioBlock
+
+if TYPE_CHECKING:
+    from device.audio.aec import EchoCanceller
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,7 @@ class _InputStream:
         *,
         block_ms: int,
         loop: asyncio.AbstractEventLoop,
-        on_raw: Callable[[int, bytes, bool], None],
+        on_raw: Callable[[int, bytes, bool, float], None],
         generation: int,
         stall_s: float,
     ) -> None:
@@ -91,9 +97,14 @@ class _InputStream:
         """Blocks gathered per hand-over to the loop (set from the loop: an int, read atomically)."""
         pending: list[bytes] = []
         flagged = False
+        captured_at = 0.0
 
         def callback(indata: Any, frames: int, time_info: Any, status: Any) -> None:
-            nonlocal flagged
+            nonlocal flagged, captured_at
+            if not pending:  # the monotonic time the first sample of this hand-over was captured
+                adc = time_info.inputBufferAdcTime
+                age = time_info.currentTime - adc if adc else frames / fmt.rate
+                captured_at = time.monotonic() - min(max(age, 0.0), 1.0)
             pending.append(bytes(indata))
             flagged = flagged or bool(status)
             if len(pending) < self.hand_every:
@@ -102,7 +113,7 @@ class _InputStream:
             pending.clear()
             overflowed, flagged = flagged, False
             with contextlib.suppress(RuntimeError):  # RuntimeError: loop closed at shutdown
-                loop.call_soon_threadsafe(on_raw, generation, raw, overflowed)
+                loop.call_soon_threadsafe(on_raw, generation, raw, overflowed, captured_at)
 
         def finished() -> None:
             self._finished = True
@@ -155,8 +166,10 @@ class Microphone:
         channels: int | None = None,
         stall_s: float = 3.0,
         summary_interval_s: float = 60.0,
+        canceller: EchoCanceller | None = None,
     ) -> None:
-        """rate/channels force an opening format (None: the device's own)."""
+        """rate/channels force an opening format (None: the device's own); `canceller` removes
+        the speaker's echo from every block (echo_mode "aec")."""
         self.cfg = cfg
         self._rate = rate
         self._channels = channels
@@ -176,6 +189,9 @@ class Microphone:
         self.format: StreamFormat | None = None
         """The format of the open (or last opened) stream."""
         self._low_latency = False
+        self.canceller = canceller
+        self._clock = SampleClock(MIC_RATE)
+        """When each 16 kHz sample was captured (monotonic), for the echo canceller."""
         self.supervisor = DeviceSupervisor(Direction.INPUT, self._open, on_event)
 
     # --- consumers ------------------------------------------------------------------------
@@ -267,7 +283,7 @@ class Microphone:
 
     # --- the loop side of the bridge ------------------------------------------------------
 
-    def _on_raw(self, generation: int, raw: bytes, overflowed: bool) -> None:
+    def _on_raw(self, generation: int, raw: bytes, overflowed: bool, captured_at: float) -> None:
         stream = self._stream
         if generation != self._generation or stream is None or self._converter is None:
             return  # late data from a stream that has been replaced
@@ -280,7 +296,15 @@ class Microphone:
         stream.had_data = True
         if overflowed:
             self._overflows += 1
+        # Where this chunk's first sample lands on the 16 kHz timeline: after the samples still
+        # in the framer and those the resampler holds back.
+        self._clock.report(
+            self._framer.position + self._framer.pending + self._converter.delay(), captured_at
+        )
+        canceller = self.canceller
         for block in self._framer.feed(self._converter.convert(raw)):
+            if canceller is not None:
+                block = canceller.process(block, self._clock.time_of(block.start))  # noqa: PLW2901
             self._blocks += 1
             self._last_block = now
             for consumer in self._consumers.values():

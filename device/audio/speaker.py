@@ -25,7 +25,8 @@ stream loses its first ~9 ms at the sink's monitor: a reply queues behind the de
 silence instead (tests/audio/test_speaker.py keeps reply starts whole), so the device buffer is
 how long a reply waits before it is heard. The callback scales by the volume and records, on
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
-what `drain()` and `is_playing` use: asking them costs no call into PortAudio. Underruns (the
+what `drain()` and `is_playing` use: asking them costs no call into PortAudio. With an
+EchoReference (echo_mode "aec") it also hands each block it wrote over to it, with that time. Underruns (the
 buffer ran dry while a reply was still coming) play silence and are counted.
 
 An alert (a timer's ring) has its own buffer and resampler. From start_alert() to stop_alert()
@@ -44,7 +45,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device.audio import devices, earcons
 from device.audio.convert import SpeakerConverter
@@ -54,6 +55,9 @@ from device.audio.supervisor import DeviceSupervisor, EventSink, run_in_task
 from device.audio.volume import VolumeStore, clamp, gain
 from device.config import AudioConfig
 from device.events import MODEL_RATE, ErrorKind
+
+if TYPE_CHECKING:
+    from device.audio.aec import EchoReference
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +123,12 @@ class _OutputStream:
     def _callback(self, owner: Speaker) -> Callable[[Any, int, Any, Any], None]:
         """The PortAudio callback: plays the alert buffer while alerting, else speech."""
         rate, speech, alert = self.fmt.rate, owner.buffer, owner.alert_buffer
+        reference = owner.reference
 
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             now = time.monotonic()
+            dac = time_info.outputBufferDacTime
+            ahead = min(max(dac - time_info.currentTime, 0.0), 1.0) if dac else self.latency
             mono = outdata[:, 0]
             alerting = owner.alerting
             buf = alert if alerting else speech
@@ -137,10 +144,10 @@ class _OutputStream:
                 self.underflows += 1
             if outdata.shape[1] > 1:
                 outdata[:, 1:] = outdata[:, :1]
+            if reference is not None:  # echo_mode "aec": what is played, and when
+                reference.put(now + ahead, mono.copy(), rate)
             if n:
-                dac = time_info.outputBufferDacTime
-                ahead = dac - time_info.currentTime if dac else self.latency
-                heard = now + min(max(ahead, 0.0), 1.0) + n / rate
+                heard = now + ahead + n / rate
                 if alerting:
                     self.alert_heard_until = heard
                 else:
@@ -237,9 +244,12 @@ class Speaker:
         on_event: EventSink | None = None,
         rate: int | None = None,
         channels: int | None = None,
+        reference: EchoReference | None = None,
     ) -> None:
-        """rate/channels force an opening format (None: the device's own)."""
+        """rate/channels force an opening format (None: the device's own); `reference` gets
+        every block played and when it is heard (the echo canceller's reference)."""
         self.cfg = cfg
+        self.reference = reference
         self._rate = rate
         self._channels = channels
         self.buffer = PlaybackBuffer()

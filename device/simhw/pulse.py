@@ -35,7 +35,11 @@ class VirtualSoundCardError(RuntimeError):
 class VirtualSoundCard:
     """Start/stop a private PulseAudio server and move audio in and out of it."""
 
-    def __init__(self, runtime_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, runtime_dir: str | os.PathLike[str] | None = None, *, mic_rate: int = 48000
+    ) -> None:
+        """mic_rate: the microphone's own clock rate (the speaker's sink runs at 48 kHz)."""
+        self.mic_rate = mic_rate
         self._own_dir = runtime_dir is None
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="livespeaker-pulse-"))
         self._proc: subprocess.Popen[bytes] | None = None
@@ -75,7 +79,7 @@ class VirtualSoundCard:
             "-L",
             "module-null-sink sink_name=speaker rate=48000",
             "-L",
-            "module-null-sink sink_name=micfeed rate=48000",
+            f"module-null-sink sink_name=micfeed rate={self.mic_rate}",
             "-L",
             "module-remap-source master=micfeed.monitor source_name=mic",
             "-L",

@@ -112,9 +112,9 @@ async def test_idle_hands_over_80_ms_at_a_time_and_a_conversation_each_block(
     chunks: list[int] = []
     on_raw = mic._on_raw
 
-    def spy(generation: int, raw: bytes, overflowed: bool) -> None:
+    def spy(generation: int, raw: bytes, overflowed: bool, captured_at: float) -> None:
         chunks.append(len(raw))
-        on_raw(generation, raw, overflowed)
+        on_raw(generation, raw, overflowed, captured_at)
 
     mic._on_raw = spy  # type: ignore[method-assign]  # counts the hand-overs to the loop
     block_bytes = 2 * MIC_RATE * cfg.block_ms // 1000

@@ -1,0 +1,213 @@
+"""Acoustic echo cancellation on the microphone path (`audio.echo_mode = "aec"`).
+
+    reference = EchoReference()                    # the speaker's output, by the time it is heard
+    speaker = Speaker(cfg.audio, state_dir, reference=reference)
+    mic = Microphone(cfg.audio, canceller=EchoCanceller(reference))
+    # every microphone block (upload and wake word) is then the cancelled signal
+
+The speaker's PortAudio callback hands each block it writes to `EchoReference.put` together with
+the monotonic time its first sample reaches the DAC (PortAudio's time info): an append to a
+deque, nothing else. On the loop, the reference is resampled to 16 kHz mono and written into a
+ring indexed by that time (16 kHz ticks of the monotonic clock). The microphone stamps each block
+with the monotonic time its first sample left the ADC (again PortAudio's time info, kept by a
+`SampleClock`), and `EchoCanceller.process` feeds the canceller the reference that was playing at
+that moment, 10 ms at a time, ahead of the captured frame. The two clocks are therefore aligned
+to within the device drivers' reports; what remains is the room's own path (the sound's flight
+and reverberation, tens of ms), which WebRTC AEC3's delay estimator finds by itself.
+
+The canceller is WebRTC's AEC3 through livekit's `rtc.AudioProcessingModule` (well kept,
+wheels for aarch64 and x86_64; measured against the alternatives in tests/bench/bench_aec.py).
+It is imported only when the mode is chosen. Noise suppression stays off: it costs the wake
+word recall (see the README's echo section).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from device.audio.convert import QUALITY, to_int16
+from device.events import MIC_RATE, AudioBlock
+
+if TYPE_CHECKING:
+    from livekit import rtc
+
+log = logging.getLogger(__name__)
+
+Float32 = npt.NDArray[np.float32]
+Int16 = npt.NDArray[np.int16]
+
+FRAME = MIC_RATE // 100
+"""The canceller works on 10 ms frames."""
+RING_S = 2
+"""Seconds of reference kept (the microphone's blocks arrive well within this)."""
+REANCHOR_S = 0.02
+"""A stream's sample count may drift from the monotonic clock by this much before it is
+re-anchored (a gap, a restart, or a device clock that runs slow or fast)."""
+LEARN_FRAMES = 150
+"""10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until
+then, the first answer after a start, the upload is withheld while the speaker plays, as in
+half duplex (measured on the rig: a cold AEC3 lets the first ~300 ms of echo through)."""
+LEAD_S = 0.01
+"""The reference is read this much ahead of the capture time: a driver that reports its delays
+a little late must not make the echo arrive before its reference (AEC3 cannot cancel that)."""
+
+
+class SampleClock:
+    """Maps a stream's sample count to the monotonic clock from (count, time) reports.
+
+    Counting keeps consecutive samples exactly one tick apart (reported times jitter); the
+    count is re-anchored to a report when the two disagree by more than `REANCHOR_S`."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._count = 0
+        self._time: float | None = None
+        self.reanchors = 0
+
+    def report(self, count: int, at: float) -> None:
+        """Sample `count` was at monotonic time `at`."""
+        if self._time is None or abs(self.time_of(count) - at) > REANCHOR_S:
+            if self._time is not None:
+                self.reanchors += 1
+            self._count, self._time = count, at
+
+    def time_of(self, count: int) -> float:
+        """The monotonic time of sample `count` (the last anchor's count when never reported)."""
+        return (self._time or 0.0) + (count - self._count) / self.rate
+
+    @property
+    def anchored(self) -> bool:
+        """At least one report has been made."""
+        return self._time is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Played:
+    dac_time: float
+    samples: Float32
+    rate: int
+
+
+class EchoReference:
+    """What the speaker plays, on a 16 kHz timeline of the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._handed: collections.deque[_Played] = collections.deque(maxlen=1000)
+        self._ring = np.zeros(RING_S * MIC_RATE, np.int16)
+        self._stamp = np.full(RING_S * MIC_RATE, -1, np.int64)
+        self._resampler: soxr.ResampleStream | None = None
+        self._rate = 0
+        self._next_in: float | None = None
+        """The DAC time the next handed block should start at if the stream ran on."""
+        self._write = 0
+        """The tick (16 kHz, monotonic clock) the resampler's next output sample belongs at."""
+        self.restarts = 0
+
+    # --- PortAudio's output thread ----------------------------------------------------------
+
+    def put(self, dac_time: float, samples: Float32, rate: int) -> None:
+        """Hand over a block just written to the device (a copy) and when it will be heard."""
+        self._handed.append(_Played(dac_time, samples, rate))
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Move what the speaker has handed over into the ring."""
+        while self._handed:
+            self._write_block(self._handed.popleft())
+
+    def _write_block(self, played: _Played) -> None:
+        continuous = (
+            self._resampler is not None
+            and played.rate == self._rate
+            and self._next_in is not None
+            and abs(played.dac_time - self._next_in) <= REANCHOR_S
+        )
+        if not continuous:
+            self.restarts += 1
+            self._rate = played.rate
+            self._resampler = (
+                None
+                if played.rate == MIC_RATE
+                else soxr.ResampleStream(played.rate, MIC_RATE, 1, "float32", quality=QUALITY)
+            )
+            self._write = round(played.dac_time * MIC_RATE)
+        self._next_in = played.dac_time + len(played.samples) / played.rate
+        x = played.samples
+        out = x if self._resampler is None else self._resampler.resample_chunk(x)
+        self._store(self._write, to_int16(out * 32767.0))
+        self._write += len(out)
+
+    def _store(self, tick: int, pcm: Int16) -> None:
+        if not len(pcm):
+            return
+        if len(pcm) > len(self._ring):
+            tick, pcm = tick + len(pcm) - len(self._ring), pcm[-len(self._ring) :]
+        ticks = np.arange(tick, tick + len(pcm))
+        slots = ticks % len(self._ring)
+        self._ring[slots] = pcm
+        self._stamp[slots] = ticks
+
+    def window(self, tick: int, n: int) -> Int16:
+        """The reference from `tick` for `n` samples (silence where nothing was played)."""
+        ticks = np.arange(tick, tick + n)
+        slots = ticks % len(self._ring)
+        out: Int16 = np.where(self._stamp[slots] == ticks, self._ring[slots], 0).astype(np.int16)
+        return out
+
+
+@dataclass
+class CancellerStats:
+    """What the canceller has done (for doctor, the bench and the tests)."""
+
+    frames: int = 0
+    """10 ms frames processed."""
+    echo_frames: int = 0
+    """Frames whose reference carried sound (the speaker was playing)."""
+
+
+class EchoCanceller:
+    """Removes the speaker's sound from 16 kHz microphone blocks (AEC3 via livekit)."""
+
+    def __init__(self, reference: EchoReference) -> None:
+        from livekit import rtc
+
+        self._rtc = rtc
+        self.reference = reference
+        self._apm: rtc.AudioProcessingModule = rtc.AudioProcessingModule(
+            echo_cancellation=True, high_pass_filter=True
+        )
+        self.stats = CancellerStats()
+
+    def process(self, block: AudioBlock, captured_at: float) -> AudioBlock:
+        """The block with the echo of what was playing at `captured_at` (its first sample's
+        monotonic time) removed. Blocks must be whole 10 ms frames."""
+        self.reference.drain()
+        pcm = block.pcm
+        n = len(pcm) // 2
+        if n % FRAME:
+            raise ValueError(f"echo cancellation needs whole 10 ms blocks, got {n} samples")
+        ref = self.reference.window(round((captured_at + LEAD_S) * MIC_RATE), n)
+        frame_type = self._rtc.AudioFrame
+        out = bytearray()
+        for i in range(0, n, FRAME):
+            far = ref[i : i + FRAME]
+            if far.any():
+                self.stats.echo_frames += 1
+            self._apm.process_reverse_stream(frame_type(far.tobytes(), MIC_RATE, 1, FRAME))
+            near = frame_type(pcm[2 * i : 2 * (i + FRAME)], MIC_RATE, 1, FRAME)
+            self._apm.process_stream(near)
+            out += bytes(near.data)
+        self.stats.frames += n // FRAME
+        return AudioBlock(bytes(out), block.start)
+
+    def learned(self) -> bool:
+        """Whether the canceller has heard enough of the speaker to be trusted (LEARN_FRAMES)."""
+        return self.stats.echo_frames >= LEARN_FRAMES

@@ -1,0 +1,111 @@
+"""The echo canceller's bookkeeping without a sound card: clocks, the reference timeline, the
+gate in aec mode, and the canceller itself on a simulated room (numpy, no PortAudio)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device.audio.aec import (
+    FRAME,
+    LEARN_FRAMES,
+    REANCHOR_S,
+    EchoCanceller,
+    EchoReference,
+    SampleClock,
+)
+from device.audio.echo import EchoGate
+from device.config import AudioConfig, ConfigError, EchoMode, parse_config
+from device.events import MIC_RATE, AudioBlock
+from device.simhw.room import room_response
+
+pytestmark = pytest.mark.unit
+
+
+def test_sample_clock_counts_through_jitter_and_reanchors_on_a_jump() -> None:
+    clock = SampleClock(16000)
+    clock.report(0, 100.0)
+    clock.report(1600, 100.1 + 0.004)  # 4 ms of jitter: counting wins
+    assert clock.time_of(3200) == pytest.approx(100.2)
+    assert clock.reanchors == 0
+    clock.report(4800, 100.3 + REANCHOR_S + 0.005)  # a gap: the reported time wins
+    assert clock.reanchors == 1
+    assert clock.time_of(4800) == pytest.approx(100.3 + REANCHOR_S + 0.005)
+
+
+def test_the_reference_lands_where_it_was_heard_and_silence_elsewhere() -> None:
+    ref = EchoReference()
+    rate = 48000
+    x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    t0 = 50.0
+    for i in range(0, rate, 480):  # 10 ms callbacks, contiguous
+        ref.put(t0 + i / rate, x[i : i + 480], rate)
+    ref.drain()
+    assert ref.restarts == 1
+    tick = round(t0 * MIC_RATE)
+    before = ref.window(tick - 1600, 1600)
+    assert not before.any()
+    played = ref.window(tick + 1600, 8000).astype(np.float64)
+    assert np.sqrt(np.mean(played**2)) == pytest.approx(0.5 * 32767 / np.sqrt(2), rel=0.05)
+    spec = np.abs(np.fft.rfft(played))
+    assert np.argmax(spec) * MIC_RATE / len(played) == pytest.approx(440, abs=3)
+    # The stream stopped and started again 1 s later: re-anchored there, nothing in between.
+    ref.put(t0 + 2.0, x[:480], rate)
+    ref.drain()
+    assert ref.restarts == 2
+    assert not ref.window(tick + MIC_RATE + 1600, 1600).any()
+
+
+def test_the_gate_in_aec_mode_is_half_duplex_until_the_canceller_has_learned() -> None:
+    learned = False
+    playing = True
+    gate = EchoGate(EchoMode.AEC, 300, lambda: playing, clock=lambda: 0.0, learned=lambda: learned)
+    block = AudioBlock(b"\0" * 640, 0)
+    assert not gate.talks_over() and not gate(block)
+    learned = True
+    assert gate.talks_over() and gate(block)
+    assert not EchoGate(EchoMode.HALF_DUPLEX, 300, lambda: playing).talks_over()
+    assert EchoGate(EchoMode.FULL_DUPLEX, 300, lambda: playing).talks_over()
+
+
+def test_aec_needs_whole_10_ms_blocks() -> None:
+    with pytest.raises(ValueError, match="steps of 10 ms"):
+        AudioConfig(echo_mode=EchoMode.AEC, block_ms=25)
+    with pytest.raises(ConfigError, match="steps of 10 ms"):
+        parse_config({"audio": {"echo_mode": "aec", "block_ms": 25}})
+
+
+def test_the_canceller_removes_a_simulated_room_s_echo_and_keeps_the_talker() -> None:
+    """Far end and microphone fed on one timeline (as the audio engine's clocks deliver them):
+    the echo falls by more than 25 dB once learned; a talker over it stays."""
+    rng = np.random.default_rng(0)
+    n = MIC_RATE * 6
+    far = rng.standard_normal(n) * 3000 * np.repeat(rng.random(n // 1600) > 0.3, 1600)
+    echo = np.convolve(far, room_response(0.04, 10, 0.2, rng))[:n]
+    talker = np.zeros(n)
+    talker[4 * MIC_RATE : 5 * MIC_RATE] = 2000 * np.sin(
+        2 * np.pi * 300 * np.arange(MIC_RATE) / MIC_RATE
+    )
+    near = np.clip(echo + talker, -32768, 32767).astype(np.int16)
+    ref = EchoReference()
+    canceller = EchoCanceller(ref)
+    t0 = 1000.0
+    played = (far / 32767).astype(np.float32)
+    ahead = 5 * FRAME  # the speaker hands its blocks over ~50 ms before they are heard
+    ref.put(t0, played[:ahead], MIC_RATE)
+    out = []
+    for i in range(0, n, 2 * FRAME):
+        for j in range(i + ahead, min(i + ahead + 2 * FRAME, n), FRAME):
+            ref.put(t0 + j / MIC_RATE, played[j : j + FRAME], MIC_RATE)
+        block = AudioBlock(near[i : i + 2 * FRAME].tobytes(), i)
+        out.append(np.frombuffer(canceller.process(block, t0 + i / MIC_RATE).pcm, np.int16))
+    y = np.concatenate(out).astype(np.float64)
+    assert canceller.learned() and canceller.stats.echo_frames >= LEARN_FRAMES
+
+    def db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(x**2) + 1e-3))
+
+    late = slice(2 * MIC_RATE, 4 * MIC_RATE)
+    assert db(echo[late]) - db(y[late]) > 25
+    talk = slice(4 * MIC_RATE + 1600, 5 * MIC_RATE)
+    assert db(y[talk]) > db(talker[talk]) - 6
