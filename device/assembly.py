@@ -118,6 +118,7 @@ def assemble(
     """Build every part (blocking: loads the wake word model unless `detector` is given)."""
     from device.app.ports import Parts
     from device.audio.echo import EchoGate
+    from device.audio.echo_room import effective_mode
     from device.audio.mic import Microphone
     from device.audio.speaker import Speaker
     from device.audio.supervisor import DeviceEvent
@@ -132,8 +133,9 @@ def assemble(
         if sink:
             sink[0].post(ev)
 
+    echo_mode = effective_mode(cfg.audio.echo_mode, cfg.state_dir)
     reference = canceller = None
-    if cfg.audio.echo_mode is EchoMode.AEC:
+    if echo_mode is EchoMode.AEC:
         from device.audio.aec import EchoCanceller, EchoReference
 
         reference = EchoReference()
@@ -142,10 +144,12 @@ def assemble(
     mic = Microphone(cfg.audio, on_event=on_device, canceller=canceller)
     preroll = PreRoll(cfg.wakeword.preroll_s)
     gate = EchoGate(
-        cfg.audio.echo_mode,
+        echo_mode,
         cfg.audio.echo_tail_ms,
         lambda: speaker.is_playing,
         learned=canceller.learned if canceller is not None else None,
+        captured_at=mic.captured_at,
+        heard_until=lambda: speaker.heard_until,
     )
     api_key = find_api_key(cfg.live, environ)
     if api_key is None:

@@ -39,11 +39,15 @@ class EchoMode(StrEnum):
     AEC = "aec"
     """Cancel the speaker's echo on the device (WebRTC AEC3) and stream all the time: talk over
     an answer without the wake word; the server's voice activity detection decides barge-in."""
+    AUTO = "auto"
+    """Chosen at start from the last `livespeaker doctor` measurement of the room: aec when the
+    canceller removes 25 dB or more of the echo, full_duplex when the microphone does not hear
+    the speaker, else (and before any measurement) half_duplex."""
 
     @property
     def streams_while_playing(self) -> bool:
-        """Whether the upload stays open while the speaker plays."""
-        return self is not EchoMode.HALF_DUPLEX
+        """Whether the upload stays open while the speaker plays (auto: decided at start)."""
+        return self in (EchoMode.FULL_DUPLEX, EchoMode.AEC)
 
 
 class LiveConfig(_Table):
@@ -112,7 +116,8 @@ class AudioConfig(_Table):
     callbacks, no CPU while idle); the next sound starts it again. 0: never stop it."""
     echo_mode: EchoMode = EchoMode.HALF_DUPLEX
     """half_duplex: no upload while the speaker plays; full_duplex: always upload; aec: cancel
-    the speaker's echo on the device and always upload (needs block_ms in 10 ms steps)."""
+    the speaker's echo on the device and always upload (needs block_ms in 10 ms steps); auto:
+    chosen at start from the last doctor measurement of the room (half_duplex before one)."""
     echo_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 300
     """Half duplex: keep the upload closed this long after playback ends (room echo)."""
     volume: Annotated[int, Field(ge=0, le=100)] = 70
@@ -122,9 +127,10 @@ class AudioConfig(_Table):
 
     @model_validator(mode="after")
     def _aec_blocks(self) -> AudioConfig:
-        if self.echo_mode is EchoMode.AEC and self.block_ms % 10:
+        if self.echo_mode in (EchoMode.AEC, EchoMode.AUTO) and self.block_ms % 10:
             raise ValueError(
-                f'echo_mode = "aec" needs block_ms in steps of 10 ms (got {self.block_ms})'
+                f'echo_mode = "{self.echo_mode.value}" needs block_ms in steps of 10 ms '
+                f"(got {self.block_ms})"
             )
         return self
 

@@ -58,6 +58,21 @@ def sound_card() -> Iterator[VirtualSoundCard]:
         yield card
 
 
+@pytest.fixture(scope="module")
+def room_card(sound_card: VirtualSoundCard) -> Iterator[VirtualSoundCard]:
+    """A sound card whose microphone runs at 44.1 kHz (the speaker's sink at 48 kHz: two clocks),
+    for the echo tests' rooms. It stands in for the session's card meanwhile; PortAudio is
+    pointed back at that one afterwards."""
+    import sounddevice as sd
+
+    with VirtualSoundCard(mic_rate=44100) as card:
+        sd._terminate()
+        sd._initialize()
+        yield card
+    sd._terminate()
+    sd._initialize()
+
+
 SpeechFactory = Callable[..., npt.NDArray[np.int16]]
 
 

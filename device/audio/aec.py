@@ -15,10 +15,12 @@ that moment, 10 ms at a time, ahead of the captured frame. The two clocks are th
 to within the device drivers' reports; what remains is the room's own path (the sound's flight
 and reverberation, tens of ms), which WebRTC AEC3's delay estimator finds by itself.
 
-The canceller is WebRTC's AEC3 through livekit's `rtc.AudioProcessingModule` (well kept,
-wheels for aarch64 and x86_64; measured against the alternatives in tests/bench/bench_aec.py).
-It is imported only when the mode is chosen. Noise suppression stays off: it costs the wake
-word recall (see the README's echo section).
+The canceller is WebRTC's AEC3 (with its high-pass filter) through `pywebrtc-audio`: pybind11
+bindings made for this job, wheels for aarch64 and x86_64 on Python 3.11 and 3.13, numpy in and
+out, 1 MiB of memory. livekit's `rtc.AudioProcessingModule` runs the same AEC3 and cancelled as
+much on the rig, but costs 25 MiB and 0.4 s to import (a 30 MB wheel and protobuf) and 15-25 %
+more CPU per frame (README, "Talking over an answer"). Imported only when the mode is chosen.
+Noise suppression stays off (the wake word is tuned on the raw signal).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from __future__ import annotations
 import collections
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -34,9 +35,6 @@ import soxr
 
 from device.audio.convert import QUALITY, to_int16
 from device.events import MIC_RATE, AudioBlock
-
-if TYPE_CHECKING:
-    from livekit import rtc
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +52,10 @@ LEARN_FRAMES = 150
 """10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until
 then, the first answer after a start, the upload is withheld while the speaker plays, as in
 half duplex (measured on the rig: a cold AEC3 lets the first ~300 ms of echo through)."""
+SHIFT_S = 0.002
+"""The speaker's timeline follows its reported latency once the two differ by this much."""
+DRIFT_ALPHA = 0.05
+"""Smoothing of that difference per output block (about 0.2 s at 10 ms blocks)."""
 LEAD_S = 0.01
 """The reference is read this much ahead of the capture time: a driver that reports its delays
 a little late must not make the echo arrive before its reference (AEC3 cannot cancel that)."""
@@ -108,7 +110,11 @@ class EchoReference:
         """The DAC time the next handed block should start at if the stream ran on."""
         self._write = 0
         """The tick (16 kHz, monotonic clock) the resampler's next output sample belongs at."""
+        self._drift = 0.0
+        """Smoothed (reported DAC time - counted time) of the blocks since the last anchor."""
         self.restarts = 0
+        self.shifts = 0
+        """Times the timeline followed a change in the output's reported latency."""
 
     # --- PortAudio's output thread ----------------------------------------------------------
 
@@ -125,8 +131,7 @@ class EchoReference:
 
     def _write_block(self, played: _Played) -> None:
         continuous = (
-            self._resampler is not None
-            and played.rate == self._rate
+            played.rate == self._rate
             and self._next_in is not None
             and abs(played.dac_time - self._next_in) <= REANCHOR_S
         )
@@ -139,6 +144,19 @@ class EchoReference:
                 else soxr.ResampleStream(played.rate, MIC_RATE, 1, "float32", quality=QUALITY)
             )
             self._write = round(played.dac_time * MIC_RATE)
+            self._drift = 0.0
+        else:
+            # Counting keeps the reference smooth through the reports' jitter; a lasting change
+            # in the output's latency (PulseAudio re-buffering, say) moves what is heard, so
+            # the timeline follows it once the smoothed difference exceeds SHIFT_S.
+            pending = 0.0 if self._resampler is None else self._resampler.delay()
+            counted = (self._write + pending) / MIC_RATE
+            error = played.dac_time - counted
+            self._drift += DRIFT_ALPHA * (error - self._drift)
+            if abs(self._drift) > SHIFT_S:  # a lasting change: move by all of it at once
+                self._write += round(error * MIC_RATE)
+                self._drift = 0.0
+                self.shifts += 1
         self._next_in = played.dac_time + len(played.samples) / played.rate
         x = played.samples
         out = x if self._resampler is None else self._resampler.resample_chunk(x)
@@ -174,39 +192,31 @@ class CancellerStats:
 
 
 class EchoCanceller:
-    """Removes the speaker's sound from 16 kHz microphone blocks (AEC3 via livekit)."""
+    """Removes the speaker's sound from 16 kHz microphone blocks (WebRTC AEC3)."""
 
     def __init__(self, reference: EchoReference) -> None:
-        from livekit import rtc
+        import pywebrtc_audio
 
-        self._rtc = rtc
         self.reference = reference
-        self._apm: rtc.AudioProcessingModule = rtc.AudioProcessingModule(
-            echo_cancellation=True, high_pass_filter=True
-        )
+        self._aec = pywebrtc_audio.EchoCanceller(sample_rate=MIC_RATE, num_channels=1)
         self.stats = CancellerStats()
 
     def process(self, block: AudioBlock, captured_at: float) -> AudioBlock:
         """The block with the echo of what was playing at `captured_at` (its first sample's
         monotonic time) removed. Blocks must be whole 10 ms frames."""
         self.reference.drain()
-        pcm = block.pcm
-        n = len(pcm) // 2
+        near = np.frombuffer(block.pcm, np.int16)
+        n = len(near)
         if n % FRAME:
             raise ValueError(f"echo cancellation needs whole 10 ms blocks, got {n} samples")
-        ref = self.reference.window(round((captured_at + LEAD_S) * MIC_RATE), n)
-        frame_type = self._rtc.AudioFrame
-        out = bytearray()
+        far = self.reference.window(round((captured_at + LEAD_S) * MIC_RATE), n)
+        out = np.empty(n, np.int16)
         for i in range(0, n, FRAME):
-            far = ref[i : i + FRAME]
-            if far.any():
+            if far[i : i + FRAME].any():
                 self.stats.echo_frames += 1
-            self._apm.process_reverse_stream(frame_type(far.tobytes(), MIC_RATE, 1, FRAME))
-            near = frame_type(pcm[2 * i : 2 * (i + FRAME)], MIC_RATE, 1, FRAME)
-            self._apm.process_stream(near)
-            out += bytes(near.data)
+            out[i : i + FRAME] = self._aec.process(near[i : i + FRAME], far[i : i + FRAME])
         self.stats.frames += n // FRAME
-        return AudioBlock(bytes(out), block.start)
+        return AudioBlock(out.tobytes(), block.start)
 
     def learned(self) -> bool:
         """Whether the canceller has heard enough of the speaker to be trusted (LEARN_FRAMES)."""

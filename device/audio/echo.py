@@ -28,13 +28,23 @@ class EchoGate:
         mode: EchoMode,
         tail_ms: int,
         is_playing: Callable[[], bool],
+        *,
         clock: Callable[[], float] = time.monotonic,
         learned: Callable[[], bool] | None = None,
+        captured_at: Callable[[AudioBlock], float] | None = None,
+        heard_until: Callable[[], float] | None = None,
     ) -> None:
         """`learned()`: the echo canceller (echo_mode "aec") has learned the room; until it
-        has, the gate closes while the speaker plays, as in half duplex."""
+        has, the gate closes while the speaker plays, as in half duplex. `captured_at(block)`:
+        when the block's first sample was captured (the microphone's clock); the tail then
+        counts from there, not from when the block reached the loop, so a slow capture path
+        cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
+        was heard (monotonic), so a sound played before the gate was first asked (the wake
+        chime while connecting) still closes it for its tail."""
         self.mode = mode
         self._learned = learned
+        self._captured_at = captured_at
+        self._heard_until = heard_until
         self.tail_s = tail_ms / 1000.0
         self._is_playing = is_playing
         self._clock = clock
@@ -49,18 +59,25 @@ class EchoGate:
             return self._learned is not None and self._learned()
         return self.mode.streams_while_playing
 
-    def is_open(self) -> bool:
-        """Whether microphone audio may go to the server right now."""
+    def is_open(self, captured: float | None = None) -> bool:
+        """Whether microphone audio (captured at `captured`, monotonic; None: now) may go to
+        the server."""
         if self.talks_over():
             return True
         now = self._clock()
         if self._is_playing():
             self._last_playing = now
             return False
-        return self._last_playing is None or now - self._last_playing >= self.tail_s
+        at = now if captured is None else min(captured, now)
+        last = self._last_playing
+        if self._heard_until is not None:
+            heard = self._heard_until()
+            last = heard if last is None else max(last, heard)
+        return last is None or last <= 0.0 or at - last >= self.tail_s
 
     def __call__(self, block: AudioBlock) -> bool:
-        if self.is_open():
+        captured = None if self._captured_at is None else self._captured_at(block)
+        if self.is_open(captured):
             return True
         self.blocked += 1
         return False

@@ -16,7 +16,8 @@ counts 16 kHz samples since the first open; after a reopen (device lost, or `run
 for mute) it jumps forward by the time nothing was captured, so it keeps tracking real time. Each consumer has
 its own bounded drop-oldest queue; a gate decides per block whether that consumer gets it.
 With an `EchoCanceller` (echo_mode "aec") every block is cancelled before it is fanned out, at
-the monotonic time its first sample was captured (PortAudio's time info, kept by a SampleClock).
+the monotonic time its first sample was captured (PortAudio's time info, kept by a SampleClock),
+once the canceller has learned the room (before that it learns and the raw blocks go on).
 Overflows (PortAudio's and the queues') are counted and summarised in the log every
 `summary_interval_s`, never logged per block. `progress` feeds the systemd watchdog.
 """
@@ -238,6 +239,10 @@ class Microphone:
         stream = self._stream
         return stream is not None and self.supervisor.ready.is_set() and stream.had_data
 
+    def captured_at(self, block: AudioBlock) -> float:
+        """The monotonic time the block's first sample was captured (PortAudio's time info)."""
+        return self._clock.time_of(block.start)
+
     @property
     def position(self) -> int:
         """Sample index (16 kHz) that the next block will start at."""
@@ -304,7 +309,12 @@ class Microphone:
         canceller = self.canceller
         for block in self._framer.feed(self._converter.convert(raw)):
             if canceller is not None:
-                block = canceller.process(block, self._clock.time_of(block.start))  # noqa: PLW2901
+                # It always learns; its output is used once it has learned the room (until then
+                # the raw signal goes on, gated as in half duplex: a cold canceller's output can
+                # lose the start of what the user says).
+                cancelled = canceller.process(block, self._clock.time_of(block.start))
+                if canceller.learned():
+                    block = cancelled  # noqa: PLW2901
             self._blocks += 1
             self._last_block = now
             for consumer in self._consumers.values():

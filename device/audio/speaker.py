@@ -272,6 +272,7 @@ class Speaker:
         self._busy_at = time.monotonic()
         """Monotonic time the speaker last had something to do (idle pause counts from it)."""
         self._stream: _OutputStream | None = None
+        self._heard_until = 0.0
         self._converter: SpeakerConverter | None = None
         self._alert_converter: SpeakerConverter | None = None
         self.dropped_while_down = 0
@@ -466,6 +467,15 @@ class Speaker:
         if self.alerting and not self.alert_buffer.is_empty():
             return True
         return self.speech_playing or stream.alert_heard_until > time.monotonic()
+
+    @property
+    def heard_until(self) -> float:
+        """Monotonic time at which the last sound played so far was (or will be) heard; 0.0
+        before any. Kept across idle pauses, so the echo gate knows about a sound it never saw."""
+        stream = self._stream
+        if stream is not None:
+            self._heard_until = max(self._heard_until, stream.heard_until, stream.alert_heard_until)
+        return self._heard_until
 
     @property
     def speech_playing(self) -> bool:

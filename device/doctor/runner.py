@@ -17,6 +17,7 @@ CHECKS: dict[str, str] = {
     "audio_devices": "device.doctor.audio_devices",
     "microphone": "device.doctor.mic",
     "speaker": "device.doctor.speaker",
+    "echo": "device.doctor.echo",
     "wakeword": "device.doctor.wakeword",
     "gpio": "device.doctor.gpio",
     "api": "device.doctor.api",

@@ -4,8 +4,8 @@
         ...                                # the speaker's sound reaches the mic, as in a kitchen
         # the speaker's sound reaches the microphone 30 ms later (the pipes' 25 ms included)
 
-`pacat --record` of the speaker's monitor feeds a thread that delays, attenuates and reverberates
-it (a direct path plus an exponentially decaying tail, FFT overlap-add), and `pacat --playback`
+`pacat --record` of the speaker's monitor feeds a filter process that delays, attenuates and
+reverberates it (a direct path plus an exponentially decaying tail, FFT overlap-add), and `pacat --playback`
 plays the result into the microphone's feed, where it mixes with whatever else is played into
 the microphone (the user's voice). 16 kHz mono: the band the microphone path keeps.
 """
@@ -13,9 +13,16 @@ the microphone (the user's voice). 16 kHz mono: the band the microphone path kee
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import shlex
+import signal
+import struct
 import subprocess
-import threading
+import sys
+import termios
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +35,8 @@ CHUNK = MIC_RATE // 100
 PIPE_LATENCY_MS = 20
 """pacat's buffer on each side of the filter (with less, PulseAudio raises a pipe's latency
 after an underrun and the echo's delay creeps up by several ms per answer)."""
+MAX_BACKLOG = 3
+"""Chunks that may wait in the filter's input before the excess is dropped."""
 PIPE_DELAY_MS = 25
 """What the two pipes add to the echo's delay (measured on the rig: 25-27 ms)."""
 
@@ -64,70 +73,75 @@ class EchoRoom:
         if delay_ms < PIPE_DELAY_MS:
             raise ValueError(f"the rig's room delays by at least {PIPE_DELAY_MS} ms")
         self.card = card
-        self.h = room_response(
-            (delay_ms - PIPE_DELAY_MS) / 1000, attenuation_db, rt60_s, np.random.default_rng(seed)
-        )
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self.args = [str((delay_ms - PIPE_DELAY_MS) / 1000), str(attenuation_db), str(rt60_s)]
+        self.args.append(str(seed))
+        self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EchoRoom:
-        common = ["--raw", "--format=s16le", f"--rate={MIC_RATE}", "--channels=1"]
+        # The filter is a process of its own: a thread in the caller's process (the daemon's, in
+        # the tests) is late whenever the GIL is busy, the playback pipe runs dry, PulseAudio
+        # raises its latency and the room's delay creeps.
+        fmt = f"--raw --format=s16le --rate={MIC_RATE} --channels=1"
         lat = f"--latency-msec={PIPE_LATENCY_MS}"
-        rec = subprocess.Popen(
-            ["pacat", "--record", "-d", "speaker.monitor", *common, lat],
-            env=self.card.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        pipeline = (
+            f"pacat --record -d speaker.monitor {fmt} {lat} | "
+            f"{shlex.quote(sys.executable)} -m device.simhw.room {shlex.join(self.args)} | "
+            f"pacat --playback -d micfeed {fmt} {lat}"
         )
-        play = subprocess.Popen(
-            ["pacat", "--playback", "-d", "micfeed", *common, lat],
+        self._proc = subprocess.Popen(
+            ["bash", "-c", pipeline],
             env=self.card.env,
-            stdin=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        self._procs = [rec, play]
-        self._thread = threading.Thread(target=self._pump, args=(rec, play), daemon=True)
-        self._thread.start()
         return self
-
-    def _pump(self, rec: subprocess.Popen[bytes], play: subprocess.Popen[bytes]) -> None:
-        assert rec.stdout is not None and play.stdin is not None
-        h = self.h
-        size = 1 << (CHUNK + len(h) - 2).bit_length()
-        hf = np.fft.rfft(h, size)
-        carry = np.zeros(size)
-        while not self._stop.is_set():
-            raw = rec.stdout.read(2 * CHUNK)
-            if len(raw) < 2 * CHUNK:
-                return
-            x = np.frombuffer(raw, np.int16).astype(np.float64)
-            y = np.fft.irfft(np.fft.rfft(x, size) * hf, size)
-            carry += y
-            out = np.clip(carry[:CHUNK], -32768, 32767).astype(np.int16)
-            carry = np.concatenate((carry[CHUNK:], np.zeros(CHUNK)))
-            try:
-                play.stdin.write(out.tobytes())
-                play.stdin.flush()
-            except (BrokenPipeError, ValueError):
-                return
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._stop.set()
-        for p in self._procs:
-            p.terminate()
-        for p in self._procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        if self._thread is not None:
-            self._thread.join(5)
-        for p in self._procs:
-            for pipe in (p.stdin, p.stdout):
-                if pipe is not None:
-                    with contextlib.suppress(OSError):
-                        pipe.close()
+        if self._proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(5)
+
+
+def pump(h: npt.NDArray[np.float64], src: BinaryIO, dst: BinaryIO) -> None:
+    """Filter 16 kHz int16 from src into dst through h (FFT overlap-add, 10 ms at a time).
+
+    A backlog in the input pipe (the recorder's first burst, or the filter held up) would add
+    to the room's delay for good: whatever exceeds MAX_BACKLOG chunks is dropped."""
+    size = 1 << (CHUNK + len(h) - 2).bit_length()
+    hf = np.fft.rfft(h, size)
+    carry = np.zeros(size)
+    fd = src.fileno()
+    while True:
+        waiting = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        if waiting > MAX_BACKLOG * 2 * CHUNK:
+            src.read(waiting // (2 * CHUNK) * 2 * CHUNK - 2 * CHUNK)
+        raw = src.read(2 * CHUNK)
+        if len(raw) < 2 * CHUNK:
+            return
+        x = np.frombuffer(raw, np.int16).astype(np.float64)
+        carry += np.fft.irfft(np.fft.rfft(x, size) * hf, size)
+        dst.write(np.clip(carry[:CHUNK], -32768, 32767).astype(np.int16).tobytes())
+        dst.flush()
+        carry = np.concatenate((carry[CHUNK:], np.zeros(CHUNK)))
+
+
+def main(argv: list[str]) -> None:
+    """`python -m device.simhw.room DELAY_S ATTENUATION_DB RT60_S SEED`: stdin -> stdout."""
+    delay_s, attenuation_db, rt60_s, seed = argv
+    h = room_response(
+        float(delay_s), float(attenuation_db), float(rt60_s), np.random.default_rng(int(seed))
+    )
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+        pump(h, sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -14,14 +14,14 @@ from device.events import AudioBlock
 from device.simhw.pulse import SpeakerRecording
 
 
-async def wait_for(cond: object, limit_s: float, what: str) -> None:
+async def wait_for(cond: object, limit_s: float, what: str, poll_s: float = 0.02) -> None:
     """Poll a zero-argument callable until it returns true."""
     assert callable(cond)
     deadline = time.monotonic() + limit_s
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {limit_s:.0f} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(poll_s)
 
 
 async def wait_flowing(mic: Microphone, limit_s: float = 20.0) -> None:

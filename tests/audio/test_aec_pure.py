@@ -56,6 +56,26 @@ def test_the_reference_lands_where_it_was_heard_and_silence_elsewhere() -> None:
     assert not ref.window(tick + MIC_RATE + 1600, 1600).any()
 
 
+def test_the_reference_follows_a_lasting_change_of_the_output_latency() -> None:
+    """Jitter in the reported DAC times is ignored; a lasting 5 ms step (the output re-buffered)
+    moves the timeline after a few blocks, without a restart."""
+    ref = EchoReference()
+    rate = MIC_RATE
+    t0, step = 10.0, 0.005
+    rng = np.random.default_rng(1)
+    for k in range(300):  # 3 s of 10 ms blocks, the last 2 s reported 5 ms later
+        jitter = float(rng.uniform(-0.0005, 0.0005))
+        late = step if k >= 100 else 0.0
+        block = np.full(FRAME, (k + 1) / 1000, np.float32)  # each block its own level
+        ref.put(t0 + k * 0.01 + late + jitter, block, rate)
+    ref.drain()
+    assert ref.restarts == 1 and ref.shifts == 1
+    # Block 250 is heard 5 ms after its count: the timeline has it there.
+    tick = round((t0 + 2.5 + step) * MIC_RATE)
+    level = ref.window(tick + 10, FRAME - 20).astype(np.float64) / 32767
+    assert level == pytest.approx(np.full(FRAME - 20, 0.251), abs=0.002)
+
+
 def test_the_gate_in_aec_mode_is_half_duplex_until_the_canceller_has_learned() -> None:
     learned = False
     playing = True
@@ -66,6 +86,29 @@ def test_the_gate_in_aec_mode_is_half_duplex_until_the_canceller_has_learned() -
     assert gate.talks_over() and gate(block)
     assert not EchoGate(EchoMode.HALF_DUPLEX, 300, lambda: playing).talks_over()
     assert EchoGate(EchoMode.FULL_DUPLEX, 300, lambda: playing).talks_over()
+
+
+def test_the_gate_closes_for_a_sound_it_never_saw_by_when_the_block_was_captured() -> None:
+    """The wake chime plays while connecting, before the upload (and its gate) exists; its echo
+    arrives after the chime: the gate still withholds it, counting the tail from the chime's
+    last sample at the DAC to when each block was captured, not to when it reached the loop."""
+    now = [100.0]
+    heard = 99.9  # the chime's last sample reached the DAC 100 ms ago
+    gate = EchoGate(
+        EchoMode.HALF_DUPLEX,
+        300,
+        lambda: False,
+        clock=lambda: now[0],
+        captured_at=lambda b: b.start / MIC_RATE,
+        heard_until=lambda: heard,
+    )
+    echo = AudioBlock(b"\0" * 640, round(100.0 * MIC_RATE))  # captured now: 100 ms after
+    assert not gate(echo)
+    now[0] = 100.5  # reaches the loop late: still captured within the tail
+    assert not gate(echo)
+    later = AudioBlock(b"\0" * 640, round(100.25 * MIC_RATE))  # 350 ms after the chime
+    assert gate(later)
+    assert gate.blocked == 2
 
 
 def test_aec_needs_whole_10_ms_blocks() -> None:

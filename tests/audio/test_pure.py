@@ -131,7 +131,7 @@ class FakeClock:
 
 def test_half_duplex_gate_closed_while_playing_and_for_the_tail() -> None:
     clock, playing = FakeClock(), [False]
-    gate = EchoGate(EchoMode.HALF_DUPLEX, 300, lambda: playing[0], clock)
+    gate = EchoGate(EchoMode.HALF_DUPLEX, 300, lambda: playing[0], clock=clock)
     block = AudioBlock(b"\0\0", 0)
     assert gate(block)
     playing[0] = True
@@ -147,7 +147,7 @@ def test_half_duplex_gate_closed_while_playing_and_for_the_tail() -> None:
 
 
 def test_full_duplex_gate_always_open() -> None:
-    gate = EchoGate(EchoMode.FULL_DUPLEX, 300, lambda: True, FakeClock())
+    gate = EchoGate(EchoMode.FULL_DUPLEX, 300, lambda: True, clock=FakeClock())
     assert gate(AudioBlock(b"\0\0", 0))
 
 

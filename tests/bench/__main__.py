@@ -41,6 +41,8 @@ def benches(quick: bool, soak: int, minutes: float = 30.0) -> dict[str, list[str
         "daemon": [*py, "-m", "tests.bench.bench_daemon", "--out", str(OUT / "daemon.json"),
                    "--soak", str(soak),
                    *(["--idle-seconds", "10", "--starts", "1", "--trials", "2"] if quick else [])],
+        "aec": [*py, "-m", "tests.bench.bench_aec", "--out", str(OUT / "aec.json"),
+                "--answers", "3" if quick else "20"],
         "mixed_soak": [*py, "-m", "tests.bench.bench_mixed_soak", "--out", str(OUT / "mixed_soak.json"),
                        "--minutes", "0" if quick else f"{minutes:g}",
                        *(["--conversations", "1"] if quick else [])],

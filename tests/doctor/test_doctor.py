@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from device.config import Config
+from device.audio.echo_room import effective_mode
+from device.config import Config, EchoMode
 from device.doctor.audio_io import tone_levels
 from device.doctor.gpio import configured_pins
 from device.doctor.result import SCHEMA, CheckResult, CheckStatus, Report
@@ -81,6 +82,7 @@ def test_doctor_all_pass_on_the_rig(
         "audio_devices",
         "microphone",
         "speaker",
+        "echo",
         "wakeword",
         "gpio",
         "api",
@@ -146,6 +148,15 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
     assert speaker["numbers"]["recommended_echo_mode"] == "half_duplex"
     assert speaker["status"] == "warn"  # configured full_duplex although the mic hears the speaker
     assert code == 0
+    # The echo check measured the room and the canceller on it, and remembered the result for
+    # echo_mode = "auto": a loopback (no air, no reverberation) cancels well.
+    echo = _by_name(doc)["echo"]["numbers"]
+    print(_by_name(doc)["echo"]["detail"])
+    assert echo["echo_heard"] is True and echo["erle_db"] >= 25
+    assert echo["recommended_echo_mode"] == "aec"
+    assert abs(echo["echo_return_loss_db"]) < 6  # a loopback: the echo as loud as the sound
+    assert effective_mode(EchoMode.AUTO, tmp_path / "state") is EchoMode.AEC
+    assert effective_mode(EchoMode.HALF_DUPLEX, tmp_path / "state") is EchoMode.HALF_DUPLEX
 
 
 @pytest.mark.integration
@@ -159,6 +170,8 @@ def test_doctor_names_a_rejected_key(
         "microphone",
         "--skip",
         "speaker",
+        "--skip",
+        "echo",
         "--skip",
         "wakeword",
         key="not-the-key",
@@ -181,6 +194,7 @@ def test_doctor_names_a_missing_microphone(
     assert "USB PnP Sound Device" in checks["audio_devices"]["detail"]
     assert checks["microphone"]["status"] == "skip"
     assert checks["speaker"]["status"] == "skip"
+    assert checks["echo"]["status"] == "skip"
 
 
 @pytest.mark.unit

@@ -1,0 +1,82 @@
+"""Check: how much of the speaker the microphone hears and how much of it echo cancellation
+removes; recommends echo_mode and remembers the measurement for echo_mode = "auto"."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from device.audio.convert import MicConverter
+from device.audio.echo_room import AEC_MIN_ERLE_DB, measure, probe_signal, save
+from device.config import EchoMode
+from device.doctor.audio_io import AudioTimeout, play_while_capturing
+from device.doctor.context import DoctorContext
+from device.doctor.gpio import busy
+from device.doctor.result import CheckResult, CheckStatus
+from device.events import MIC_RATE
+
+NAME = "echo"
+LEAD_S = 1.0
+WARMUP_S = 0.5
+
+
+def check(ctx: DoctorContext) -> CheckResult:
+    """Play 6 s of speech while recording; measure the echo and cancel it."""
+    import sounddevice as sd
+    import soxr
+
+    if ctx.output_device is None or ctx.output_rate is None:
+        return CheckResult(NAME, CheckStatus.SKIP, "no usable speaker (see audio_devices)")
+    if ctx.input_device is None or ctx.input_rate is None:
+        return CheckResult(NAME, CheckStatus.SKIP, "no usable microphone to listen with")
+    signal = probe_signal()
+    out = np.clip(
+        soxr.resample(signal.astype(np.float32), MIC_RATE, ctx.output_rate), -32768, 32767
+    )
+    try:
+        _, rec = play_while_capturing(
+            ctx.output_device,
+            ctx.output_rate,
+            out.astype(np.int16),
+            ctx.input_device,
+            ctx.input_rate,
+            lead_s=LEAD_S,
+            warmup_s=WARMUP_S,
+        )
+    except (AudioTimeout, sd.PortAudioError) as exc:
+        status = CheckStatus.WARN if busy(exc) else CheckStatus.FAIL
+        return CheckResult(NAME, status, f"test signal failed: {exc}")
+    recorded = MicConverter(ctx.input_rate, 1).convert(rec.samples.tobytes())
+    try:
+        m = measure(signal, recorded, played_at=int((LEAD_S + WARMUP_S - 0.2) * MIC_RATE))
+    except ValueError as exc:  # e.g. a recording cut short
+        return CheckResult(NAME, CheckStatus.WARN, f"echo not measured: {exc}")
+    configured = ctx.cfg.audio.echo_mode
+    numbers: dict[str, float | int | str | bool | list[int] | list[str] | None] = {
+        "echo_heard": m.heard,
+        "echo_delay_ms": m.delay_ms,
+        "echo_return_loss_db": m.erl_db,
+        "erle_db": m.erle_db,
+        "recommended_echo_mode": m.recommended.value,
+        "configured_echo_mode": configured.value,
+    }
+    stored = ""
+    try:
+        save(ctx.cfg.state_dir, m)
+        stored = '; remembered for echo_mode = "auto"'
+    except OSError as exc:
+        stored = f"; not remembered ({exc})"
+    if not m.heard:
+        detail = "the microphone does not hear the speaker: full_duplex is safe"
+    else:
+        detail = (
+            f"echo {m.erl_db:.0f} dB below what is played, {m.delay_ms:.0f} ms later (this "
+            f"test's buffers included); echo cancellation removes {m.erle_db:.0f} dB of it"
+        )
+        if m.recommended is EchoMode.AEC:
+            detail += " (aec: talk over answers)"
+        else:
+            detail += f" (less than {AEC_MIN_ERLE_DB:.0f} dB: keep half_duplex)"
+    detail += f"; recommended echo_mode = {m.recommended.value}{stored}"
+    if configured is EchoMode.AEC and m.heard and m.recommended is not EchoMode.AEC:
+        return CheckResult(NAME, CheckStatus.WARN, detail + " (configured: aec)", numbers)
+    return CheckResult(NAME, CheckStatus.PASS, detail, numbers)

@@ -1,0 +1,125 @@
+"""Echo cancellation benchmark (not a test): `uv run python -m tests.bench.bench_aec [--answers N]`.
+
+On a private PulseAudio card with a 48 kHz stereo speaker and a 44.1 kHz microphone, and a room
+(device.simhw.room: 30 and 60 ms, -10 dB, RT60 0.2 s) feeding the speaker back into the mic:
+- echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
+  it); per answer the echo reduction against the same room without the canceller (measured in
+  the same run) and whether the simulator's voice activity detection hears a turn in it;
+- cpu: CPU seconds per second of audio of the canceller (16 kHz mono, 20 ms blocks) next to
+  the daemon's wake-word path on the same audio, in the same run.
+Writes bench-results/aec.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.audio.aec import FRAME, EchoCanceller, EchoReference
+from device.config import WakewordConfig
+from device.events import MIC_RATE, MODEL_RATE, AudioBlock
+from device.simhw.pulse import VirtualSoundCard
+from device.simhw.room import EchoRoom, room_response
+from device.simhw.speech import synthesize
+from device.wakeword.detector import Detector
+from tests.audio.test_aec import ANSWER, Station, power_db, vad_starts
+
+
+async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str, Any]:
+    answer = synthesize(ANSWER, MODEL_RATE)[: MODEL_RATE * 6]
+    with EchoRoom(card, delay_ms=delay_ms, attenuation_db=10, rt60_s=0.2):
+        async with Station(card, aec=False).running() as plain:
+            raw = await plain.answer(answer)
+        async with Station(card, aec=True).running() as cancelled:
+            takes = [await cancelled.answer(answer) for _ in range(answers)]
+    erle = [round(power_db(raw.during) - power_db(t.during), 1) for t in takes]
+    heard = [bool(vad_starts(t.during)) for t in takes]
+    return {
+        "delay_ms": delay_ms,
+        "echo_db": round(power_db(raw.during), 1),
+        "erle_db": erle,
+        "erle_median_db": float(np.median(erle)),
+        "answers_at_25db": sum(e >= 25 for e in erle),
+        "answers_heard_as_speech": sum(heard),
+        "without_aec_heard_as_speech": bool(vad_starts(raw.during)),
+    }
+
+
+def cpu(seconds: int = 60) -> dict[str, float]:
+    """CPU per second of audio: the canceller (speech playing, echo in the mic) and the wake
+    word path, on the same 16 kHz audio, best of 3."""
+    rng = np.random.default_rng(0)
+    far = synthesize(ANSWER, MIC_RATE).astype(np.float64)
+    far = np.tile(far, seconds * MIC_RATE // len(far) + 1)[: seconds * MIC_RATE]
+    near = np.convolve(far, room_response(0.04, 10, 0.2, rng))[: len(far)]
+    near16 = np.clip(near, -32768, 32767).astype(np.int16)
+    played = (far / 32767).astype(np.float32)
+    blocks = [
+        AudioBlock(near16[i : i + 2 * FRAME].tobytes(), i) for i in range(0, len(near16), 2 * FRAME)
+    ]
+
+    def run_aec() -> float:
+        ref, t0 = EchoReference(), 1000.0
+        canceller = EchoCanceller(ref)
+        start = time.process_time()
+        for b in blocks:
+            ref.put(t0 + (b.start + 800) / MIC_RATE, played[b.start + 800 : b.end + 800], MIC_RATE)
+            canceller.process(b, t0 + b.start / MIC_RATE)
+        return (time.process_time() - start) / seconds
+
+    def run_wake() -> float:
+        detector = Detector(WakewordConfig())
+        start = time.process_time()
+        for b in blocks:
+            detector.process(b)
+        return (time.process_time() - start) / seconds
+
+    aec = min(run_aec() for _ in range(3))
+    wake = min(run_wake() for _ in range(3))
+    return {
+        "aec_cpu_per_s": round(aec, 4),
+        "wake_cpu_per_s": round(wake, 4),
+        "aec_over_wake": round(aec / wake, 2),
+    }
+
+
+async def main_async(answers: int) -> dict[str, Any]:
+    with VirtualSoundCard(mic_rate=44100) as card:
+        import sounddevice as sd
+
+        sd._terminate()
+        sd._initialize()
+        rooms = [await echo(card, d, answers) for d in (30, 60)]
+    return {"rooms": rooms, "cpu": cpu()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--answers", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=Path("bench-results/aec.json"))
+    args = ap.parse_args()
+    result = asyncio.run(main_async(args.answers))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    for r in result["rooms"]:
+        print(
+            f"room {r['delay_ms']} ms: echo {r['echo_db']} dB; ERLE median {r['erle_median_db']} dB, "
+            f"{r['answers_at_25db']}/{len(r['erle_db'])} answers >= 25 dB, "
+            f"{r['answers_heard_as_speech']} heard as speech (without AEC: "
+            f"{r['without_aec_heard_as_speech']}); per answer {r['erle_db']}"
+        )
+    c = result["cpu"]
+    print(
+        f"CPU per second of audio: AEC {c['aec_cpu_per_s'] * 1000:.1f} ms, wake word path "
+        f"{c['wake_cpu_per_s'] * 1000:.1f} ms ({c['aec_over_wake']}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
