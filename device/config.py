@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -433,3 +434,36 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{s}"'
+
+
+def with_setting(text: str, table: str, key: str, value: str) -> str:
+    """The config file's text with `[table] key` set to the string `value` (comments and
+    everything else kept): the key's line is replaced, or added at the top of its table, or the
+    table is added at the end. Raises ConfigError if the result does not validate."""
+    line = f"{key} = {_toml_value(value)}"
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*([A-Za-z0-9_.]+)\s*\]\s*(#.*)?$")
+    setting = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    current = ""
+    table_at: int | None = None
+    for i, raw in enumerate(lines):
+        if m := header.match(raw):
+            current = m[1]
+            if current == table:
+                table_at = i
+            continue
+        if current == table and setting.match(raw):
+            lines[i] = line
+            break
+    else:
+        if table_at is None:
+            lines += ["", f"[{table}]", line]
+        else:
+            lines.insert(table_at + 1, line)
+    out = "\n".join(lines) + "\n"
+    try:
+        data = tomllib.loads(out)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("<edited config>", [f"not valid TOML: {exc}"]) from None
+    parse_config(data, "<edited config>")
+    return out

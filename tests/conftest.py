@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -121,17 +122,29 @@ SIM_API_KEY = "sim-test-key"
 """The API key the `simulator` fixture accepts (pass it as ApiKey(SIM_API_KEY, "test"))."""
 
 
-@pytest.fixture
-async def simulator(tls_certs: CertFiles) -> AsyncIterator[LiveSimulator]:
-    """A running Live API simulator on 127.0.0.1 (TLS), fast replies, accepting SIM_API_KEY."""
+@contextlib.asynccontextmanager
+async def running_simulator(
+    certs: CertFiles, *, realtime_factor: float, hold_turn_complete: bool
+) -> AsyncIterator[LiveSimulator]:
+    """A Live API simulator on 127.0.0.1 (TLS) accepting SIM_API_KEY, stopped afterwards."""
     sim = LiveSimulator(
-        tls_certs, api_keys=[SIM_API_KEY], realtime_factor=20.0, hold_turn_complete=False
+        certs,
+        api_keys=[SIM_API_KEY],
+        realtime_factor=realtime_factor,
+        hold_turn_complete=hold_turn_complete,
     )
     await sim.start()
     try:
         yield sim
     finally:
         await sim.stop()
+
+
+@pytest.fixture
+async def simulator(tls_certs: CertFiles) -> AsyncIterator[LiveSimulator]:
+    """A running Live API simulator on 127.0.0.1 (TLS), fast replies, accepting SIM_API_KEY."""
+    async with running_simulator(tls_certs, realtime_factor=20.0, hold_turn_complete=False) as sim:
+        yield sim
 
 
 def sim_config(sim: LiveSimulator, tmp: Path, **live: object) -> Config:

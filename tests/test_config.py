@@ -70,7 +70,7 @@ def test_out_of_range_and_bad_choice_say_what_is_allowed() -> None:
         parse_config({"wakeword": {"threshold": 3}, "audio": {"echo_mode": "echo"}})
     text = str(e.value)
     assert "wakeword.threshold: Input should be less than 1, got 3" in text
-    assert "audio.echo_mode" in text and "'half_duplex' or 'full_duplex'" in text
+    assert "audio.echo_mode" in text and "'half_duplex', 'full_duplex', 'aec' or 'auto'" in text
 
 
 def test_unknown_table_and_broken_toml(tmp_path: Path) -> None:
@@ -168,3 +168,21 @@ def test_config_check_path_does_not_read_the_installed_config(tmp_path: Path) ->
     assert r.returncode == EX_CONFIG
     assert "conversation.follow_up_s" in r.stderr
     assert "/etc/livespeaker" not in r.stderr
+
+
+def test_with_setting_edits_one_line_and_keeps_the_rest() -> None:
+    from device.config import with_setting
+
+    text = '# my speaker\n[audio]\n# how it hears\necho_mode = "full_duplex"  # was\nvolume = 40\n'
+    edited = with_setting(text, "audio", "echo_mode", "aec")
+    assert edited == '# my speaker\n[audio]\n# how it hears\necho_mode = "aec"\nvolume = 40\n'
+    # The key missing: added at the top of its table; the table missing: added at the end.
+    assert with_setting("[audio]\nvolume = 40\n", "audio", "echo_mode", "aec") == (
+        '[audio]\necho_mode = "aec"\nvolume = 40\n'
+    )
+    assert with_setting('state_dir = "/tmp/x"\n', "audio", "echo_mode", "auto").endswith(
+        '\n[audio]\necho_mode = "auto"\n'
+    )
+    # A value the config would refuse is an error, and nothing is returned to write.
+    with pytest.raises(ConfigError, match="echo_mode"):
+        with_setting(text, "audio", "echo_mode", "loud")

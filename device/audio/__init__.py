@@ -6,6 +6,9 @@ Modules (one job each):
 - `mic`: `Microphone` -> 16 kHz mono `AudioBlock`s fanned out to gated drop-oldest queues.
 - `speaker`: `Speaker` -> play / flush / drain / is_playing / volume / play_earcon.
 - `echo`: `EchoGate` (half duplex: no upload while the speaker plays, plus a tail).
+- `aec`: `EchoReference` + `EchoCanceller` (echo_mode "aec": the speaker's sound removed from
+  the microphone, aligned by PortAudio's DAC/ADC times); `echo_room`: the room measurement that
+  doctor makes and echo_mode "auto" reads.
 - `earcons`: generated wake/end/mute/error sounds; `convert`, `queues`, `playback`, `volume`:
   the pure parts.
 
@@ -13,7 +16,8 @@ Typical wiring (the appliance):
 
     speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_audio_event)
     mic = Microphone(cfg.audio, on_event=on_audio_event)
-    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
+    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing,
+                    captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until)
     wake_q = mic.add_consumer("wakeword", 50)
     upload_q = mic.add_consumer("upload", 50, gate=gate)
     tg.create_task(speaker.run(), name="speaker")

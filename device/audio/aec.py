@@ -26,7 +26,6 @@ Noise suppression stays off (the wake word is tuned on the raw signal).
 from __future__ import annotations
 
 import collections
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +34,6 @@ import soxr
 
 from device.audio.convert import QUALITY, to_int16
 from device.events import MIC_RATE, AudioBlock
-
-log = logging.getLogger(__name__)
 
 Float32 = npt.NDArray[np.float32]
 Int16 = npt.NDArray[np.int16]
@@ -50,8 +47,9 @@ REANCHOR_S = 0.02
 re-anchored (a gap, a restart, or a device clock that runs slow or fast)."""
 LEARN_FRAMES = 150
 """10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until
-then, the first answer after a start, the upload is withheld while the speaker plays, as in
-half duplex (measured on the rig: a cold AEC3 lets the first ~300 ms of echo through)."""
+then (the first answer after a start) the microphone passes the raw signal on and the echo gate
+works as in half duplex (measured on the rig: a cold AEC3 lets the first ~300 ms of echo
+through, and once took the start of a question for the wake chime's echo)."""
 SHIFT_S = 0.002
 """The speaker's timeline follows its reported latency once the two differ by this much."""
 DRIFT_ALPHA = 0.05
@@ -83,11 +81,6 @@ class SampleClock:
     def time_of(self, count: int) -> float:
         """The monotonic time of sample `count` (the last anchor's count when never reported)."""
         return (self._time or 0.0) + (count - self._count) / self.rate
-
-    @property
-    def anchored(self) -> bool:
-        """At least one report has been made."""
-        return self._time is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,15 @@
 """Echo control by gating: in half duplex the upload is closed while the speaker plays (plus a tail).
 
-    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing)
+    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing,
+                    captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until)
     upload = mic.add_consumer("upload", 50, gate=gate)      # closed while the reply plays
     wake = mic.add_consumer("wakeword", 50)                 # always open: "Hey Jarvis, stop" works
 
-The gate is evaluated once per microphone block on the loop, so it only needs `is_playing` and a
-clock (injectable for tests). full_duplex keeps it open for headsets or hardware echo cancellation,
+The gate is evaluated once per microphone block on the loop: closed while `is_playing`, and for
+the tail after the speaker's last sound reached the DAC (`heard_until`), counted to when each
+block was captured (`captured_at`): a block that reaches the loop late, or a sound played before
+the gate was first asked (the wake chime while connecting), cannot slip its echo through. The
+clock is injectable for tests. full_duplex keeps it open for headsets or hardware echo cancellation,
 and aec keeps it open because the microphone's blocks are already cancelled (device.audio.aec),
 once the canceller has learned the room (before that, the first answer after a start, it gates
 as half duplex does).

@@ -36,8 +36,6 @@ AEC_MIN_ERLE_DB = 25.0
 HEARD_CORRELATION = 0.2
 """The recording counts as carrying the echo above this normalised cross-correlation."""
 MAX_DELAY_S = 0.5
-LEAD_S = 0.02
-"""The reference is given to the canceller this much before the echo arrives."""
 
 
 def probe_signal() -> Int16:
@@ -100,14 +98,14 @@ def measure(signal: Int16, recorded: Int16, played_at: int = 0) -> EchoMeasureme
 
 def _cancel(signal: Int16, recorded: Int16, lag: int) -> Int16:
     """Run the daemon's EchoCanceller over the recording with the signal as its reference,
-    heard LEAD_S before its echo arrives."""
+    heard when its echo arrives (the canceller keeps its own lead)."""
     from device.audio.aec import EchoCanceller, EchoReference
 
     reference = EchoReference()
     canceller = EchoCanceller(reference)
     played = (signal / 32767).astype(np.float32)
     t0 = 1000.0
-    heard_at = t0 + lag / MIC_RATE - LEAD_S
+    heard_at = t0 + lag / MIC_RATE
     block = MIC_RATE // 50
     out = np.zeros(len(recorded), np.int16)
     fed = 0

@@ -27,7 +27,7 @@ from tests.app.harness import Rig, running_daemon
 from tests.app.test_button_e2e import loud_frames
 from tests.app.test_conversation_e2e import LISTENING_RGB
 from tests.audio.rig import wait_for
-from tests.conftest import SIM_API_KEY, SpeechFactory, sim_config
+from tests.conftest import SIM_API_KEY, SpeechFactory, running_simulator, sim_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -39,14 +39,8 @@ BARGE_INS = 2 if os.environ.get("CI") else 20
 async def holding_simulator(tls_certs: CertFiles) -> AsyncIterator[LiveSimulator]:
     """A simulator that sends its answers 4x faster than real time and holds its turn until
     they have been heard."""
-    sim = LiveSimulator(
-        tls_certs, api_keys=[SIM_API_KEY], realtime_factor=4.0, hold_turn_complete=True
-    )
-    await sim.start()
-    try:
+    async with running_simulator(tls_certs, realtime_factor=4.0, hold_turn_complete=True) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 def interruptions(rec: ConnectionRecord) -> int:

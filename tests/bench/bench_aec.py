@@ -5,6 +5,9 @@ On a private PulseAudio card with a 48 kHz stereo speaker and a 44.1 kHz microph
 - echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
   it); per answer the echo reduction against the same room without the canceller (measured in
   the same run) and whether the simulator's voice activity detection hears a turn in it;
+- wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
+  daemon's wake-word path at its barge-in threshold, on the raw (half duplex) and the cancelled
+  (aec) microphone;
 - cpu: CPU seconds per second of audio of the canceller (16 kHz mono, 20 ms blocks) next to
   the daemon's wake-word path on the same audio, in the same run.
 Writes bench-results/aec.json.
@@ -49,6 +52,44 @@ async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str,
         "answers_heard_as_speech": sum(heard),
         "without_aec_heard_as_speech": bool(vad_starts(raw.during)),
     }
+
+
+VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3")
+
+
+def detected(audio: np.ndarray) -> bool:
+    """The daemon's wake-word path, at its barge-in threshold (the speaker plays), hears the
+    wake word in `audio` (16 kHz)."""
+    detector = Detector(WakewordConfig())
+    detector.set_barge_in(True)
+    step = 2 * FRAME
+    return any(
+        detector.process(AudioBlock(audio[i : i + step].tobytes(), i))
+        for i in range(0, len(audio) - step + 1, step)
+    )
+
+
+async def wake_over_answer(card: VirtualSoundCard, trials: int) -> dict[str, Any]:
+    """ "Hey Jarvis, stop" said over an answer in the 60 ms room: what the wake-word path hears
+    raw (half duplex: the wake word listens to the uncancelled microphone) and cancelled."""
+    answer = synthesize(ANSWER, MODEL_RATE)[: MODEL_RATE * 6]
+    said = [
+        synthesize(
+            "hey jarvis, stop", MIC_RATE, voice=VOICES[i % len(VOICES)], speed=150 + 10 * (i % 3)
+        )
+        for i in range(trials)
+    ]
+    hits = {"half_duplex": 0, "aec": 0}
+    with EchoRoom(card, delay_ms=60, attenuation_db=10, rt60_s=0.2):
+        for mode in hits:
+            station = Station(card, aec=mode == "aec")
+            station.upload = station.mic.add_consumer("wake", 100_000)  # ungated, as the wake path
+            async with station.running():
+                await station.answer(answer)  # the canceller learns the room first
+                for words in said:
+                    take = await station.answer(answer, user=words, user_after_s=2.0)
+                    hits[mode] += detected(take.during)
+    return {"trials": trials, **{f"{k}_detected": v for k, v in hits.items()}}
 
 
 def cpu(seconds: int = 60) -> dict[str, float]:
@@ -96,7 +137,8 @@ async def main_async(answers: int) -> dict[str, Any]:
         sd._terminate()
         sd._initialize()
         rooms = [await echo(card, d, answers) for d in (30, 60)]
-    return {"rooms": rooms, "cpu": cpu()}
+        wake = await wake_over_answer(card, answers)
+    return {"rooms": rooms, "wake_over_answer": wake, "cpu": cpu()}
 
 
 def main() -> None:
@@ -114,6 +156,11 @@ def main() -> None:
             f"{r['answers_heard_as_speech']} heard as speech (without AEC: "
             f"{r['without_aec_heard_as_speech']}); per answer {r['erle_db']}"
         )
+    w = result["wake_over_answer"]
+    print(
+        f"'hey jarvis, stop' over an answer, {w['trials']} trials: detected "
+        f"{w['half_duplex_detected']} raw (half duplex), {w['aec_detected']} cancelled (aec)"
+    )
     c = result["cpu"]
     print(
         f"CPU per second of audio: AEC {c['aec_cpu_per_s'] * 1000:.1f} ms, wake word path "

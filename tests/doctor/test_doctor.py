@@ -138,8 +138,16 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
     ).stdout.strip()
     try:
         cfg = _config(tmp_path, sim, tls_certs, '[audio]\necho_mode = "full_duplex"')
-        code, doc, _ = _doctor(
-            sound_card, cfg, "--mic-seconds", "1", "--skip", "wakeword", "--skip", "api"
+        code, doc, err = _doctor(
+            sound_card,
+            cfg,
+            "--mic-seconds",
+            "1",
+            "--skip",
+            "wakeword",
+            "--skip",
+            "api",
+            "--apply",
         )
     finally:
         subprocess.run(["pactl", "unload-module", module], env=sound_card.env, timeout=10)
@@ -156,6 +164,11 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
     assert echo["recommended_echo_mode"] == "aec"
     assert abs(echo["echo_return_loss_db"]) < 6  # a loopback: the echo as loud as the sound
     assert effective_mode(EchoMode.AUTO, tmp_path / "state") is EchoMode.AEC
+    # --apply wrote the recommendation into the config file, the rest of it untouched.
+    assert "echo_mode = aec written to" in err
+    edited = cfg.read_text()
+    assert 'echo_mode = "aec"' in edited and "full_duplex" not in edited
+    assert f'base_url = "{sim.base_url}"' in edited
     assert effective_mode(EchoMode.HALF_DUPLEX, tmp_path / "state") is EchoMode.HALF_DUPLEX
 
 
