@@ -35,7 +35,9 @@ AEC_MIN_ERLE_DB = 25.0
 """The canceller must remove this much of the echo for `auto` (and doctor) to choose aec."""
 HEARD_CORRELATION = 0.2
 """The recording counts as carrying the echo above this normalised cross-correlation."""
-MAX_DELAY_S = 0.5
+MAX_DELAY_S = 1.0
+"""How long after the signal was sent its echo is searched for (device buffers included: the
+doctor plays through a 0.3 s buffer, and a USB speaker or a Bluetooth-like path adds more)."""
 
 
 def probe_signal() -> Int16:
