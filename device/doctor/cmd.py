@@ -69,8 +69,11 @@ def _apply(args: argparse.Namespace, cfg: Config, report: Report) -> bool:
     if not isinstance(recommended, str):
         print("--apply: the echo check did not measure the room: nothing applied", file=say)
         return True
-    if cfg.audio.echo_mode in (EchoMode(recommended), EchoMode.AUTO):
-        print(f"--apply: echo_mode is already {cfg.audio.echo_mode.value}: nothing to do", file=say)
+    if cfg.audio.echo_mode is EchoMode.AUTO:
+        print("--apply: echo_mode is auto: this measurement is used at the next start", file=say)
+        return True
+    if cfg.audio.echo_mode is EchoMode(recommended):
+        print(f"--apply: echo_mode is already {recommended}: nothing to do", file=say)
         return True
     path = Path(args.config) if args.config else SYSTEM_CONFIG_PATH
     try:
