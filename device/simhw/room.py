@@ -1,7 +1,6 @@
 """A room on the virtual sound card: what the speaker plays comes back into the microphone.
 
     with VirtualSoundCard() as card, EchoRoom(card, delay_ms=30, attenuation_db=12) as room:
-        ...                                # the speaker's sound reaches the mic, as in a kitchen
         # the speaker's sound reaches the microphone 30 ms later (the pipes' 25 ms included)
 
 `pacat --record` of the speaker's monitor feeds a filter process that delays, attenuates and
@@ -29,6 +28,7 @@ import numpy.typing as npt
 
 from device.events import MIC_RATE
 from device.simhw.pulse import VirtualSoundCard
+from device.wakeword import augment
 
 CHUNK = MIC_RATE // 100
 """Samples moved per step (10 ms)."""
@@ -44,16 +44,10 @@ PIPE_DELAY_MS = 25
 def room_response(
     delay_s: float, attenuation_db: float, rt60_s: float, rng: np.random.Generator
 ) -> npt.NDArray[np.float64]:
-    """Direct sound after `delay_s` at -attenuation_db, then a reverberant tail 6 dB below it."""
-    d = int(delay_s * MIC_RATE)
-    n = int(rt60_s * MIC_RATE)
-    t = np.arange(n) / MIC_RATE
-    tail = rng.standard_normal(n) * np.exp(-6.9 * t / max(rt60_s, 1e-3))
-    tail[: int(0.003 * MIC_RATE)] = 0
-    tail *= 0.5 / max(float(np.sqrt(np.sum(tail**2))), 1e-9)
-    h = np.zeros(d + n)
-    h[d] = 1.0
-    h[d:] += tail
+    """Direct sound after `delay_s` at -attenuation_db, then a reverberant tail 6 dB below it
+    (the wake-word evaluation's room, device.wakeword.augment, delayed and attenuated)."""
+    room = 0.5 * augment.room_response(rt60_s, 2.0, rng)  # direct 1.0, tail energy 0.25
+    h: npt.NDArray[np.float64] = np.concatenate([np.zeros(int(delay_s * MIC_RATE)), room])
     return h * 10 ** (-attenuation_db / 20)
 
 
