@@ -59,7 +59,7 @@ STATUS_NOTE_MAX = 200
 """A refused reload's reason is cut to this many characters in STATUS= (the journal has it all)."""
 
 
-class Outcome(enum.Enum):
+class RunEnd(enum.Enum):
     """Why one run of the parts ended."""
 
     STOP = "stop"
@@ -163,7 +163,7 @@ class Daemon:
                     self._refuse(str(exc))
                     self.cfg, previous = previous, None  # rebuild what ran before
                     continue
-                if outcome is not Outcome.RELOAD:
+                if outcome is not RunEnd.RELOAD:
                     break
                 previous = self._previous_cfg
                 self.notifier.reloading()
@@ -175,7 +175,7 @@ class Daemon:
                     loop.remove_signal_handler(sig)
         return 0
 
-    async def _run_once(self) -> Outcome:
+    async def _run_once(self) -> RunEnd:
         """Build the parts, run until a signal, tear down."""
         from device.leds import Leds
 
@@ -205,7 +205,7 @@ class Daemon:
             cfg, leds, environ=self._o.environ, on_status=self._on_status, detector=detector
         )
 
-    async def _run_parts(self, cfg: Config, leds: Leds, pin_factory: PinFactory) -> Outcome:
+    async def _run_parts(self, cfg: Config, leds: Leds, pin_factory: PinFactory) -> RunEnd:
         pinger = None  # systemd arms its watchdog at the first READY=1: nothing to feed before
         if self._reloads:
             pinger = StartupPinger.from_environment(self.notifier, STARTUP_LIMIT_S, self._o.environ)
@@ -219,7 +219,7 @@ class Daemon:
 
     async def _build_and_run(
         self, cfg: Config, leds: Leds, pin_factory: PinFactory, pinger: StartupPinger | None
-    ) -> Outcome:
+    ) -> RunEnd:
         b = await asyncio.to_thread(self._build, cfg, leds)  # loading the wake model blocks
         self._mic, self._speaker = b.mic, b.speaker
         appliance = self.appliance = b.appliance
@@ -268,7 +268,7 @@ class Daemon:
             if watchdog is not None:
                 tasks.append(tg.create_task(watchdog.run(), name="watchdog"))
             outcome = await self._wait_signal()
-            if outcome is Outcome.STOP:
+            if outcome is RunEnd.STOP:
                 self.notifier.stopping("Stopping")
             await appliance.stop(STOP_LIMIT_S)
             leds.off()
@@ -321,14 +321,14 @@ class Daemon:
             await asyncio.sleep(0.02)
         log.info("audio flowing %.2f s after the streams were started", loop.time() - t0)
 
-    async def _wait_signal(self) -> Outcome:
+    async def _wait_signal(self) -> RunEnd:
         while True:
             sig = await self._signal.get()
             if sig is not signal.SIGHUP:
                 log.info("%s: stopping", sig.name)
-                return Outcome.STOP
+                return RunEnd.STOP
             if await self._reload():
-                return Outcome.RELOAD
+                return RunEnd.RELOAD
 
     async def _reload(self) -> bool:
         """Validate the config again and build what it can make fail (the running parts keep

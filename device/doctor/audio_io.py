@@ -13,11 +13,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from device.doctor.gpio import busy
+from device.doctor.result import CheckResult, CheckStatus
+
 Int16 = npt.NDArray[np.int16]
 
 
 class AudioTimeout(RuntimeError):
     """The device delivered (or consumed) less audio than expected in time."""
+
+
+def device_failed(name: str, what: str, exc: BaseException) -> CheckResult:
+    """A check whose recording or playback failed: a warning if the device is only busy (e.g. a
+    raw ALSA device the running daemon holds), else a failure."""
+    if busy(exc):
+        return CheckResult(
+            name, CheckStatus.WARN, f"{what} failed: device busy (in use by the daemon?): {exc}"
+        )
+    return CheckResult(name, CheckStatus.FAIL, f"{what} failed: {exc}")
 
 
 @dataclass

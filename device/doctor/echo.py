@@ -8,9 +8,8 @@ import numpy as np
 from device.audio.convert import MicConverter
 from device.audio.echo_room import AEC_MIN_ERLE_DB, measure, probe_signal, save
 from device.config import EchoMode
-from device.doctor.audio_io import AudioTimeout, play_while_capturing
+from device.doctor.audio_io import AudioTimeout, device_failed, play_while_capturing
 from device.doctor.context import DoctorContext
-from device.doctor.gpio import busy
 from device.doctor.result import CheckResult, CheckStatus
 from device.events import MIC_RATE
 
@@ -43,8 +42,7 @@ def check(ctx: DoctorContext) -> CheckResult:
             warmup_s=WARMUP_S,
         )
     except (AudioTimeout, sd.PortAudioError) as exc:
-        status = CheckStatus.WARN if busy(exc) else CheckStatus.FAIL
-        return CheckResult(NAME, status, f"test signal failed: {exc}")
+        return device_failed(NAME, "test signal", exc)
     recorded = MicConverter(ctx.input_rate, 1).convert(rec.samples.tobytes())
     try:
         m = measure(signal, recorded, played_at=int((LEAD_S + WARMUP_S - 0.2) * MIC_RATE))

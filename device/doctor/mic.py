@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from device.doctor.audio_io import AudioTimeout, block_rms, capture, dbfs
+from device.doctor.audio_io import AudioTimeout, block_rms, capture, dbfs, device_failed
 from device.doctor.context import DoctorContext
-from device.doctor.gpio import busy
 from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "microphone"
@@ -28,13 +27,7 @@ def check(ctx: DoctorContext) -> CheckResult:
     try:
         rec = capture(ctx.input_device, rate, ctx.mic_seconds)
     except (AudioTimeout, sd.PortAudioError) as exc:
-        if busy(exc):  # e.g. a raw ALSA device the running daemon holds
-            return CheckResult(
-                NAME,
-                CheckStatus.WARN,
-                f"recording failed: device busy (in use by the daemon?): {exc}",
-            )
-        return CheckResult(NAME, CheckStatus.FAIL, f"recording failed: {exc}")
+        return device_failed(NAME, "recording", exc)
     x = rec.samples
     blocks = block_rms(x, rate)
     rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0

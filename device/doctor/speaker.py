@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from device.config import EchoMode
-from device.doctor.audio_io import AudioTimeout, dbfs, play_while_capturing, tone_levels
+from device.doctor.audio_io import (
+    AudioTimeout,
+    dbfs,
+    device_failed,
+    play_while_capturing,
+    tone_levels,
+)
 from device.doctor.context import DoctorContext
-from device.doctor.gpio import busy
 from device.doctor.result import CheckResult, CheckStatus
 
 NAME = "speaker"
@@ -43,13 +48,7 @@ def check(ctx: DoctorContext) -> CheckResult:
             ctx.output_device, ctx.output_rate, tone, ctx.input_device, ctx.input_rate
         )
     except (AudioTimeout, sd.PortAudioError) as exc:
-        if busy(exc):  # e.g. a raw ALSA device the running daemon holds
-            return CheckResult(
-                NAME,
-                CheckStatus.WARN,
-                f"test tone failed: device busy (in use by the daemon?): {exc}",
-            )
-        return CheckResult(NAME, CheckStatus.FAIL, f"test tone failed: {exc}")
+        return device_failed(NAME, "test tone", exc)
     levels = tone_levels(rec.samples, ctx.input_rate, TONE_HZ)
     quiet = float(np.percentile(levels, 10)) if len(levels) else 0.0
     loud = float(np.percentile(levels, 90)) if len(levels) else 0.0

@@ -7,7 +7,7 @@ Modules (one job each):
 - `second_stage`: hey_jarvis's trained second stage (a small numpy network on the same embeddings).
 - `verifier`: enrolled voices (templates of speech embeddings) and how a frame is matched to them.
 - `enroll`, `augment`: takes checked and turned into a voice; `voices_cmd`: enroll / list / forget.
-- `detector`: `Detector` (AudioBlocks -> WakeDetected, scoring on its own thread), `Trigger`, and
+- `detector`: `Detector` (AudioBlocks -> WakeDetected, scoring on its own thread), `FrameTrigger`, and
   `build_detector` (the configured model, its second stage, every enrolled voice in state_dir).
 - `preroll`: `PreRoll`, the ring buffer that keeps the question said right after the wake word.
 - `cli`: `livespeaker wakeword test FILE.wav...` and `livespeaker wakeword listen`.

@@ -1,10 +1,10 @@
 """The wake-word detector: AudioBlocks in, 80 ms frames scored off the event loop, WakeDetected out.
 
 Three layers, each testable on its own:
-- `Trigger`: pure decision logic on a score sequence (threshold, the second stage and enrolled
+- `FrameTrigger`: pure decision logic on a score sequence (threshold, the second stage and enrolled
   voices on the frame's embeddings, frames above threshold, refractory time, a higher threshold
   during playback) and the estimate of where the wake word ended.
-- `Detector.process(block)`: synchronous framing + front end + model + Trigger (the evaluation runs
+- `Detector.process(block)`: synchronous framing + front end + model + FrameTrigger (the evaluation runs
   exactly this).
 - `Detector.run(source, on_detect)`: the daemon path; a dedicated thread does the scoring, fed by a
   bounded drop-oldest queue (`feed(block)`, from the loop: the microphone hands each block straight
@@ -74,7 +74,7 @@ def _noisiness(noise_level: float | None) -> float:
     return min(max((noise_level - QUIET_LEVEL) / (NOISY_LEVEL - QUIET_LEVEL), 0.0), 1.0)
 
 
-class Trigger:
+class FrameTrigger:
     """Turns 80 ms frame scores into detections."""
 
     def __init__(
@@ -216,7 +216,7 @@ class Detector:
         self._stop_blocked = -1
         self.stops: list[StopWordHeard] = []
         """"stop"s heard by process() and not yet handed over (run() takes them)."""
-        self.trigger = Trigger(cfg, self.model.name, voices, second_stage=second_stage)
+        self.trigger = FrameTrigger(cfg, self.model.name, voices, second_stage=second_stage)
         self._buf = np.zeros(FRAME_SAMPLES, np.int16)
         self._fill = 0
         self._next = -1

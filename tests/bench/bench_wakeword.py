@@ -2,7 +2,7 @@
 
 CPU seconds per second of audio, over the same audio in the same run, for:
 - daemon: the daemon's wake-word path at its default settings (`Detector.process` on 20 ms
-  AudioBlocks: framing, openWakeWord features, classifier, second stage, Trigger);
+  AudioBlocks: framing, openWakeWord features, classifier, second stage, FrameTrigger);
 - daemon-no-2nd: the same without the second stage (`second_stage = false`);
 - daemon+voice: the same with one enrolled voice (its verifier runs on frames scoring >= GATE);
 - bare: a plain `openwakeword.Model.predict` loop on 80 ms frames (same TFLite files and runtime);

@@ -3,7 +3,7 @@
 `analyse(stream)` runs the daemon's own `WakeModel` (openWakeWord's features + the hey_jarvis
 classifier) over the stream once and caches, per 80 ms frame, the base score and the newest speech
 embedding. `WakeModel` scores equal openWakeWord's `Model.predict` (tests/wakeword/test_models.py),
-so the bare engine is "frame score >= 0.5"; the daemon path is the daemon's `Trigger` (threshold,
+so the bare engine is "frame score >= 0.5"; the daemon path is the daemon's `FrameTrigger` (threshold,
 trigger frames, refractory time, the second stage, enrolled voices) fed the same frames
 (`test_detector.py` checks it decides exactly as `Detector.process` on the audio).
 """
@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from device.config import WakeAudience, WakewordConfig
 from device.events import MIC_RATE
-from device.wakeword.detector import Trigger
+from device.wakeword.detector import FrameTrigger
 from device.wakeword.features import FRAME_SAMPLES, HISTORY
 from device.wakeword.models import WakeModel, resolve_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
@@ -147,11 +147,11 @@ def daemon(
     cfg: WakewordConfig | None = None,
     voices: Sequence[VoiceVerifier] = (),
 ) -> Result:
-    """The daemon's Trigger on the same frames (no noise suppression: the default), with the
+    """The daemon's FrameTrigger on the same frames (no noise suppression: the default), with the
     second stage the Detector would use."""
     cfg = cfg or WakewordConfig()
     stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
-    trigger = Trigger(cfg, "hey_jarvis", voices, second_stage=stage)
+    trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)

@@ -1,4 +1,4 @@
-"""The hey_jarvis second stage: the shipped file, which models get it, how the Trigger uses it, and
+"""The hey_jarvis second stage: the shipped file, which models get it, how the FrameTrigger uses it, and
 real synthesized speech through the Detector (the accuracy it buys is in test_accuracy.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from device.config import WakewordConfig
 from device.events import MIC_RATE, AudioBlock
-from device.wakeword.detector import Detector, Trigger
+from device.wakeword.detector import Detector, FrameTrigger
 from device.wakeword.models import ModelSpec, models_dir, resolve_model
 from device.wakeword.second_stage import EMBEDDING, MODELS, WINDOW, SecondStage, second_stage_for
 from tests.wakeword import corpus, evaluate
@@ -69,7 +69,7 @@ def _stage(logit: float, gate: float = 0.01) -> SecondStage:
     ],
 )
 def test_the_trigger_asks_the_second_stage(score: float, logit: float, fires: bool) -> None:
-    trigger = Trigger(WakewordConfig(), "hey_jarvis", second_stage=_stage(logit))
+    trigger = FrameTrigger(WakewordConfig(), "hey_jarvis", second_stage=_stage(logit))
     window = np.zeros((32, EMBEDDING), np.float32)
     assert trigger.needs_embeddings(score) is (score >= 0.01)
     hit = trigger.update(score, 1280, None, window if trigger.needs_embeddings(score) else None)
@@ -80,7 +80,7 @@ def test_the_trigger_asks_the_second_stage(score: float, logit: float, fires: bo
 
 @pytest.mark.unit
 def test_barge_in_keeps_its_own_higher_threshold() -> None:
-    trigger = Trigger(WakewordConfig(), "hey_jarvis", second_stage=_stage(9.0))
+    trigger = FrameTrigger(WakewordConfig(), "hey_jarvis", second_stage=_stage(9.0))
     trigger.barge_in = True
     window = np.zeros((32, EMBEDDING), np.float32)
     assert trigger.update(0.3, 1280, None, window) is None

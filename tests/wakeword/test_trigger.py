@@ -1,4 +1,4 @@
-"""Trigger: threshold, frames above threshold, refractory time, barge-in threshold, end estimate."""
+"""FrameTrigger: threshold, frames above threshold, refractory time, barge-in threshold, end estimate."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 
 from device.config import WakewordConfig
 from device.events import WakeDetected
-from device.wakeword.detector import NOISY_END_LEAD_S, Trigger
+from device.wakeword.detector import NOISY_END_LEAD_S, FrameTrigger
 
 pytestmark = pytest.mark.unit
 F = 1280
 
 
-def feed(t: Trigger, scores: list[float], start_frame: int = 1) -> list[WakeDetected]:
+def feed(t: FrameTrigger, scores: list[float], start_frame: int = 1) -> list[WakeDetected]:
     out = []
     for i, s in enumerate(scores):
         hit = t.update(s, (start_frame + i) * F)
@@ -22,7 +22,7 @@ def feed(t: Trigger, scores: list[float], start_frame: int = 1) -> list[WakeDete
 
 
 def test_single_frame_trigger_reports_peak_and_end_before_crossing() -> None:
-    t = Trigger(WakewordConfig(), "hey_jarvis", end_lead_s=0.1)
+    t = FrameTrigger(WakewordConfig(), "hey_jarvis", end_lead_s=0.1)
     hits = feed(t, [0.1, 0.2, 0.7, 0.9, 0.3])
     assert len(hits) == 1
     assert hits[0].model == "hey_jarvis"
@@ -31,7 +31,7 @@ def test_single_frame_trigger_reports_peak_and_end_before_crossing() -> None:
 
 
 def test_trigger_frames_needs_consecutive_frames() -> None:
-    t = Trigger(WakewordConfig(trigger_frames=3), "m", end_lead_s=0)
+    t = FrameTrigger(WakewordConfig(trigger_frames=3), "m", end_lead_s=0)
     assert feed(t, [0.9, 0.9, 0.1, 0.9, 0.9]) == []
     hits = feed(t, [0.8], start_frame=6)
     assert len(hits) == 1
@@ -40,14 +40,14 @@ def test_trigger_frames_needs_consecutive_frames() -> None:
 
 
 def test_refractory_blocks_repeat_detections() -> None:
-    t = Trigger(WakewordConfig(refractory_s=1.0), "m", end_lead_s=0)
+    t = FrameTrigger(WakewordConfig(refractory_s=1.0), "m", end_lead_s=0)
     hits = feed(t, [0.9] * 30)  # 2.4 s above threshold
     # frame 1, then the first frame ending >= 1 s later (frame 14), then frame 27
     assert [h.end for h in hits] == [1 * F, 14 * F, 27 * F]
 
 
 def test_barge_in_uses_the_higher_threshold() -> None:
-    t = Trigger(WakewordConfig(threshold=0.5, barge_in_threshold=0.8), "m")
+    t = FrameTrigger(WakewordConfig(threshold=0.5, barge_in_threshold=0.8), "m")
     t.barge_in = True
     assert feed(t, [0.7, 0.75, 0.6]) == []
     assert len(feed(t, [0.85], start_frame=10)) == 1
@@ -56,23 +56,27 @@ def test_barge_in_uses_the_higher_threshold() -> None:
 
 
 def test_threshold_slides_with_background_noise() -> None:
-    t = Trigger(WakewordConfig(threshold=0.5, noisy_threshold=0.1, noisy_trigger_frames=1), "m")
+    t = FrameTrigger(
+        WakewordConfig(threshold=0.5, noisy_threshold=0.1, noisy_trigger_frames=1), "m"
+    )
     assert t.threshold_at(None) == 0.5  # noise suppression off
     assert t.threshold_at(4.0) == 0.5  # digital silence / quiet room
     assert t.threshold_at(9.0) == pytest.approx(0.1)  # loud steady noise
     mid = t.threshold_at(6.75)
     assert 0.1 < mid < 0.5
-    assert feed_noisy(t, 0.3, 9.0) and not feed_noisy(Trigger(WakewordConfig(), "m"), 0.3, 4.0)
+    assert feed_noisy(t, 0.3, 9.0) and not feed_noisy(FrameTrigger(WakewordConfig(), "m"), 0.3, 4.0)
     t.barge_in = True
     assert t.threshold_at(9.0) == WakewordConfig().barge_in_threshold
 
 
-def feed_noisy(t: Trigger, score: float, level: float) -> bool:
+def feed_noisy(t: FrameTrigger, score: float, level: float) -> bool:
     return t.update(score, 10 * F, level) is not None
 
 
 def test_noise_needs_more_frames_above_the_lower_threshold() -> None:
-    t = Trigger(WakewordConfig(noisy_threshold=0.02, noisy_trigger_frames=2), "m", end_lead_s=0)
+    t = FrameTrigger(
+        WakewordConfig(noisy_threshold=0.02, noisy_trigger_frames=2), "m", end_lead_s=0
+    )
     assert t.frames_needed(None) == 1 and t.frames_needed(4.0) == 1
     assert t.frames_needed(9.0) == 2
     assert t.update(0.05, 10 * F, 9.0) is None  # one frame in loud noise: not yet
