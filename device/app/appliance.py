@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from device.app.conversation import UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, Conversation
+from device.app.conversation import Conversation
 from device.app.memory import FailureMemory, MuteStore
 from device.app.ports import Parts
 from device.app.states import (
@@ -37,6 +37,7 @@ from device.app.states import (
     log_step,
     step,
 )
+from device.app.uplink import UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS
 from device.audio import earcons
 from device.config import Config
 from device.events import (
@@ -326,7 +327,7 @@ class Appliance:
         # one, and loses it the moment it ends (however long its session takes to close).
         self._p.mic.remove_consumer(UPLOAD_CONSUMER)
         upload = self._p.mic.add_consumer(
-            UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, gate=conversation.upload_gate
+            UPLOAD_CONSUMER, UPLOAD_MAX_BLOCKS, gate=conversation.uplink.gate
         )
         conversation.observe(self.state is State.LISTENING, self.streaming)
         self._conversation = conversation

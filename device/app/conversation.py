@@ -4,13 +4,8 @@ Started by the appliance when woken; cancelled by it to end (the session context
 connection and saves the resumption handle). Everything the conversation learns is posted back
 to the appliance as an event; it never changes state itself, nor reads the appliance's: the
 appliance tells it two facts (`observe`): whether it waits for the user to speak, and whether
-audio may be streamed; it only sends microphone audio while that is so, which is what the LEDs
-show.
-
-Audio said while the session opens waits in the microphone's upload queue (the one buffer on the
-upload path, drop-oldest beyond UPLOAD_MAX_BLOCKS): the uplink takes nothing from it until the
-session is open, the wake chime decided and streaming allowed, then sends the pre-roll from the
-wake word's end and everything queued, in order, before live audio.
+audio may be streamed; its uplink (device.app.uplink: the microphone -> session hop) only sends
+microphone audio while that is so, which is what the LEDs show.
 """
 
 from __future__ import annotations
@@ -20,8 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
-
-import numpy as np
 
 from device.app.memory import FailureMemory
 from device.app.ports import BlockQueue, ConversationPort, Parts
@@ -35,10 +28,10 @@ from device.app.states import (
     SilenceTimedOut,
 )
 from device.app.turns import TurnEvent, TurnPhase, step
-from device.config import Config
+from device.app.uplink import Uplink
+from device.config import Config, ConversationConfig
 from device.events import (
     MIC_RATE,
-    AudioBlock,
     EndCause,
     ErrorKind,
     InputTranscribed,
@@ -56,17 +49,18 @@ from device.tools import ToolExecutor
 
 log = logging.getLogger(__name__)
 
-UPLOAD_CONSUMER = "upload"
-UPLOAD_MAX_BLOCKS = 1000
-"""Up to 20 s of 20 ms blocks queued while the session opens (drop-oldest beyond)."""
-VOICE_RMS = 500.0
-"""Block RMS (int16) above which the user counts as speaking (keeps the silence timer away)."""
-CHIME_LOOKAHEAD_S = 0.3
-"""Audio after the wake word looked at before the chime: if the user keeps talking, no chime."""
 TICK_S = 0.1
 ANSWER_WAIT_S = 20.0
 """Once the server has heard the user (input transcript), silence does not end the conversation
 while the answer is being prepared (tool calls, a slow network), for up to this long."""
+
+
+def silence_window(cfg: ConversationConfig, answered: bool, phase: TurnPhase) -> float:
+    """How long the user may stay silent while the appliance listens before the conversation
+    ends: the follow-up window after an answer, the first one before any; never less than
+    ANSWER_WAIT_S once the server has heard a question it has not answered yet."""
+    window = cfg.follow_up_s if answered else cfg.no_speech_timeout_s
+    return max(window, ANSWER_WAIT_S) if phase is TurnPhase.HEARD else window
 
 
 class Host(Protocol):
@@ -83,12 +77,6 @@ class Host(Protocol):
     def turn_transcribed(self, turn: TurnTranscribed) -> None:
         """A turn's words, for the host's listeners (never logged: device.privacy)."""
         ...
-
-
-def rms(pcm: bytes) -> float:
-    """Root mean square of int16 samples."""
-    x = np.frombuffer(pcm, np.int16).astype(np.float64)
-    return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
 
 
 class Conversation:
@@ -110,38 +98,26 @@ class Conversation:
         self._host = host
         self._live = parts.live
         self._speaker = parts.speaker
-        self._preroll = parts.preroll
-        self._gate = parts.upload_gate
         self._tools = tools
         self._memory = memory
-        self._wake_end = wake.end if wake else None
         self._opened = opened
         self._clock = clock
+        self.uplink = Uplink(parts.preroll, parts.upload_gate, wake, clock)
+        """Microphone -> session: what is sent, and when."""
         self._conv: ConversationPort | None = None
+        self._opened_session = asyncio.Event()
         self._listening = False
         """The appliance waits for the user to speak (told by observe): the silence timer runs."""
-        self._streaming = asyncio.Event()
-        """Set while the appliance allows microphone audio to be sent (the LEDs show it)."""
-        self._opened_session = asyncio.Event()
-        self._next_sample: int | None = None
         self._started = clock()
         self._listen_since: float | None = None
-        self._last_voice = 0.0
+        self._last_heard = 0.0
+        """When the server last transcribed the user (the silence timer counts from it too)."""
         self._answered = False
         self._turn = 0
         self._after_answer: AppEvent | None = None
-        self._first_seen: int | None = None
-        self._decided = asyncio.Event()  # chime or not: pre-roll or not
-        self._detected_at = self._fired_at(wake)
-        # A wake-word barge-in: (wake word's end, where the detector fired) to send pre-roll from.
-        self._backfill_from: tuple[int, int] | None = None
         self._phase = TurnPhase.QUIET
         """Where the current turn is (device.app.turns)."""
         self._tg: asyncio.TaskGroup | None = None
-        self.sent_blocks = 0
-        self.sent_samples = 0
-        self.withheld_blocks = 0
-        """Blocks the echo gate kept from the upload (the speaker was playing)."""
 
     def _post(self, event: AppEvent) -> None:
         self._host.post_from(self, event)
@@ -152,31 +128,20 @@ class Conversation:
         """Facts from the appliance, after each change of its state: whether it waits for the
         user to speak (LISTENING), and whether microphone audio may be streamed now."""
         self._listening = listening
-        if streaming:
-            self._streaming.set()
-        else:
-            self._streaming.clear()
-
-    def _fired_at(self, wake: WakeDetected | None) -> int | None:
-        """Where the detector fired (what the pre-roll holds, if the event does not say)."""
-        if wake is not None and wake.fired_at is not None:
-            return wake.fired_at
-        return self._preroll.latest_end
+        self.uplink.allow(streaming)
 
     def barge_in(self, wake: WakeDetected | None = None) -> None:
         """Local barge-in (wake word, button): stop the answer and drop the rest of this turn.
 
-        For a wake word, what the user says right after it ("Hey Jarvis, what about Spain?")
-        was spoken while the speaker still played, so half duplex withheld it from the upload:
-        it is sent from the pre-roll, from the wake word's end, before the next live block.
+        For a wake word, what the user said right after it goes up from the pre-roll
+        (`Uplink.barge_in`).
         """
         self._speaker.flush()
         # Drop the rest of the answer only if the server is still on it: after its turnComplete
         # nothing more of it comes, and the next audio is already the answer to the new question.
         self._phase = step(self._phase, TurnEvent.BARGE_IN)
         self._turn += 1
-        if wake is not None:
-            self._backfill_from = (wake.end, self._fired_at(wake) or wake.end)
+        self.uplink.barge_in(wake)
 
     def ending(self, cause: EndCause) -> None:
         """The appliance is about to end this conversation, for this reason (for the ledger)."""
@@ -199,8 +164,8 @@ class Conversation:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                tg.create_task(self._uplink(upload), name="uplink")
-                tg.create_task(self._chime(), name="wake-chime")
+                tg.create_task(self._send_audio(upload), name="uplink")
+                tg.create_task(self.uplink.chime(self._host.play_wake_chime), name="wake-chime")
                 tg.create_task(self._timers(), name="conversation-timers")
                 tg.create_task(self._session(), name="session")
         except* Exception as eg:
@@ -209,21 +174,10 @@ class Conversation:
             log.info(
                 "conversation over: %d blocks (%.1f s) of microphone audio sent, %d withheld "
                 "while the speaker played",
-                self.sent_blocks,
-                self.sent_samples / MIC_RATE,
-                self.withheld_blocks,
+                self.uplink.sent_blocks,
+                self.uplink.sent_samples / MIC_RATE,
+                self.uplink.withheld_blocks,
             )
-
-    def upload_gate(self, block: AudioBlock) -> bool:
-        """The upload consumer's gate: the echo gate, and where the live stream starts."""
-        # The first block offered marks where the live stream starts: pre-roll fills up to it
-        # (blocks the echo gate withholds, e.g. during the chime, are not taken from pre-roll).
-        if self._first_seen is None:
-            self._first_seen = block.start
-        if self._gate is None or self._gate(block):
-            return True
-        self.withheld_blocks += 1
-        return False
 
     def _failed(self, exc: BaseException) -> None:
         kind = getattr(exc, "kind", None)
@@ -248,113 +202,14 @@ class Conversation:
         raise _SessionEnded("the session ended")
 
     def _may_stream(self) -> bool:
-        return self._streaming.is_set()
+        return self.uplink.allowed
 
-    async def _chime(self) -> None:
-        """Chime unless the user is still talking right after the wake word (one breath).
+    async def _send_audio(self, upload: BlockQueue) -> None:
+        async def send(pcm: bytes) -> None:
+            assert self._conv is not None
+            await self._conv.send_audio(pcm)
 
-        After a pause the pre-roll holds only the wake word's tail and silence: it is dropped
-        (the server would take "...vis" for a question) and the upload starts from here.
-        """
-        if self._wake_end is not None:
-            await asyncio.sleep(CHIME_LOOKAHEAD_S)
-            after = self._preroll.take_from(max(self._wake_end, self._detected_at or 0))
-            level = rms(b"".join(b.pcm for b in after))
-            if level >= VOICE_RMS:
-                log.info("speech continues after the wake word (rms %.0f): no chime", level)
-                self._decided.set()
-                return
-            self._wake_end = None
-        self._host.play_wake_chime()
-        self._decided.set()
-
-    # --- microphone -> server -------------------------------------------------------------------
-
-    async def _uplink(self, upload: BlockQueue) -> None:
-        # Nothing is taken from the queue until the session is open, the chime decided and
-        # streaming allowed: what is said meanwhile waits there.
-        await self._opened_session.wait()
-        await self._decided.wait()
-        await self._streaming.wait()
-        await self._send_buffered(upload)
-        while True:
-            block = await upload.get()
-            if not self._streaming.is_set():
-                continue  # not streaming now (the answer plays): dropped, as the LEDs show
-            if self._backfill_from is not None:
-                await self._send_backfill(block)
-            await self._send(block)
-
-    async def _send_backfill(self, first_live: AudioBlock) -> None:
-        """After a wake-word barge-in: the pre-roll from the wake word's end up to live audio,
-        if the user went on talking after the wake word (else it holds only "...vis", which the
-        server would take for a question: the same decision as the wake chime's)."""
-        assert self._backfill_from is not None
-        (wake_end, detected_at), self._backfill_from = self._backfill_from, None
-        after = [b for b in self._preroll.take_from(detected_at) if b.start < first_live.start]
-        if rms(b"".join(b.pcm for b in after)) < VOICE_RMS:
-            return
-        blocks = [b for b in self._preroll.take_from(wake_end) if b.start < first_live.start]
-        log.info(
-            "barge-in: sending %.2f s said after the wake word over the answer",
-            sum(len(b.pcm) for b in blocks) / 2 / MIC_RATE,
-        )
-        await self._send_all(blocks)
-
-    async def _send_buffered(self, upload: BlockQueue) -> None:
-        """Pre-roll from the wake word's end, then what was queued while connecting, in order."""
-        queued: list[AudioBlock] = []
-        while True:
-            try:
-                queued.append(upload.get_nowait())
-            except asyncio.QueueEmpty:
-                break
-        blocks: list[AudioBlock] = []
-        if self._wake_end is not None:
-            head = self._first_seen
-            if head is None:
-                head = queued[0].start if queued else self._preroll.latest_end
-            if head is not None:
-                blocks = [b for b in self._preroll.take_from(self._wake_end) if b.start < head]
-        blocks += queued
-        if blocks:
-            log.info(
-                "sending %.2f s of audio said while connecting",
-                sum(len(b.pcm) for b in blocks) / 2 / MIC_RATE,
-            )
-        await self._send_all(blocks)
-
-    async def _send_all(self, blocks: list[AudioBlock]) -> None:
-        """Send in order; stop (and drop the rest) as soon as streaming is no longer allowed."""
-        for i, b in enumerate(blocks):
-            if not await self._send(b):
-                log.info(
-                    "streaming stopped while sending buffered audio: %d blocks not sent",
-                    len(blocks) - i,
-                )
-                return
-
-    async def _send(self, block: AudioBlock) -> bool:
-        """Send one block if streaming is allowed at this moment (what the LEDs show).
-
-        Every block passes this gate right before it goes to the session, buffered or live:
-        a flush awaits the socket between blocks, and the state may change meanwhile.
-        """
-        assert self._conv is not None
-        if not self._streaming.is_set():
-            return False
-        if self._next_sample is not None and block.start < self._next_sample:
-            cut = self._next_sample - block.start
-            if cut * 2 >= len(block.pcm):
-                return True
-            block = AudioBlock(block.pcm[cut * 2 :], self._next_sample)
-        self._next_sample = block.end
-        if rms(block.pcm) >= VOICE_RMS:
-            self._last_voice = self._clock()
-        await self._conv.send_audio(block.pcm)
-        self.sent_blocks += 1
-        self.sent_samples += len(block.pcm) // 2
-        return True
+        await self.uplink.run(upload, self._opened_session, send)
 
     # --- server -> speaker ----------------------------------------------------------------------
 
@@ -379,7 +234,7 @@ class Conversation:
                 self._phase = step(self._phase, TurnEvent.COMPLETED)
                 self._turn_completed(ev, heard, said, discarded)
             elif isinstance(ev, InputTranscribed):
-                self._last_voice = self._clock()
+                self._last_heard = self._clock()
                 self._phase = step(self._phase, TurnEvent.HEARD)
                 heard.append(ev.text)
             elif isinstance(ev, OutputTranscribed):
@@ -434,10 +289,9 @@ class Conversation:
                 continue
             if self._listen_since is None:
                 self._listen_since = now
-            window = conv_cfg.follow_up_s if self._answered else conv_cfg.no_speech_timeout_s
-            if self._phase is TurnPhase.HEARD:
-                window = max(window, ANSWER_WAIT_S)
-            if now - max(self._listen_since, self._last_voice) >= window:
+            window = silence_window(conv_cfg, self._answered, self._phase)
+            quiet_since = max(self._listen_since, self._last_heard, self.uplink.last_voice)
+            if now - quiet_since >= window:
                 self._post(SilenceTimedOut())
                 return
 
