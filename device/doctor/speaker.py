@@ -1,4 +1,7 @@
-"""Check: the speaker plays a test tone; if the microphone hears it, how loud (echo) and which echo_mode."""
+"""Check: the speaker plays a test tone; whether the microphone hears it, and how loud (echo).
+
+Which echo_mode suits the room is the echo check's to say (device.doctor.echo): it measures
+whether the canceller removes that echo; a tone alone cannot tell half duplex from aec."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def make_tone(rate: int, seconds: float) -> np.ndarray:
 
 
 def check(ctx: DoctorContext) -> CheckResult:
-    """Play the tone while recording; report echo level and the recommended echo_mode."""
+    """Play the tone while recording; report whether and how loud the microphone hears it."""
     import sounddevice as sd
 
     if ctx.output_device is None or ctx.output_rate is None:
@@ -55,7 +58,6 @@ def check(ctx: DoctorContext) -> CheckResult:
     echo_db = float(dbfs(loud))
     margin = echo_db - float(dbfs(quiet))
     heard = margin >= HEARD_MARGIN_DB
-    recommended = EchoMode.HALF_DUPLEX if heard else EchoMode.FULL_DUPLEX
     numbers: dict[str, float | int | str | bool | list[int] | list[str] | None] = {
         "tone_hz": TONE_HZ,
         "tone_dbfs": round(float(dbfs(TONE_AMPLITUDE * 32767)), 1),
@@ -64,14 +66,13 @@ def check(ctx: DoctorContext) -> CheckResult:
         "echo_heard": heard,
         "echo_dbfs": round(echo_db, 1),
         "echo_margin_db": round(margin, 1),
-        "recommended_echo_mode": recommended.value,
         "configured_echo_mode": ctx.cfg.audio.echo_mode.value,
     }
     if heard:
         detail = f"tone played; the microphone hears it at {echo_db:.1f} dBFS ({margin:.0f} dB above silence)"
     else:
         detail = "tone played; the microphone does not hear it (headset, AEC, or speaker off?)"
-    detail += f"; recommended echo_mode = {recommended.value}"
     if heard and ctx.cfg.audio.echo_mode is EchoMode.FULL_DUPLEX:
-        return CheckResult(NAME, CheckStatus.WARN, detail + " (configured: full_duplex)", numbers)
+        detail += "; echo_mode = full_duplex would let the model hear itself (see the echo check)"
+        return CheckResult(NAME, CheckStatus.WARN, detail, numbers)
     return CheckResult(NAME, CheckStatus.PASS, detail, numbers)

@@ -153,7 +153,7 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
         subprocess.run(["pactl", "unload-module", module], env=sound_card.env, timeout=10)
     speaker = _by_name(doc)["speaker"]
     assert speaker["numbers"]["echo_heard"] is True
-    assert speaker["numbers"]["recommended_echo_mode"] == "half_duplex"
+    assert "recommended_echo_mode" not in speaker["numbers"]  # the echo check's to say, below
     assert speaker["status"] == "warn"  # configured full_duplex although the mic hears the speaker
     assert code == 0
     # The echo check measured the room and the canceller on it, and remembered the result for
