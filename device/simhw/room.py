@@ -7,6 +7,11 @@
 reverberates it (a direct path plus an exponentially decaying tail, FFT overlap-add), and `pacat --playback`
 plays the result into the microphone's feed, where it mixes with whatever else is played into
 the microphone (the user's voice). 16 kHz mono: the band the microphone path keeps.
+
+The pipes cannot delay by less than PIPE_DELAY_MS. `LoopbackRoom` is the short room: PulseAudio's
+module-loopback from the speaker's monitor into the microphone's feed at a set latency (10 ms
+and up) and attenuation, without reverberation; its rate follows the two devices' clocks as a
+real sound card's pair would.
 """
 
 from __future__ import annotations
@@ -102,6 +107,64 @@ class EchoRoom:
         except subprocess.TimeoutExpired:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait(5)
+
+
+class LoopbackRoom:
+    """The speaker's sound back into the microphone `delay_ms` later (PulseAudio's module-loopback
+    latency), `attenuation_db` quieter, without reverberation."""
+
+    def __init__(
+        self, card: VirtualSoundCard, *, delay_ms: int = 10, attenuation_db: float = 10.0
+    ) -> None:
+        self.card = card
+        self.delay_ms = delay_ms
+        self.attenuation_db = attenuation_db
+        self._module: str | None = None
+
+    def _pactl(self, *args: str) -> str:
+        out = subprocess.run(
+            ["pactl", *args], env=self.card.env, capture_output=True, text=True, timeout=10
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"pactl {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout.strip()
+
+    def __enter__(self) -> LoopbackRoom:
+        self._module = self._pactl(
+            "load-module",
+            "module-loopback",
+            "source=speaker.monitor",
+            "sink=micfeed",
+            f"latency_msec={self.delay_ms}",
+            "source_dont_move=true",
+            "sink_dont_move=true",
+        )
+        volume = f"{10 ** (-self.attenuation_db / 20):.4f}"
+        for line in self._pactl("list", "short", "sink-inputs").splitlines():
+            index, sink_owner = line.split("\t")[0], self._owner(line.split("\t")[0])
+            if sink_owner == self._module:
+                self._pactl("set-sink-input-volume", index, volume)
+                return self
+        self.__exit__(None, None, None)
+        raise RuntimeError("module-loopback's sink input not found")
+
+    def _owner(self, sink_input: str) -> str | None:
+        """The module that owns a sink input (`pactl list sink-inputs`: 'Owner Module: N')."""
+        block = self._pactl("list", "sink-inputs").split("Sink Input #")
+        for b in block:
+            if b.split("\n", 1)[0].strip() == sink_input:
+                for line in b.splitlines():
+                    if line.strip().startswith("Owner Module:"):
+                        return line.split(":", 1)[1].strip()
+        return None
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._module is not None:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self._pactl("unload-module", self._module)
+            self._module = None
 
 
 def pump(h: npt.NDArray[np.float64], src: BinaryIO, dst: BinaryIO) -> None:

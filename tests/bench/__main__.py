@@ -32,6 +32,8 @@ def benches(quick: bool, soak: int, minutes: float = 30.0) -> dict[str, list[str
                      *(["--seconds", "30", "--trials", "1"] if quick else [])],
         "wakeword_accuracy": [*py, "-m", "tests.bench.bench_wakeword_accuracy",
                               "--out", str(OUT / "wakeword_accuracy.json"), *(["--ci"] if quick else [])],
+        "noise_suppression": [*py, "-m", "tests.bench.bench_noise_suppression",
+                              "--out", str(OUT / "noise_suppression.json"), *(["--ci"] if quick else [])],
         "audio": [*py, "-m", "tests.bench.bench_audio", "--out", str(OUT / "audio.json"),
                   *(["--trials", "3", "--mic-seconds", "3"] if quick else [])],
         "latency": [*py, "-m", "tests.bench.bench_latency", "--out", str(OUT / "latency.json"),

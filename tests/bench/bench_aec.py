@@ -1,7 +1,9 @@
-"""Echo cancellation benchmark (not a test): `uv run python -m tests.bench.bench_aec [--answers N]`.
+"""Echo cancellation benchmark (not a test):
+`uv run python -m tests.bench.bench_aec [--answers N] [--rooms 10 30 60] [--skip-wake]`.
 
 On a private PulseAudio card with a 48 kHz stereo speaker and a 44.1 kHz microphone, and a room
-(device.simhw.room: 30 and 60 ms, -10 dB, RT60 0.2 s) feeding the speaker back into the mic:
+feeding the speaker back into the mic at -10 dB (device.simhw.room: 30 and 60 ms with RT60 0.2 s
+through the filter pipes; 10 ms through PulseAudio's loopback, without reverberation):
 - echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
   it); per answer the echo reduction against the same room without the canceller (measured in
   the same run) and whether the simulator's voice activity detection hears a turn in it;
@@ -28,15 +30,22 @@ from device.audio.aec import FRAME, EchoCanceller, EchoReference
 from device.config import WakewordConfig
 from device.events import MIC_RATE, MODEL_RATE, AudioBlock
 from device.simhw.pulse import VirtualSoundCard
-from device.simhw.room import EchoRoom, room_response
+from device.simhw.room import PIPE_DELAY_MS, EchoRoom, LoopbackRoom, room_response
 from device.simhw.speech import synthesize
 from device.wakeword.detector import Detector
 from tests.audio.test_aec import ANSWER, Station, power_db, vad_starts
 
 
+def room(card: VirtualSoundCard, delay_ms: int) -> EchoRoom | LoopbackRoom:
+    """The rig's room with this delay: below the pipes' delay, the loopback (no reverberation)."""
+    if delay_ms < PIPE_DELAY_MS:
+        return LoopbackRoom(card, delay_ms=delay_ms, attenuation_db=10)
+    return EchoRoom(card, delay_ms=delay_ms, attenuation_db=10, rt60_s=0.2)
+
+
 async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str, Any]:
     answer = synthesize(ANSWER, MODEL_RATE)[: MODEL_RATE * 6]
-    with EchoRoom(card, delay_ms=delay_ms, attenuation_db=10, rt60_s=0.2):
+    with room(card, delay_ms):
         async with Station(card, aec=False).running() as plain:
             raw = await plain.answer(answer)
         async with Station(card, aec=True).running() as cancelled:
@@ -130,23 +139,25 @@ def cpu(seconds: int = 60) -> dict[str, float]:
     }
 
 
-async def main_async(answers: int) -> dict[str, Any]:
+async def main_async(answers: int, delays: list[int], wake_too: bool) -> dict[str, Any]:
     with VirtualSoundCard(mic_rate=44100) as card:
         import sounddevice as sd
 
         sd._terminate()
         sd._initialize()
-        rooms = [await echo(card, d, answers) for d in (30, 60)]
-        wake = await wake_over_answer(card, answers)
+        rooms = [await echo(card, d, answers) for d in delays]
+        wake = await wake_over_answer(card, answers) if wake_too else None
     return {"rooms": rooms, "wake_over_answer": wake, "cpu": cpu()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--answers", type=int, default=20)
+    ap.add_argument("--rooms", type=int, nargs="+", default=[10, 30, 60], help="delays, ms")
+    ap.add_argument("--skip-wake", action="store_true", help="only the rooms' echo and the CPU")
     ap.add_argument("--out", type=Path, default=Path("bench-results/aec.json"))
     args = ap.parse_args()
-    result = asyncio.run(main_async(args.answers))
+    result = asyncio.run(main_async(args.answers, args.rooms, not args.skip_wake))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     for r in result["rooms"]:
@@ -157,10 +168,11 @@ def main() -> None:
             f"{r['without_aec_heard_as_speech']}); per answer {r['erle_db']}"
         )
     w = result["wake_over_answer"]
-    print(
-        f"'hey jarvis, stop' over an answer, {w['trials']} trials: detected "
-        f"{w['half_duplex_detected']} raw (half duplex), {w['aec_detected']} cancelled (aec)"
-    )
+    if w is not None:
+        print(
+            f"'hey jarvis, stop' over an answer, {w['trials']} trials: detected "
+            f"{w['half_duplex_detected']} raw (half duplex), {w['aec_detected']} cancelled (aec)"
+        )
     c = result["cpu"]
     print(
         f"CPU per second of audio: AEC {c['aec_cpu_per_s'] * 1000:.1f} ms, wake word path "
