@@ -10,8 +10,8 @@ the microphone (the user's voice). 16 kHz mono: the band the microphone path kee
 
 The pipes cannot delay by less than PIPE_DELAY_MS. `LoopbackRoom` is the short room: PulseAudio's
 module-loopback from the speaker's monitor into the microphone's feed at a set latency (10 ms
-and up) and attenuation, without reverberation; its rate follows the two devices' clocks as a
-real sound card's pair would.
+and up) and attenuation, without reverberation. It holds that latency by resampling at a rate it
+keeps adjusting: harder on an echo canceller than a real room, whose path stands still.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class LoopbackRoom:
         )
         volume = f"{10 ** (-self.attenuation_db / 20):.4f}"
         for line in self._pactl("list", "short", "sink-inputs").splitlines():
-            index, sink_owner = line.split("\t")[0], self._owner(line.split("\t")[0])
-            if sink_owner == self._module:
+            index = line.split("\t")[0]
+            if self._owner(index) == self._module:
                 self._pactl("set-sink-input-volume", index, volume)
                 return self
         self.__exit__(None, None, None)
