@@ -140,23 +140,17 @@ class LoopbackRoom:
             "sink_dont_move=true",
         )
         volume = f"{10 ** (-self.attenuation_db / 20):.4f}"
-        for line in self._pactl("list", "short", "sink-inputs").splitlines():
-            index = line.split("\t")[0]
-            if self._owner(index) == self._module:
+        # `pactl list sink-inputs`: blocks "Sink Input #N" ... "Owner Module: M"
+        for block in self._pactl("list", "sink-inputs").split("Sink Input #")[1:]:
+            index = block.split("\n", 1)[0].strip()
+            owners = [
+                ln.split(":", 1)[1].strip() for ln in block.splitlines() if "Owner Module:" in ln
+            ]
+            if owners == [self._module]:
                 self._pactl("set-sink-input-volume", index, volume)
                 return self
         self.__exit__(None, None, None)
         raise RuntimeError("module-loopback's sink input not found")
-
-    def _owner(self, sink_input: str) -> str | None:
-        """The module that owns a sink input (`pactl list sink-inputs`: 'Owner Module: N')."""
-        block = self._pactl("list", "sink-inputs").split("Sink Input #")
-        for b in block:
-            if b.split("\n", 1)[0].strip() == sink_input:
-                for line in b.splitlines():
-                    if line.strip().startswith("Owner Module:"):
-                        return line.split(":", 1)[1].strip()
-        return None
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
