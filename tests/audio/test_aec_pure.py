@@ -8,16 +8,21 @@ import pytest
 
 from device.audio.aec import (
     FRAME,
+    GUARD_FLOOR_RMS,
+    GUARD_LIKENESS,
+    GUARD_WINDOW,
     LEARN_FRAMES,
     REANCHOR_S,
     EchoCanceller,
     EchoReference,
     SampleClock,
+    echo_likeness,
 )
 from device.audio.echo import EchoGate
 from device.config import AudioConfig, ConfigError, EchoMode, parse_config
 from device.events import MIC_RATE, AudioBlock
 from device.simhw.room import room_response
+from tests.conftest import SpeechFactory
 
 pytestmark = pytest.mark.unit
 
@@ -152,3 +157,68 @@ def test_the_canceller_removes_a_simulated_room_s_echo_and_keeps_the_talker() ->
     assert db(echo[late]) - db(y[late]) > 25
     talk = slice(4 * MIC_RATE + 1600, 5 * MIC_RATE)
     assert db(y[talk]) > db(talker[talk]) - 6
+
+
+def test_echo_likeness_tells_the_speaker_s_sound_from_a_person_talking_over_it(
+    speech: SpeechFactory,
+) -> None:
+    """The residual-echo guard's measure: the answer through a room (delay, -10 dB, reverb) is
+    like the answer; a person's words over it are not, at any alignment."""
+    rng = np.random.default_rng(1)
+    answer = speech("The capital of France is Paris, a city on the Seine with many museums.")
+    user = speech("wait, stop. what is the time in tokyo?", voice="en-gb").astype(np.float64)
+    echo = np.convolve(answer.astype(np.float64), room_response(0.04, 10, 0.2, rng))
+    lag, ahead = 2400, 2 * FRAME
+    echoes, voices = [], []
+    for end in range(lag + GUARD_WINDOW, min(len(answer), len(user)) - ahead, 1600):
+        far = answer[end - GUARD_WINDOW - lag : end + ahead]
+        heard = echo[end - GUARD_WINDOW : end]
+        said = user[end - GUARD_WINDOW : end]
+        if np.sqrt(np.mean(heard**2)) > 100:
+            echoes.append(echo_likeness(heard.astype(np.int16), far))
+        if np.sqrt(np.mean(said**2)) > 400:  # the person is louder than the echo (-10 dB)
+            voices.append(echo_likeness((said + heard).astype(np.int16), far))
+    assert len(echoes) >= 10 and len(voices) >= 10
+    assert np.median(echoes) >= 0.9 and min(echoes) >= GUARD_LIKENESS, echoes
+    assert np.median(voices) <= 0.4 and max(voices) < GUARD_LIKENESS, voices
+    silent = np.zeros(GUARD_WINDOW + lag + ahead, np.int16)
+    assert echo_likeness(echo[:GUARD_WINDOW].astype(np.int16), silent) == 0.0
+
+
+def test_the_guard_withholds_echo_the_canceller_missed_and_lets_a_talker_through() -> None:
+    """An echo that arrives 15 ms before its reference says it was played (a driver that
+    misreports) is cancelled well for five seconds and then, for a moment, not at all (AEC3
+    loses it as it does on the rig): the guard takes those loud blocks for the speaker's sound
+    and the gate withholds them while the upload stays open; a talker over the answer goes on."""
+    rng = np.random.default_rng(0)
+    n = MIC_RATE * 6
+    far = rng.standard_normal(n) * 3000 * np.repeat(rng.random(n // 1600) > 0.3, 1600)
+    early = int(0.015 * MIC_RATE)
+    echo = np.convolve(far, room_response(0.0, 6, 0.1, rng))[early : n + early]
+    talk = MIC_RATE * 2  # then two more seconds of answer, with a talker over it
+    far = np.concatenate([far, rng.standard_normal(talk) * 3000])
+    echo = np.concatenate([echo, np.convolve(far, room_response(0.0, 6, 0.1, rng))[n + early :]])
+    talker = rng.standard_normal(talk) * 4000  # a sound of its own, louder than the echo
+    near = np.concatenate([echo[:n], echo[n : n + talk] + talker])
+    near = np.clip(near, -32768, 32767).astype(np.int16)
+    ref = EchoReference()
+    canceller = EchoCanceller(ref)
+    gate = EchoGate(
+        EchoMode.AEC, 300, lambda: True, learned=lambda: True, residual=canceller.residual
+    )
+    t0, played, ahead = 1000.0, (far / 32767).astype(np.float32), 5 * FRAME
+    ref.put(t0, played[:ahead], MIC_RATE)
+    passed: dict[str, list[bool]] = {"echo": [], "talker": []}
+    for i in range(0, len(near), 2 * FRAME):
+        for j in range(i + ahead, min(i + ahead + 2 * FRAME, len(far)), FRAME):
+            ref.put(t0 + j / MIC_RATE, played[j : j + FRAME], MIC_RATE)
+        out = canceller.process(AudioBlock(near[i : i + 2 * FRAME].tobytes(), i), t0 + i / MIC_RATE)
+        rms = np.sqrt(np.mean(np.frombuffer(out.pcm, np.int16).astype(np.float64) ** 2))
+        if i < n and rms >= GUARD_FLOOR_RMS:
+            passed["echo"].append(gate(out))
+        elif i >= n + GUARD_WINDOW:
+            passed["talker"].append(gate(out))
+    assert len(passed["echo"]) >= 20, "the canceller should have missed this echo for a moment"
+    assert sum(passed["echo"]) <= len(passed["echo"]) // 10, passed["echo"]
+    assert len(passed["talker"]) > 80 and all(passed["talker"]), passed["talker"]
+    assert gate.residual_blocked == canceller.stats.residual_blocks > 0
