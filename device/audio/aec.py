@@ -75,8 +75,8 @@ alone: it cannot sound like a user."""
 GUARD_LIKENESS = 0.8
 """The microphone's signal correlates this much with the speaker's sound: the speaker is at
 least 64 % of what it hears, so a loud output is the canceller's miss, not a voice (measured on
-the rig: a pure echo 0.74-0.99, median 0.95; a person talking over an answer median 0.12-0.16,
-90th percentile 0.18-0.49)."""
+the rig's 10 and 30 ms rooms: the echo alone, per answer, median 0.74-0.96; a person talking
+over an answer, per trial, median 0.12-0.16, 90th percentile 0.18-0.49)."""
 
 
 def _emphasis(x: Int16) -> npt.NDArray[np.float64]:
@@ -87,19 +87,19 @@ def _emphasis(x: Int16) -> npt.NDArray[np.float64]:
     return f
 
 
-def echo_likeness(out: Int16, far: Int16) -> float:
-    """How much of `out` is a copy of some stretch of `far`: the peak normalized
-    cross-correlation over every alignment of `out` inside `far` (0: unrelated, 1: a copy).
+def echo_likeness(heard: Int16, far: Int16) -> float:
+    """How much of `heard` is a copy of some stretch of `far`: the peak normalized
+    cross-correlation over every alignment of `heard` inside `far` (0: unrelated, 1: a copy).
 
-    `far` is the reference from `len(far) - len(out)` samples before `out` began; residual echo
-    is the reference through the room (a delay and a gain, a little reverberation) and
-    correlates at its delay, while a person's voice does not correlate with what the speaker
-    plays at any delay."""
-    w, span = len(out), len(far)
+    `far` is the reference from `len(far) - len(heard)` samples before `heard` began. The
+    speaker's sound in a room is the reference through a delay and a gain (and a little
+    reverberation) and correlates at that delay; a person's voice does not correlate with what
+    the speaker plays at any delay."""
+    w, span = len(heard), len(far)
     lags = span - w + 1
     if w == 0 or lags < 1:
         return 0.0
-    y = _emphasis(out)
+    y = _emphasis(heard)
     x = _emphasis(far)
     e_out = float(y @ y)
     if e_out <= 0.0:
