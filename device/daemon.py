@@ -290,14 +290,16 @@ class Daemon:
 
     async def _wait_audio(self, speaker: Speaker, mic: Microphone | None) -> None:
         """READY waits until audio flows: the microphone delivers (unless muted) and the speaker
-        pulls audio, or its first open failed (its error shows once idle). The supervisors keep
-        retrying meanwhile; after AUDIO_START_TIMEOUT_S the daemon goes on without them."""
+        pulls audio, or a device's first open failed (a missing or busy device: its error shows
+        at once, and waiting would only delay the service's start). The supervisors keep
+        retrying meanwhile; after AUDIO_START_TIMEOUT_S the daemon goes on without a device
+        that opened but delivers nothing."""
         loop = asyncio.get_running_loop()
         t0 = loop.time()
 
         def waiting_for() -> list[str]:
             out = []
-            if mic is not None and not mic.flowing:
+            if mic is not None and not mic.flowing and mic.supervisor.failed_opens == 0:
                 out.append("microphone")
             if not speaker.flowing and speaker.supervisor.failed_opens == 0:
                 out.append("speaker")
