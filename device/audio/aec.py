@@ -32,6 +32,7 @@ speaker's sound (`echo_likeness` of the microphone and the reference) is marked,
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,11 +73,14 @@ GUARD_AHEAD = 2 * FRAME
 GUARD_FLOOR_RMS = 200.0
 """Output quieter than this (about -44 dBFS; the simulator's VAD hears speech from 400) is left
 alone: it cannot sound like a user."""
+GUARD_REMOVED_DB = 6.0
+"""The canceller took this much or less out of the block: it missed. A person talking over an
+answer while the canceller works loses only the echo, which is most of the block only when the
+echo is louder than them (10 dB louder: 10.4 dB removed), so their blocks are never taken."""
 GUARD_LIKENESS = 0.8
-"""The microphone's signal correlates this much with the speaker's sound: the speaker is at
-least 64 % of what it hears, so a loud output is the canceller's miss, not a voice (measured on
-the rig's 10 and 30 ms rooms: the echo alone, per answer, median 0.74-0.96; a person talking
-over an answer, per trial, median 0.12-0.16, 90th percentile 0.18-0.49)."""
+"""...and the microphone's signal correlated this much with the speaker's sound (the speaker
+was at least 64 % of what it heard). On the rig: the echo alone, per answer, median 0.74-0.96;
+a person talking over an answer, per trial, median 0.12-0.16."""
 
 
 def _emphasis(x: Int16) -> npt.NDArray[np.float64]:
@@ -113,6 +117,29 @@ def echo_likeness(heard: Int16, far: Int16) -> float:
         return 0.0
     rho = np.abs(corr[valid]) / np.sqrt(e_out * e_far[valid])
     return float(rho.max())
+
+
+def residual_echo(heard: Int16, near: Int16, out: Int16, far: Callable[[], Int16]) -> bool:
+    """The residual-echo guard's verdict on one block: `near` as captured and `out` as
+    cancelled; `heard` the last GUARD_WINDOW samples of the microphone (ending with `near`);
+    `far()` the reference around them (GUARD_LAG_S before, GUARD_AHEAD after).
+
+    AEC3 loses the room now and then for a moment (the path's delay steps, double talk
+    misadapts its filter) and lets ~100 ms of echo through nearly whole; a server's voice
+    activity detection then hears the speaker as a user and cuts the answer off. A block is
+    taken for residual echo when its output is loud enough to be heard (`GUARD_FLOOR_RMS`), the
+    canceller removed little of it (`GUARD_REMOVED_DB`), and what the microphone heard was
+    mostly the speaker's sound (`GUARD_LIKENESS`). A person talking over the answer either makes
+    the microphone's signal unlike the reference or, when the speaker is louder than them,
+    leaves a block the canceller took most of."""
+    out_power = float(np.mean(out.astype(np.float64) ** 2))
+    if out_power < GUARD_FLOOR_RMS**2:
+        return False
+    near_power = float(np.mean(near.astype(np.float64) ** 2))
+    if near_power > out_power * 10 ** (GUARD_REMOVED_DB / 10):
+        return False  # the canceller did its work on this block
+    reference = far()
+    return bool(reference.any()) and echo_likeness(heard, reference) >= GUARD_LIKENESS
 
 
 class SampleClock:
@@ -275,24 +302,15 @@ class EchoCanceller:
         return AudioBlock(out.tobytes(), block.start)
 
     def _judge(self, near: Int16, out: Int16, start: int, captured_at: float) -> None:
-        """The residual-echo guard. AEC3 loses the room now and then for a moment (the path's
-        delay steps, double talk misadapts its filter) and lets ~100 ms of echo through nearly
-        whole; a server's voice activity detection then hears the speaker as a user and cuts
-        the answer off. The guard takes a block for residual echo when its output is loud
-        enough to be heard and what the microphone heard was mostly the speaker's sound
-        (`GUARD_LIKENESS`): a person talking over the answer makes the microphone's signal
-        unlike the reference, and their blocks go on."""
-        recent = np.concatenate((self._recent, near))[-GUARD_WINDOW:]
-        self._recent = recent
-        rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
-        if rms < GUARD_FLOOR_RMS:
-            return
-        lag = round(GUARD_LAG_S * MIC_RATE)
-        window_start = round(captured_at * MIC_RATE) + len(near) - GUARD_WINDOW
-        far = self.reference.window(window_start - lag, lag + GUARD_WINDOW + GUARD_AHEAD)
-        if not far.any():
-            return
-        if echo_likeness(recent, far) >= GUARD_LIKENESS:
+        """Run the residual-echo guard on this block; `residual` answers for it."""
+        self._recent = np.concatenate((self._recent, near))[-GUARD_WINDOW:]
+
+        def far() -> Int16:
+            lag = round(GUARD_LAG_S * MIC_RATE)
+            window_start = round(captured_at * MIC_RATE) + len(near) - GUARD_WINDOW
+            return self.reference.window(window_start - lag, lag + GUARD_WINDOW + GUARD_AHEAD)
+
+        if residual_echo(self._recent, near, out, far):
             self._residual.append(start)
             self.stats.residual_blocks += 1
 
