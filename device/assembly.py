@@ -148,7 +148,6 @@ def assemble(
         cfg.audio.echo_tail_ms,
         lambda: speaker.is_playing,
         learned=canceller.learned if canceller is not None else None,
-        residual=canceller.residual if canceller is not None else None,
         captured_at=mic.captured_at,
         heard_until=lambda: speaker.heard_until,
     )

@@ -21,18 +21,11 @@ out, 1 MiB of memory. livekit's `rtc.AudioProcessingModule` runs the same AEC3 a
 much on the rig, but costs 25 MiB and 0.4 s to import (a 30 MB wheel and protobuf) and 15-25 %
 more CPU per frame (README, "Talking over an answer"). Imported only when the mode is chosen.
 Noise suppression stays off (the wake word is tuned on the raw signal).
-
-A residual-echo guard follows the canceller: AEC3 now and then loses the room for a moment and
-lets ~100 ms of echo through nearly whole, which a server's voice activity detection takes for a
-user. A block whose output is still loud while what the microphone heard was mostly the
-speaker's sound (`echo_likeness` of the microphone and the reference) is marked, and the upload's
-`EchoGate` withholds it (`EchoCanceller.residual`). The wake word hears every block.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,82 +57,6 @@ DRIFT_ALPHA = 0.05
 LEAD_S = 0.01
 """The reference is read this much ahead of the capture time: a driver that reports its delays
 a little late must not make the echo arrive before its reference (AEC3 cannot cancel that)."""
-GUARD_WINDOW = 2048
-"""Samples of microphone signal (128 ms, ending with the block) the residual-echo guard judges."""
-GUARD_LAG_S = 0.15
-"""How far back in the reference the guard looks for what the microphone hears (the room's path
-plus what the drivers misreport); it also looks `GUARD_AHEAD` samples forward."""
-GUARD_AHEAD = 2 * FRAME
-GUARD_FLOOR_RMS = 200.0
-"""Output quieter than this (about -44 dBFS; the simulator's VAD hears speech from 400) is left
-alone: it cannot sound like a user."""
-GUARD_REMOVED_DB = 6.0
-"""The canceller took this much or less out of the block: it missed. A person talking over an
-answer while the canceller works loses only the echo, which is most of the block only when the
-echo is louder than them (10 dB louder: 10.4 dB removed), so their blocks are never taken."""
-GUARD_LIKENESS = 0.8
-"""...and the microphone's signal correlated this much with the speaker's sound (the speaker
-was at least 64 % of what it heard). On the rig: the echo alone, per answer, median 0.74-0.96;
-a person talking over an answer, per trial, median 0.12-0.16."""
-
-
-def _emphasis(x: Int16) -> npt.NDArray[np.float64]:
-    """Pre-emphasis (y[n] = x[n] - 0.95 x[n-1]): voiced speech's strong low harmonics make two
-    unrelated voices correlate by chance; their high-frequency detail does not."""
-    f = x.astype(np.float64)
-    f[1:] -= 0.95 * x[:-1]
-    return f
-
-
-def echo_likeness(heard: Int16, far: Int16) -> float:
-    """How much of `heard` is a copy of some stretch of `far`: the peak normalized
-    cross-correlation over every alignment of `heard` inside `far` (0: unrelated, 1: a copy).
-
-    `far` is the reference from `len(far) - len(heard)` samples before `heard` began. The
-    speaker's sound in a room is the reference through a delay and a gain (and a little
-    reverberation) and correlates at that delay; a person's voice does not correlate with what
-    the speaker plays at any delay."""
-    w, span = len(heard), len(far)
-    lags = span - w + 1
-    if w == 0 or lags < 1:
-        return 0.0
-    y = _emphasis(heard)
-    x = _emphasis(far)
-    e_out = float(y @ y)
-    if e_out <= 0.0:
-        return 0.0
-    n = 1 << (span + w - 1).bit_length()
-    corr = np.fft.irfft(np.conj(np.fft.rfft(y, n)) * np.fft.rfft(x, n), n)[:lags]
-    energy = np.concatenate(([0.0], np.cumsum(x * x)))
-    e_far = energy[w:] - energy[:-w]
-    valid = e_far > 1e-9 * w * 32767.0**2
-    if not valid.any():
-        return 0.0
-    rho = np.abs(corr[valid]) / np.sqrt(e_out * e_far[valid])
-    return float(rho.max())
-
-
-def residual_echo(heard: Int16, near: Int16, out: Int16, far: Callable[[], Int16]) -> bool:
-    """The residual-echo guard's verdict on one block: `near` as captured and `out` as
-    cancelled; `heard` the last GUARD_WINDOW samples of the microphone (ending with `near`);
-    `far()` the reference around them (GUARD_LAG_S before, GUARD_AHEAD after).
-
-    AEC3 loses the room now and then for a moment (the path's delay steps, double talk
-    misadapts its filter) and lets ~100 ms of echo through nearly whole; a server's voice
-    activity detection then hears the speaker as a user and cuts the answer off. A block is
-    taken for residual echo when its output is loud enough to be heard (`GUARD_FLOOR_RMS`), the
-    canceller removed little of it (`GUARD_REMOVED_DB`), and what the microphone heard was
-    mostly the speaker's sound (`GUARD_LIKENESS`). A person talking over the answer either makes
-    the microphone's signal unlike the reference or, when the speaker is louder than them,
-    leaves a block the canceller took most of."""
-    out_power = float(np.mean(out.astype(np.float64) ** 2))
-    if out_power < GUARD_FLOOR_RMS**2:
-        return False
-    near_power = float(np.mean(near.astype(np.float64) ** 2))
-    if near_power > out_power * 10 ** (GUARD_REMOVED_DB / 10):
-        return False  # the canceller did its work on this block
-    reference = far()
-    return bool(reference.any()) and echo_likeness(heard, reference) >= GUARD_LIKENESS
 
 
 class SampleClock:
@@ -265,8 +182,6 @@ class CancellerStats:
     """10 ms frames processed."""
     echo_frames: int = 0
     """Frames whose reference carried sound (the speaker was playing)."""
-    residual_blocks: int = 0
-    """Blocks the residual-echo guard took for echo (withheld from the upload)."""
 
 
 class EchoCanceller:
@@ -278,10 +193,6 @@ class EchoCanceller:
         self.reference = reference
         self._aec = pywebrtc_audio.EchoCanceller(sample_rate=MIC_RATE, num_channels=1)
         self.stats = CancellerStats()
-        self._recent = np.zeros(GUARD_WINDOW, np.int16)
-        """The last GUARD_WINDOW samples of the microphone (the guard's window)."""
-        self._residual: collections.deque[int] = collections.deque(maxlen=64)
-        """Starts of the recent blocks the guard took for echo."""
 
     def process(self, block: AudioBlock, captured_at: float) -> AudioBlock:
         """The block with the echo of what was playing at `captured_at` (its first sample's
@@ -298,25 +209,7 @@ class EchoCanceller:
                 self.stats.echo_frames += 1
             out[i : i + FRAME] = self._aec.process(near[i : i + FRAME], far[i : i + FRAME])
         self.stats.frames += n // FRAME
-        self._judge(near, out, block.start, captured_at)
         return AudioBlock(out.tobytes(), block.start)
-
-    def _judge(self, near: Int16, out: Int16, start: int, captured_at: float) -> None:
-        """Run the residual-echo guard on this block; `residual` answers for it."""
-        self._recent = np.concatenate((self._recent, near))[-GUARD_WINDOW:]
-
-        def far() -> Int16:
-            lag = round(GUARD_LAG_S * MIC_RATE)
-            window_start = round(captured_at * MIC_RATE) + len(near) - GUARD_WINDOW
-            return self.reference.window(window_start - lag, lag + GUARD_WINDOW + GUARD_AHEAD)
-
-        if residual_echo(self._recent, near, out, far):
-            self._residual.append(start)
-            self.stats.residual_blocks += 1
-
-    def residual(self, block: AudioBlock) -> bool:
-        """Whether the guard took this (recent, processed) block for the speaker's echo."""
-        return block.start in self._residual
 
     def learned(self) -> bool:
         """Whether the canceller has heard enough of the speaker to be trusted (LEARN_FRAMES)."""

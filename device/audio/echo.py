@@ -12,8 +12,7 @@ the gate was first asked (the wake chime while connecting), cannot slip its echo
 clock is injectable for tests. full_duplex keeps it open for headsets or hardware echo cancellation,
 and aec keeps it open because the microphone's blocks are already cancelled (device.audio.aec),
 once the canceller has learned the room (before that, the first answer after a start, it gates
-as half duplex does); then it withholds only the blocks the canceller's residual-echo guard
-took for the speaker's own sound.
+as half duplex does).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ class EchoGate:
         learned: Callable[[], bool] | None = None,
         captured_at: Callable[[AudioBlock], float] | None = None,
         heard_until: Callable[[], float] | None = None,
-        residual: Callable[[AudioBlock], bool] | None = None,
     ) -> None:
         """`learned()`: the echo canceller (echo_mode "aec") has learned the room; until it
         has, the gate closes while the speaker plays, as in half duplex. `captured_at(block)`:
@@ -46,22 +44,17 @@ class EchoGate:
         counts from there, not from when the block reached the loop, so a slow capture path
         cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
         was heard (monotonic), so a sound played before the gate was first asked (the wake
-        chime while connecting) still closes it for its tail. `residual(block)`: the echo
-        canceller's guard took this block for the speaker's own sound that it has not
-        cancelled (echo_mode "aec"): withheld while the upload is otherwise open."""
+        chime while connecting) still closes it for its tail."""
         self.mode = mode
         self._learned = learned
         self._captured_at = captured_at
         self._heard_until = heard_until
-        self._residual = residual
         self.tail_s = tail_ms / 1000.0
         self._is_playing = is_playing
         self._clock = clock
         self._last_playing: float | None = None
         self.blocked = 0
         """Blocks withheld from the consumer so far."""
-        self.residual_blocked = 0
-        """Of those, blocks withheld as residual echo while the upload was open (aec)."""
 
     def talks_over(self) -> bool:
         """Whether the upload stays open while the speaker plays (full duplex, or aec once the
@@ -89,8 +82,6 @@ class EchoGate:
     def __call__(self, block: AudioBlock) -> bool:
         captured = None if self._captured_at is None else self._captured_at(block)
         if self.is_open(captured):
-            if self._residual is None or not self._residual(block):
-                return True
-            self.residual_blocked += 1
+            return True
         self.blocked += 1
         return False

@@ -21,10 +21,9 @@ import pytest
 from device.audio.aec import EchoCanceller, EchoReference
 from device.audio.echo import EchoGate
 from device.audio.mic import Microphone
-from device.audio.queues import DropOldestQueue
 from device.audio.speaker import Speaker
 from device.config import AudioConfig
-from device.events import MIC_RATE, MODEL_RATE, AudioBlock
+from device.events import MIC_RATE, MODEL_RATE
 from device.simhw.pulse import VirtualSoundCard
 from device.simhw.room import EchoRoom
 from device.simulator.audio import EnergyVad, VadEvent
@@ -46,8 +45,6 @@ class Take:
     during: npt.NDArray[np.int16]
     """What was uploaded from the answer's start to its end (withheld blocks as silence)."""
     user_at: float | None
-    unguarded: npt.NDArray[np.int16] | None = None
-    """The same, through a gate without the residual-echo guard (when the station keeps one)."""
 
 
 class Station:
@@ -67,26 +64,10 @@ class Station:
             cfg.echo_tail_ms,
             lambda: speaker.is_playing,
             learned=self.canceller.learned if self.canceller is not None else None,
-            residual=self.canceller.residual if self.canceller is not None else None,
             captured_at=self.mic.captured_at,
             heard_until=lambda: speaker.heard_until,
         )
         self.upload = self.mic.add_consumer("upload", 100_000, gate=self.gate)
-        self.unguarded: DropOldestQueue[AudioBlock] | None = None
-
-    def keep_unguarded(self) -> None:
-        """Also keep what the upload would carry without the residual-echo guard (the bench's
-        baseline, from the same microphone blocks)."""
-        speaker = self.speaker
-        gate = EchoGate(
-            self.gate.mode,
-            round(self.gate.tail_s * 1000),
-            lambda: speaker.is_playing,
-            learned=self.canceller.learned if self.canceller is not None else None,
-            captured_at=self.mic.captured_at,
-            heard_until=lambda: speaker.heard_until,
-        )
-        self.unguarded = self.mic.add_consumer("unguarded", 100_000, gate=gate)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Station]:
@@ -105,8 +86,6 @@ class Station:
         mic = self.mic
         await asyncio.sleep(0.5)
         take_all(self.upload)
-        if self.unguarded is not None:
-            take_all(self.unguarded)
         start = mic.position
         self.speaker.play(answer.tobytes())
         player, user_at = None, None
@@ -120,16 +99,11 @@ class Station:
         if player is not None:
             await asyncio.to_thread(player.wait, 15)
         await wait_for(lambda: mic.position >= end + MIC_RATE // 5, 10, "the answer's tail")
-
-        def during(queue: DropOldestQueue[AudioBlock]) -> npt.NDArray[np.int16]:
-            out = np.zeros(end - start, np.int16)  # withheld blocks stay silent
-            for b in take_all(queue):
-                if b.start >= start and b.end <= end:
-                    out[b.start - start : b.end - start] = np.frombuffer(b.pcm, np.int16)
-            return out
-
-        unguarded = None if self.unguarded is None else during(self.unguarded)
-        return Take(during(self.upload), user_at, unguarded)
+        during = np.zeros(end - start, np.int16)  # withheld blocks stay silent
+        for b in take_all(self.upload):
+            if b.start >= start and b.end <= end:
+                during[b.start - start : b.end - start] = np.frombuffer(b.pcm, np.int16)
+        return Take(during, user_at)
 
 
 def power_db(x: npt.NDArray[np.int16]) -> float:

@@ -8,22 +8,16 @@ import pytest
 
 from device.audio.aec import (
     FRAME,
-    GUARD_FLOOR_RMS,
-    GUARD_LIKENESS,
-    GUARD_WINDOW,
     LEARN_FRAMES,
     REANCHOR_S,
     EchoCanceller,
     EchoReference,
     SampleClock,
-    echo_likeness,
-    residual_echo,
 )
 from device.audio.echo import EchoGate
 from device.config import AudioConfig, ConfigError, EchoMode, parse_config
 from device.events import MIC_RATE, AudioBlock
 from device.simhw.room import room_response
-from tests.conftest import SpeechFactory
 
 pytestmark = pytest.mark.unit
 
@@ -158,96 +152,3 @@ def test_the_canceller_removes_a_simulated_room_s_echo_and_keeps_the_talker() ->
     assert db(echo[late]) - db(y[late]) > 25
     talk = slice(4 * MIC_RATE + 1600, 5 * MIC_RATE)
     assert db(y[talk]) > db(talker[talk]) - 6
-
-
-def test_echo_likeness_tells_the_speaker_s_sound_from_a_person_talking_over_it(
-    speech: SpeechFactory,
-) -> None:
-    """The residual-echo guard's measure: the answer through a room (delay, -10 dB, reverb) is
-    like the answer; a person's words over it are not, at any alignment."""
-    rng = np.random.default_rng(1)
-    answer = speech("The capital of France is Paris, a city on the Seine with many museums.")
-    user = speech("wait, stop. what is the time in tokyo?", voice="en-gb").astype(np.float64)
-    echo = np.convolve(answer.astype(np.float64), room_response(0.04, 10, 0.2, rng))
-    lag, ahead = 2400, 2 * FRAME
-    echoes, voices = [], []
-    for end in range(lag + GUARD_WINDOW, min(len(answer), len(user)) - ahead, 1600):
-        far = answer[end - GUARD_WINDOW - lag : end + ahead]
-        heard = echo[end - GUARD_WINDOW : end]
-        said = user[end - GUARD_WINDOW : end]
-        if np.sqrt(np.mean(heard**2)) > 100:
-            echoes.append(echo_likeness(heard.astype(np.int16), far))
-        if np.sqrt(np.mean(said**2)) > 400:  # the person is louder than the echo (-10 dB)
-            voices.append(echo_likeness((said + heard).astype(np.int16), far))
-    assert len(echoes) >= 10 and len(voices) >= 10
-    assert np.median(echoes) >= 0.9 and min(echoes) >= GUARD_LIKENESS, echoes
-    assert np.median(voices) <= 0.4 and max(voices) < GUARD_LIKENESS, voices
-    silent = np.zeros(GUARD_WINDOW + lag + ahead, np.int16)
-    assert echo_likeness(echo[:GUARD_WINDOW].astype(np.int16), silent) == 0.0
-
-
-def test_the_guard_takes_only_a_loud_block_the_canceller_missed_while_the_speaker_was_heard(
-    speech: SpeechFactory,
-) -> None:
-    """The guard's verdict on constructed blocks: the echo passed through whole (a miss) is
-    taken; the same with the canceller's work done, or quiet, or a person louder than the
-    speaker's sound, or the speaker silent, is not."""
-    rng = np.random.default_rng(3)
-    answer = speech("The capital of France is Paris, a city on the Seine with many museums.")
-    user = speech("wait, stop. what is the time in tokyo?", voice="en-gb").astype(np.float64)
-    echo = np.convolve(answer.astype(np.float64), room_response(0.04, 10, 0.2, rng))
-    lag, ahead, block = 2400, 2 * FRAME, 2 * FRAME
-    verdicts: dict[str, list[bool]] = {k: [] for k in ("miss", "done", "quiet", "user", "mute")}
-    for end in range(lag + GUARD_WINDOW, min(len(answer), len(user)) - ahead, 1600):
-        far = answer[end - GUARD_WINDOW - lag : end + ahead]
-        heard = echo[end - GUARD_WINDOW : end]
-        said = user[end - GUARD_WINDOW : end] * 3  # a person close to the microphone
-        if np.sqrt(np.mean(heard[-block:] ** 2)) < 2 * GUARD_FLOOR_RMS:
-            continue
-        h16 = heard.astype(np.int16)
-        verdicts["miss"].append(residual_echo(h16, h16[-block:], h16[-block:], lambda f=far: f))
-        done = (heard[-block:] * 0.1).astype(np.int16)  # 20 dB removed
-        verdicts["done"].append(residual_echo(h16, h16[-block:], done, lambda f=far: f))
-        quiet = np.clip(h16[-block:], -100, 100)
-        verdicts["quiet"].append(residual_echo(h16, h16[-block:], quiet, lambda f=far: f))
-        silent = np.zeros_like(far)
-        verdicts["mute"].append(residual_echo(h16, h16[-block:], h16[-block:], lambda f=silent: f))
-        if np.sqrt(np.mean(said[-block:] ** 2)) > 4 * np.sqrt(np.mean(heard[-block:] ** 2)):
-            mix = (said + heard).astype(np.int16)
-            verdicts["user"].append(residual_echo(mix, mix[-block:], mix[-block:], lambda f=far: f))
-    assert all(len(v) >= 5 for v in verdicts.values()), {k: len(v) for k, v in verdicts.items()}
-    assert sum(verdicts["miss"]) >= 0.8 * len(verdicts["miss"]), verdicts["miss"]
-    assert not any(verdicts["done"] + verdicts["quiet"] + verdicts["user"] + verdicts["mute"])
-
-
-def test_the_guard_keeps_a_talker_quieter_than_the_speaker_while_the_canceller_works() -> None:
-    """On a real speaker the answer is often louder at the microphone than the person talking
-    over it: the microphone's signal is then mostly the speaker's sound, but the canceller takes
-    that out and what is left is the talker, whose blocks go on."""
-    rng = np.random.default_rng(2)
-    n = MIC_RATE * 6
-    far = rng.standard_normal(n) * 3000
-    echo = np.convolve(far, room_response(0.02, 0, 0.1, rng))[:n]  # as loud as it was played
-    talker = np.zeros(n)
-    talk = slice(4 * MIC_RATE, 5 * MIC_RATE)
-    talker[talk] = rng.standard_normal(MIC_RATE) * 1000  # 10 dB below the echo
-    near = np.clip(echo + talker, -32768, 32767).astype(np.int16)
-    ref = EchoReference()
-    canceller = EchoCanceller(ref)
-    gate = EchoGate(
-        EchoMode.AEC, 300, lambda: True, learned=lambda: True, residual=canceller.residual
-    )
-    t0, played, ahead = 1000.0, (far / 32767).astype(np.float32), 5 * FRAME
-    ref.put(t0, played[:ahead], MIC_RATE)
-    passed = []
-    for i in range(0, n, 2 * FRAME):
-        for j in range(i + ahead, min(i + ahead + 2 * FRAME, n), FRAME):
-            ref.put(t0 + j / MIC_RATE, played[j : j + FRAME], MIC_RATE)
-        out = canceller.process(AudioBlock(near[i : i + 2 * FRAME].tobytes(), i), t0 + i / MIC_RATE)
-        if talk.start <= i < talk.stop:
-            assert echo_likeness(
-                near[i + 2 * FRAME - GUARD_WINDOW : i + 2 * FRAME],
-                ref.window(round((t0 + i / MIC_RATE - 0.15) * MIC_RATE) + 2 * FRAME - GUARD_WINDOW, 2400 + GUARD_WINDOW + 2 * FRAME),
-            ) >= GUARD_LIKENESS  # fmt: skip
-            passed.append(gate(out))
-    assert len(passed) == 50 and all(passed), passed
