@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from device.audio.echo_room import effective_mode
+from device.audio.echo_room import AEC_MIN_ERLE_DB, effective_mode
 from device.config import Config, EchoMode
 from device.doctor.audio_io import tone_levels
 from device.doctor.gpio import configured_pins
@@ -157,17 +157,22 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
     assert speaker["status"] == "warn"  # configured full_duplex although the mic hears the speaker
     assert code == 0
     # The echo check measured the room and the canceller on it, and remembered the result for
-    # echo_mode = "auto": a loopback (no air, no reverberation) cancels well.
+    # echo_mode = "auto". PulseAudio's loopback holds its latency by resampling at a rate it
+    # keeps adjusting (README, "Talking over an answer"), so what the canceller removes varies
+    # from run to run: 25 dB or more in most CI runs, 21.8 dB in one. The recommendation must
+    # follow the measurement either way (simulated rooms that must get aec:
+    # tests/audio/test_echo_room.py); without a working canceller it would be ~0 dB.
     echo = _by_name(doc)["echo"]["numbers"]
     print(_by_name(doc)["echo"]["detail"])
-    assert echo["echo_heard"] is True and echo["erle_db"] >= 25
-    assert echo["recommended_echo_mode"] == "aec"
+    assert echo["echo_heard"] is True and echo["erle_db"] >= 15
+    mode = EchoMode.AEC if echo["erle_db"] >= AEC_MIN_ERLE_DB else EchoMode.HALF_DUPLEX
+    assert echo["recommended_echo_mode"] == mode.value
     assert abs(echo["echo_return_loss_db"]) < 6  # a loopback: the echo as loud as the sound
-    assert effective_mode(EchoMode.AUTO, tmp_path / "state") is EchoMode.AEC
+    assert effective_mode(EchoMode.AUTO, tmp_path / "state") is mode
     # --apply wrote the recommendation into the config file, the rest of it untouched.
-    assert "echo_mode = aec written to" in err
+    assert f"echo_mode = {mode.value} written to" in err
     edited = cfg.read_text()
-    assert 'echo_mode = "aec"' in edited and "full_duplex" not in edited
+    assert f'echo_mode = "{mode.value}"' in edited and "full_duplex" not in edited
     assert f'base_url = "{sim.base_url}"' in edited
     assert effective_mode(EchoMode.HALF_DUPLEX, tmp_path / "state") is EchoMode.HALF_DUPLEX
 
