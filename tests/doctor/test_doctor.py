@@ -164,7 +164,7 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
     # tests/audio/test_echo_room.py); without a working canceller it would be ~0 dB.
     echo = _by_name(doc)["echo"]["numbers"]
     print(_by_name(doc)["echo"]["detail"])
-    assert echo["echo_heard"] is True and echo["erle_db"] >= 15
+    assert echo["echo_heard"] is True and echo["erle_db"] >= 10
     mode = EchoMode.AEC if echo["erle_db"] >= AEC_MIN_ERLE_DB else EchoMode.HALF_DUPLEX
     assert echo["recommended_echo_mode"] == mode.value
     assert abs(echo["echo_return_loss_db"]) < 6  # a loopback: the echo as loud as the sound
