@@ -297,13 +297,16 @@ class Daemon:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
 
+        devices: list[tuple[str, Microphone | Speaker]] = [("speaker", speaker)]
+        if mic is not None:
+            devices.insert(0, ("microphone", mic))
+
         def waiting_for() -> list[str]:
-            out = []
-            if mic is not None and not mic.flowing and mic.supervisor.failed_opens == 0:
-                out.append("microphone")
-            if not speaker.flowing and speaker.supervisor.failed_opens == 0:
-                out.append("speaker")
-            return out
+            return [
+                name
+                for name, device in devices
+                if not device.flowing and device.supervisor.failed_opens == 0
+            ]
 
         next_report = AUDIO_REPORT_S
         while pending := waiting_for():
