@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from device.audio import devices, earcons
@@ -176,13 +177,23 @@ class _OutputStream:
             if self._abort("for a flush"):
                 self._start_again("after a flush")
 
-    def pause(self) -> None:
-        """Off the loop: stop calling back while there is nothing to play (idle)."""
+    def pause(self, still_idle: Callable[[], bool]) -> bool:
+        """Off the loop: stop calling back while there is nothing to play (idle); False if a
+        sound came meanwhile.
+
+        The loop decided to pause a moment ago; a sound queued since then must not lose what
+        the abort would drop. `still_idle` is asked again once the callback plays silence
+        (PAUSED): play() queues before it wakes a PAUSED stream, so a sound queued after that
+        second look restarts the stream and plays whole.
+        """
         with devices.LOCK:
-            if self.phase is not _Phase.RUNNING:
-                return
+            if self.phase is not _Phase.RUNNING or not still_idle():
+                return False
             self.phase = _Phase.PAUSED  # first: the callback plays silence, _finished ignores it
-            self._abort("while idle")
+            if not still_idle():
+                self.phase = _Phase.RUNNING
+                return False
+            return self._abort("while idle")
 
     def _abort(self, when: str) -> bool:
         """Stop the stream and drop what the device holds (devices.LOCK held); False (and
@@ -331,9 +342,18 @@ class Speaker:
                 stream is not None
                 and stream.phase is _Phase.RUNNING
                 and now - self._busy_at >= self.cfg.output_idle_pause_s
+                and await loop.run_in_executor(None, stream.pause, partial(self._idle, now))
             ):
-                await loop.run_in_executor(None, stream.pause)
                 log.debug("speaker: idle, output stream stopped")
+
+    def _idle(self, since: float) -> bool:
+        """Nothing queued and nothing asked of the speaker since `since` (any thread)."""
+        return (
+            self._busy_at <= since
+            and not self._hold
+            and self.buffer.is_empty()
+            and self.alert_buffer.is_empty()
+        )
 
     def hold_open(self, on: bool) -> None:
         """A conversation starts (True) or ends (False): keep the stream running meanwhile."""

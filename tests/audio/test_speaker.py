@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -112,10 +114,11 @@ async def test_flush_is_silent_at_once_and_drops_the_device_buffer(
     assert best_correlation(clip[: heard - 500], played[start : start + heard]) > 0.9
 
 
-async def test_after_barge_ins_a_long_answer_still_plays_gapless(
+async def _long_answer_after_barge_ins(
     sound_card: VirtualSoundCard, speaker: Speaker
-) -> None:
-    for _ in range(3):  # barge-ins: each aborts and restarts the stream
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+    """Three barge-ins (each aborts and restarts the stream), then a 6 s answer: (clip, heard)."""
+    for _ in range(3):
         speaker.play(chirp(1.0).tobytes())
         await asyncio.sleep(0.3)
         speaker.flush()
@@ -128,11 +131,37 @@ async def test_after_barge_ins_a_long_answer_still_plays_gapless(
             await asyncio.sleep(0.01)
         await asyncio.wait_for(speaker.drain(), 30)
         await asyncio.sleep(0.2)
-    played = rec.samples
+    return clip, rec.samples
+
+
+def _longest_gap(clip: npt.NDArray[np.int16], played: npt.NDArray[np.int16]) -> tuple[int, int]:
+    """(samples, where): the longest silence inside the clip as heard; asserts all was heard."""
     start = align(clip, played)
     sounding = loud(played[start : start + len(clip)])
-    assert int(sounding[-1] - sounding[0]) > len(clip) - 96  # all of it was heard ...
-    assert int(np.max(np.diff(sounding))) <= 24  # ... with no gap (only zero crossings)
+    assert int(sounding[-1] - sounding[0]) > len(clip) - 96  # all of it was heard
+    gaps = np.diff(sounding)
+    return int(np.max(gaps)), int(sounding[int(np.argmax(gaps))])
+
+
+async def test_after_barge_ins_a_long_answer_still_plays_gapless(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    """A restart that left the stream broken (a device buffer too small for the rig, audio
+    dropped at a cut) gaps every time. Once in ~60 runs on a shared VM the rig's PulseAudio
+    drops ~20 ms with nothing the speaker can see (no underrun, no PortAudio underflow; stalls
+    forced on the callback or on PulseAudio all show as underflows): such a run is reported
+    and the scenario played once more, which must be whole."""
+    clip, played = await _long_answer_after_barge_ins(sound_card, speaker)
+    gap, at = _longest_gap(clip, played)
+    if gap > 24 and speaker.underflows == 0 and speaker.underruns == 0:
+        warnings.warn(
+            f"rig: a {gap / MODEL_RATE * 1000:.0f} ms gap at {at / MODEL_RATE:.2f} s of the "
+            "answer with no underrun or underflow; playing the scenario again",
+            stacklevel=1,
+        )
+        clip, played = await _long_answer_after_barge_ins(sound_card, speaker)
+        gap, at = _longest_gap(clip, played)
+    assert gap <= 24, f"{gap} samples of silence at {at / MODEL_RATE:.3f} s"  # zero crossings
     assert best_correlation(clip, played) > 0.9
     assert speaker.underruns == 0
     assert speaker.supervisor.failures == 0  # the restarts were not taken for a dead device
@@ -253,6 +282,37 @@ async def test_idle_stream_stops_calling_back_and_the_next_sound_starts_it(
     start = align(clip, rec.samples)
     assert best_correlation(clip, rec.samples[start : start + len(clip)]) > 0.9
     assert spk.underruns == 0
+
+
+async def test_a_sound_queued_as_the_idle_pause_is_decided_plays_whole(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    """The idle pause is decided on the loop and done off it; a reply starting in between must
+    not lose what the pause's abort would drop (the device buffer) nor stall behind it."""
+    loop = asyncio.get_running_loop()
+    stream = speaker._stream
+    assert stream is not None
+    await wait_for(lambda: speaker.flowing, 20, "the output to flow")
+    clip = chirp(1.5)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        decided = time.monotonic()  # the idle loop decided to pause ...
+        speaker.play(clip.tobytes())  # ... a reply's first audio arrives ...
+        await asyncio.sleep(0.1)  # ... and is on its way to the DAC when the pause runs
+        assert not await loop.run_in_executor(None, stream.pause, lambda: speaker._idle(decided))
+        # A sound queued between the pause's two looks: the pause is called off, too.
+        looks = iter([True, False])
+        assert not await loop.run_in_executor(None, stream.pause, lambda: next(looks))
+        await asyncio.wait_for(speaker.drain(), 10)
+        await asyncio.sleep(0.2)
+    played = rec.samples
+    start = align(clip, played)
+    sounding = loud(played[start : start + len(clip)])
+    assert int(sounding[-1] - sounding[0]) > len(clip) - 96
+    assert int(np.max(np.diff(sounding))) <= 24
+    assert speaker.underruns == 0 and speaker.supervisor.failures == 0
+    # Idle for real: the same call pauses the stream.
+    assert await loop.run_in_executor(None, stream.pause, lambda: speaker._idle(time.monotonic()))
 
 
 def tone(hz: float, seconds: float, amp: float = 0.5) -> npt.NDArray[np.int16]:
