@@ -239,6 +239,11 @@ class Microphone:
         stream = self._stream
         return stream is not None and self.supervisor.ready.is_set() and stream.had_data
 
+    @property
+    def clock_reanchors(self) -> int:
+        """Times the capture timeline jumped to a report (a gap, or a clock it did not follow)."""
+        return self._clock.reanchors
+
     def captured_at(self, block: AudioBlock) -> float:
         """The monotonic time the block's first sample was captured (PortAudio's time info)."""
         return self._clock.time_of(block.start)

@@ -25,12 +25,29 @@ pytestmark = pytest.mark.unit
 def test_sample_clock_counts_through_jitter_and_reanchors_on_a_jump() -> None:
     clock = SampleClock(16000)
     clock.report(0, 100.0)
-    clock.report(1600, 100.1 + 0.004)  # 4 ms of jitter: counting wins
-    assert clock.time_of(3200) == pytest.approx(100.2)
+    clock.report(1600, 100.1 + 0.004)  # 4 ms of jitter: counting wins (it moves 2 % of it)
+    assert clock.time_of(3200) == pytest.approx(100.2, abs=0.0002)
     assert clock.reanchors == 0
     clock.report(4800, 100.3 + REANCHOR_S + 0.005)  # a gap: the reported time wins
     assert clock.reanchors == 1
     assert clock.time_of(4800) == pytest.approx(100.3 + REANCHOR_S + 0.005)
+
+
+@pytest.mark.parametrize("ppm", [0, 430, -300])
+def test_sample_clock_follows_a_device_clock_that_runs_fast_or_slow(ppm: int) -> None:
+    """The rig's 44.1 kHz microphone runs 430 ppm off the monotonic clock: counting alone drifts
+    20 ms in 47 s and then jumps back (a re-anchor), which the canceller has to find again."""
+    rng = np.random.default_rng(abs(ppm))
+    clock = SampleClock(16000)
+    period = (1 + ppm * 1e-6) / 16000
+    worst = 0.0
+    for count in range(0, 16000 * 150, 1280):  # 80 ms reads for 150 s, reports jitter ~2 ms
+        true = 100.0 + count * period
+        clock.report(count, true + rng.normal(0, 0.002))
+        if count > 16000 * 20:  # settled
+            worst = max(worst, abs(clock.time_of(count + 640) - (true + 640 * period)))
+    assert clock.reanchors == 0
+    assert worst < 0.002
 
 
 def test_the_reference_lands_where_it_was_heard_and_silence_elsewhere() -> None:

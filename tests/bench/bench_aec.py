@@ -6,7 +6,8 @@ feeding the speaker back into the mic at -10 dB (device.simhw.room: 30 and 60 ms
 through the filter pipes; 10 ms through PulseAudio's loopback, without reverberation):
 - echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
   it); per answer the echo reduction against the same room without the canceller (measured in
-  the same run) and whether the simulator's voice activity detection hears a turn in it;
+  the same run), whether the simulator's voice activity detection hears a turn in it, and the
+  timelines' events during it (reference restarts and shifts, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
   daemon's wake-word path at its barge-in threshold, on the raw (half duplex) and the cancelled
   (aec) microphone;
@@ -49,7 +50,12 @@ async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str,
         async with Station(card, aec=False).running() as plain:
             raw = await plain.answer(answer)
         async with Station(card, aec=True).running() as cancelled:
-            takes = [await cancelled.answer(answer) for _ in range(answers)]
+            takes, events = [], []
+            for _ in range(answers):
+                before = timeline_events(cancelled)
+                takes.append(await cancelled.answer(answer))
+                after = timeline_events(cancelled)
+                events.append([a - b for a, b in zip(after, before, strict=True)])
     erle = [round(power_db(raw.during) - power_db(t.during), 1) for t in takes]
     heard = [bool(vad_starts(t.during)) for t in takes]
     return {
@@ -58,9 +64,17 @@ async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str,
         "erle_db": erle,
         "erle_median_db": float(np.median(erle)),
         "answers_at_25db": sum(e >= 25 for e in erle),
+        "timeline_events": events,
         "answers_heard_as_speech": sum(heard),
         "without_aec_heard_as_speech": bool(vad_starts(raw.during)),
     }
+
+
+def timeline_events(station: Station) -> tuple[int, int, int]:
+    """(reference restarts, reference shifts, microphone clock re-anchors) so far."""
+    assert station.canceller is not None
+    ref = station.canceller.reference
+    return ref.restarts, ref.shifts, station.mic.clock_reanchors
 
 
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3")
