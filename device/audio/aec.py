@@ -49,7 +49,7 @@ FOLLOW_GAIN = 0.02
 """Share of a report's disagreement the counted time takes: the reports' jitter (about 2 ms on
 the rig) is averaged over ~50 reports."""
 RATE_GAIN = FOLLOW_GAIN**2 / 2
-"""Share of it the counted rate takes (a second-order loop, critically damped): a device clock
+"""Share of it the counted rate takes (a second-order loop damped as JACK's DLL): a device clock
 that runs fast or slow (the rig's 44.1 kHz microphone: 430 ppm; a USB microphone's crystal: tens
 to hundreds) is followed instead of drifting 20 ms and jumping back, which made the canceller
 find the echo again and let it through (bench_aec: 3 of the 4 answers under 25 dB in a run of
