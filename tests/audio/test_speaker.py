@@ -147,7 +147,7 @@ async def test_after_barge_ins_a_long_answer_still_plays_gapless(
     sound_card: VirtualSoundCard, speaker: Speaker
 ) -> None:
     """A restart that left the stream broken (a device buffer too small for the rig, audio
-    dropped at a cut) gaps every time. Once in ~60 runs on a shared VM the rig's PulseAudio
+    dropped at a cut) gaps every time. About once in 80 runs here (once in CI) the rig's PulseAudio
     drops ~20 ms with nothing the speaker can see (no underrun, no PortAudio underflow; stalls
     forced on the callback or on PulseAudio all show as underflows): such a run is reported
     and the scenario played once more, which must be whole."""
