@@ -86,20 +86,18 @@ class SampleClock:
 
     def report(self, count: int, at: float) -> None:
         """Sample `count` was at monotonic time `at`."""
-        if self._time is None:
-            self._count, self._time = count, at
-            return
-        predicted = self.time_of(count)
-        error = at - predicted
-        if abs(error) > REANCHOR_S:
+        if self._time is not None:
+            predicted = self.time_of(count)
+            error = at - predicted
+            if abs(error) <= REANCHOR_S:  # follow: a share of the error now, the rate over time
+                samples = count - self._count
+                self._count, self._time = count, predicted + FOLLOW_GAIN * error
+                if samples > 0:
+                    period = self._period + RATE_GAIN * error / samples
+                    self._period = min(max(period, 0.99 / self.rate), 1.01 / self.rate)
+                return
             self.reanchors += 1
-            self._count, self._time = count, at
-            return
-        samples = count - self._count
-        self._count, self._time = count, predicted + FOLLOW_GAIN * error
-        if samples > 0:
-            period = self._period + RATE_GAIN * error / samples
-            self._period = min(max(period, 0.99 / self.rate), 1.01 / self.rate)
+        self._count, self._time = count, at
 
     def time_of(self, count: int) -> float:
         """The monotonic time of sample `count` (the last anchor's count when never reported)."""
