@@ -305,11 +305,7 @@ async def test_a_sound_queued_as_the_idle_pause_is_decided_plays_whole(
         assert not await loop.run_in_executor(None, stream.pause, lambda: next(looks))
         await asyncio.wait_for(speaker.drain(), 10)
         await asyncio.sleep(0.2)
-    played = rec.samples
-    start = align(clip, played)
-    sounding = loud(played[start : start + len(clip)])
-    assert int(sounding[-1] - sounding[0]) > len(clip) - 96
-    assert int(np.max(np.diff(sounding))) <= 24
+    assert _longest_gap(clip, rec.samples)[0] <= 24  # all heard, no gap
     assert speaker.underruns == 0 and speaker.supervisor.failures == 0
     # Idle for real: the same call pauses the stream.
     assert await loop.run_in_executor(None, stream.pause, lambda: speaker._idle(time.monotonic()))
