@@ -140,14 +140,26 @@ class FrameTrigger:
             self._stage is not None and score >= self._stage.gate
         )
 
+    def needs_mels(self, score: float) -> bool:
+        """Whether `update` will read the newest mel rows (enrolled-only: the voiceprints)."""
+        return self._enrolled_only and bool(self._voices) and score >= GATE
+
     def _accepts(
-        self, score: float, noise_level: float | None, embeddings: Float32 | None
+        self,
+        score: float,
+        noise_level: float | None,
+        embeddings: Float32 | None,
+        mels: Float32 | None,
     ) -> tuple[bool, str | None, bool]:
         """Does this frame count towards a detection, which enrolled voice matched, and was it
         the second stage that accepted a score below the threshold."""
         match = None
         if embeddings is not None and self._voices and score >= GATE:
-            match = best_match(self._voices, embeddings)
+            # Enrolled-only: the window must also sound like the voice (its voiceprint).
+            prints = mels if self._enrolled_only else None
+            if self._enrolled_only and mels is None:
+                raise ValueError("enrolled-only mode needs the mel rows (needs_mels)")
+            match = best_match(self._voices, embeddings, prints)
         voice = None if match is None else match[0]
         if self._enrolled_only and voice is None:
             return False, None, False
@@ -165,9 +177,11 @@ class FrameTrigger:
         frame_end: int,
         noise_level: float | None = None,
         embeddings: Float32 | None = None,
+        mels: Float32 | None = None,
     ) -> WakeDetected | None:
-        """Feed the score (and the newest embeddings) of the frame ending at sample `frame_end`."""
-        accepted, voice, by_stage = self._accepts(score, noise_level, embeddings)
+        """Feed the score (and the newest embeddings and mel rows, when `needs_embeddings` and
+        `needs_mels` ask for them) of the frame ending at sample `frame_end`."""
+        accepted, voice, by_stage = self._accepts(score, noise_level, embeddings, mels)
         if not accepted or frame_end < self._blocked_until:
             self._run = 0
             return None
@@ -278,8 +292,10 @@ class Detector:
         self.last_score = score
         if self.on_score is not None:
             self.on_score(score, frame_end)
-        emb = self.model.embeddings if self.trigger.needs_embeddings(score) else None
-        return self.trigger.update(score, frame_end, self.model.noise_level, emb)
+        trigger = self.trigger
+        emb = self.model.embeddings if trigger.needs_embeddings(score) else None
+        mels = self.model.mels if trigger.needs_mels(score) else None
+        return trigger.update(score, frame_end, self.model.noise_level, emb, mels)
 
     def feed(self, block: AudioBlock) -> None:
         """Hand a block to the scoring thread (loop thread; the oldest is dropped when the thread
@@ -383,6 +399,13 @@ def build_detector(cfg: WakewordConfig, state_dir: Path) -> Detector:
         )
     elif voices:
         log.info("enrolled voices: %s", ", ".join(v.name for v in voices))
+    old = [v.name for v in voices if v.prints is None]
+    if cfg.who_can_wake is WakeAudience.ENROLLED and old:
+        log.warning(
+            "enrolled before voiceprints, so other voices saying the wake word can pass as: %s "
+            "(enroll again: livespeaker wakeword enroll --name NAME)",
+            ", ".join(old),
+        )
     try:
         stop_word: StopWord | None = StopWord.load()
     except ValueError as exc:

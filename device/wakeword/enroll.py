@@ -4,7 +4,8 @@ Each take is checked first (a bad take is refused with the reason, so a guided s
 it again): loud enough, not clipped, about as long as a wake word, and recognisable as the wake
 word by the base model at all. Then each take and a few copies of it (light noise, a small room,
 `augment.variants`) run through the same feature pipeline as the daemon; the embedding windows
-around the frame where the base model scored highest become the voice's templates.
+around the frame where the base model scored highest become the voice's templates, and the
+voiceprints at the same frames their prints.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from device.events import MIC_RATE
 from device.wakeword.augment import active_power, variants
 from device.wakeword.features import FRAME_SAMPLES
 from device.wakeword.models import WakeModel
-from device.wakeword.verifier import WINDOW, VoiceVerifier, check_name, unit_rows
+from device.wakeword.verifier import WINDOW, VoiceVerifier, check_name, unit_rows, voiceprint
 
 Int16 = npt.NDArray[np.int16]
 Float32 = npt.NDArray[np.float32]
@@ -57,18 +58,21 @@ def _speech_span(take: Int16, floor: int) -> float:
     return (idx[-1] - idx[0]) / MIC_RATE if len(idx) else 0.0
 
 
-def _scan(model: WakeModel, take: Int16) -> tuple[npt.NDArray[np.float32], Float32]:
-    """Base scores and embeddings per frame of the take, padded with silence on both sides."""
+def _scan(model: WakeModel, take: Int16) -> tuple[npt.NDArray[np.float32], Float32, Float32]:
+    """Base scores, embeddings and voiceprints per frame of the take, padded with silence on
+    both sides."""
     pad = np.zeros(int(PAD_S * MIC_RATE), np.int16)
     audio = np.concatenate([pad, take, pad])
     n = len(audio) // FRAME_SAMPLES
     model.reset()
     scores = np.zeros(n, np.float32)
     embs = np.zeros((n, 96), np.float32)
+    prints = np.zeros((n, 64), np.float32)
     for k in range(n):
         scores[k] = model.score(audio[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES])
         embs[k] = model.embeddings[-1]
-    return scores, embs
+        prints[k] = voiceprint(model.mels)
+    return scores, embs, prints
 
 
 def check_take(model: WakeModel, take: Int16) -> TakeReport:
@@ -85,26 +89,29 @@ def check_take(model: WakeModel, take: Int16) -> TakeReport:
         raise BadTake(f"too short ({speech:.2f} s): say the whole wake word")
     if speech > MAX_SPEECH_S:
         raise BadTake(f"too long ({speech:.1f} s): say only the wake word, once")
-    scores, _ = _scan(model, take)
+    scores, _, _ = _scan(model, take)
     peak = float(scores.max())
     if peak < MIN_PEAK:
         raise BadTake(f"not recognised as {model.name!r} (score {peak:.3f}): say it again clearly")
     return TakeReport(float(level), speech, clipped, peak)
 
 
-def templates(model: WakeModel, take: Int16, seed: int = 0) -> Float32:
-    """Embedding windows of a take and its variants at the base model's best frames."""
+def templates(model: WakeModel, take: Int16, seed: int = 0) -> tuple[Float32, Float32]:
+    """Embedding windows of a take and its variants at the base model's best frames, and the
+    voiceprint of each."""
     out: list[Float32] = []
+    marks: list[Float32] = []
     for i, v in enumerate(variants(take, seed)):
-        scores, embs = _scan(model, v)
+        scores, embs, prints = _scan(model, v)
         best = int(np.argmax(scores))
         for s in SHIFTS:
             end = best + s + 1
             if end - WINDOW >= 0 and end <= len(embs):
                 out.append(embs[end - WINDOW : end])
+                marks.append(prints[end - 1])
         if i == 0 and not out:
             raise BadTake("too close to the start of the recording")
-    return unit_rows(np.stack(out))
+    return unit_rows(np.stack(out)), np.stack(marks)
 
 
 def enroll(name: str, takes: Sequence[Int16], model: WakeModel) -> VoiceVerifier:
@@ -117,6 +124,8 @@ def enroll(name: str, takes: Sequence[Int16], model: WakeModel) -> VoiceVerifier
             check_take(model, take)
         except BadTake as exc:
             raise BadTake(f"take {i}: {exc}") from None
-    stacked = np.concatenate([templates(model, t, seed=i) for i, t in enumerate(takes)])
+    made = [templates(model, t, seed=i) for i, t in enumerate(takes)]
     model.reset()
-    return VoiceVerifier(name, stacked)
+    return VoiceVerifier(
+        name, np.concatenate([t for t, _ in made]), np.concatenate([p for _, p in made])
+    )

@@ -8,6 +8,7 @@ openWakeWord 0.6's `AudioFeatures` for 80 ms frames, on the same two TFLite mode
 - per frame, the mel spectrogram of the frame and the 480 samples before it (8 new rows of 32
   bands, transformed `x / 10 + 2` as openWakeWord does);
 - one 96-value embedding of the newest 76 mel rows per frame;
+- the newest 240 mel rows (2.4 s) stay readable (`mels`): enrolled voices' prints read them;
 - the classifier reads the newest `n` embeddings (16 for the built-in models).
 
 A test checks that the scores equal openWakeWord's `Model.predict` frame for frame.
@@ -33,6 +34,8 @@ MEL_BANDS = 32
 EMBEDDING_SIZE = 96
 HISTORY = 32
 """Embeddings kept (2.56 s): more than any classifier or verifier window reads."""
+MEL_HISTORY = 240
+"""Mel rows kept (2.4 s): the wake word and the noise before it, for enrolled voices' prints."""
 
 Float32 = npt.NDArray[np.float32]
 Int16 = npt.NDArray[np.int16]
@@ -58,7 +61,7 @@ class Features:
         self._noise = noise_embeddings(models)
         self._filter = rows_filter
         self._raw = np.zeros(FRAME_SAMPLES + CONTEXT_SAMPLES, np.float32)
-        self._mels = np.ones((MEL_WINDOW, MEL_BANDS), np.float32)
+        self._mels = np.ones((MEL_HISTORY, MEL_BANDS), np.float32)
         self._embeddings = np.zeros((HISTORY, EMBEDDING_SIZE), np.float32)
         self._frames = 0
         self.reset()
@@ -75,6 +78,11 @@ class Features:
     def embeddings(self) -> Float32:
         """The newest embeddings, oldest first (HISTORY x 96; a view, copy to keep)."""
         return self._embeddings
+
+    @property
+    def mels(self) -> Float32:
+        """The newest mel rows, oldest first (MEL_HISTORY x 32; a view, copy to keep)."""
+        return self._mels
 
     def window(self, n: int) -> Float32:
         """The newest `n` embeddings as the classifier's input (1 x n x 96)."""
@@ -99,7 +107,7 @@ class Features:
         self._mels[:-n] = self._mels[n:]
         self._mels[-n:] = rows
         self._embeddings[:-1] = self._embeddings[1:]
-        self._embeddings[-1] = self._embed(self._mels[None, :, :, None])[0]
+        self._embeddings[-1] = self._embed(self._mels[None, -MEL_WINDOW:, :, None])[0]
 
     def _embed(self, windows: Float32) -> Float32:
         emb = self._emb

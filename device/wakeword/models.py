@@ -156,6 +156,11 @@ class WakeModel:
         return self._features.embeddings
 
     @property
+    def mels(self) -> npt.NDArray[np.float32]:
+        """The newest mel rows (oldest first, 10 ms each), what enrolled voices' prints read."""
+        return self._features.mels
+
+    @property
     def noise_level(self) -> float | None:
         """The noise suppressor's background level (log-mel units, 1 = 10 dB); None when off."""
         return self._denoiser.noise_level if self._denoiser is not None else None

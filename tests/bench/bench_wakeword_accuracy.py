@@ -10,7 +10,8 @@ and a held-out part, every condition, >= 2 h of negatives. Prints, for the held-
 - each held-out voice enrolled from 4 takes: recall of its other renditions per condition (and
   'alone': the same renditions with nobody enrolled), false
   accepts per hour over all negatives (its own ordinary speech included), and in enrolled-only
-  mode the share of other voices' wake words it accepts.
+  mode the share of other voices' wake words it accepts ('others') and of its own renditions
+  ('own', mean over conditions).
 Writes bench-results/wakeword_accuracy.json. `--ci` runs CI's reduced set instead.
 """
 
@@ -81,7 +82,7 @@ def curve(results: Results) -> list[dict[str, float]]:
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
     """One line per enrolled voice."""
     lines = [
-        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'alone':>7}{'FA/h':>7}{'near':>7}{'others':>8}"
+        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'alone':>7}{'FA/h':>7}{'near':>7}{'others':>8}{'own':>6}"
     ]
     for e in found:
         worst = min(e.recall, key=lambda k: e.recall[k])
@@ -90,7 +91,7 @@ def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
             f"{np.mean(list(e.recall.values())):>7.0%}{np.mean(list(e.without.values())):>7.0%}"
             f"{e.false_accepts / e.hours:>7.2f}"
             f"{e.near_accepts / max(e.near_clips, 1):>7.0%}"
-            f"{e.others_accepted:>8.1%}   worst: {worst}"
+            f"{e.others_accepted:>8.1%}{np.mean(list(e.only.values())):>6.0%}   worst: {worst}"
         )
     return lines
 

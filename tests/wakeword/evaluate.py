@@ -25,7 +25,7 @@ import numpy.typing as npt
 from device.config import WakeAudience, WakewordConfig
 from device.events import MIC_RATE
 from device.wakeword.detector import FrameTrigger
-from device.wakeword.features import FRAME_SAMPLES, HISTORY
+from device.wakeword.features import FRAME_SAMPLES, HISTORY, MEL_HISTORY
 from device.wakeword.models import WakeModel, resolve_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
 from device.wakeword.verifier import VoiceVerifier
@@ -37,29 +37,40 @@ AFTER = MIC_RATE
 
 @dataclass(frozen=True)
 class Analysis:
-    """Per 80 ms frame of a stream: the base score and the newest embedding."""
+    """Per 80 ms frame of a stream: the base score, the newest embedding and the frame's mel
+    rows."""
 
     scores: npt.NDArray[np.float32]
     embeddings: npt.NDArray[np.float16]
+    mels: npt.NDArray[np.float16]
+    """n x ROWS x 32: the mel rows each frame added (what voiceprints read)."""
+
+
+ROWS = 8
+"""Mel rows per 80 ms frame."""
 
 
 def analyse(stream: Stream) -> Analysis:
     """Features and base scores of a stream (cached by a hash of its audio)."""
     digest = hashlib.sha256(stream.audio.tobytes()).hexdigest()[:24]
-    path = ROOT / "analysis" / f"{VERSION}-{digest}.npz"
+    path = ROOT / "analysis" / f"{VERSION}-m-{digest}.npz"
     if path.exists():
         with np.load(path) as z:
-            return Analysis(z["scores"], z["embeddings"])
+            return Analysis(z["scores"], z["embeddings"], z["mels"])
     model = WakeModel(resolve_model("hey_jarvis"))
     scores: list[float] = []
     embs: list[npt.NDArray[np.float32]] = []
+    mels: list[npt.NDArray[np.float32]] = []
     for frame in frames_of(stream):
         scores.append(model.score(frame))
         embs.append(model.embeddings[-1].copy())
-    a = Analysis(np.array(scores, np.float32), np.array(embs, np.float16))
+        mels.append(model.mels[-ROWS:].copy())
+    a = Analysis(
+        np.array(scores, np.float32), np.array(embs, np.float16), np.array(mels, np.float16)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, scores=a.scores, embeddings=a.embeddings)
+    np.savez(tmp, scores=a.scores, embeddings=a.embeddings, mels=a.mels)
     tmp.replace(path)
     return a
 
@@ -153,6 +164,8 @@ def daemon(
     stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
     trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
+    mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
+    frames = MEL_HISTORY // ROWS
     dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)
     for k in range(n):
@@ -160,7 +173,12 @@ def daemon(
         if trigger.needs_embeddings(score):
             lo = max(0, k + 1 - HISTORY)
             window[HISTORY - (k + 1 - lo) :] = a.embeddings[lo : k + 1]
-        hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window)
+        if trigger.needs_mels(score):
+            lo = max(0, k + 1 - frames)
+            mels[:] = 1.0  # as the detector's history starts
+            rows = a.mels[lo : k + 1].reshape(-1, mels.shape[1])
+            mels[MEL_HISTORY - len(rows) :] = rows
+        hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window, mels)
         if hit is not None:
             dets.append(((k + 1) * FRAME_SAMPLES, hit.voice, hit.end))
     return _result(stream, dets)
@@ -239,6 +257,8 @@ class Enrolled:
     near_accepts: int
     near_clips: int
     others_accepted: float
+    only: dict[str, float]
+    """Enrolled-only mode: the voice's own renditions recalled, per condition."""
 
 
 def enrolled(
@@ -249,6 +269,7 @@ def enrolled(
     only = cfg.model_copy(update={"who_can_wake": WakeAudience.ENROLLED})
     recall: dict[str, float] = {}
     without: dict[str, float] = {}
+    only_recall: dict[str, float] = {}
     fa, hours, others, n_others, near, n_near = 0, 0.0, 0, 0, 0, 0
     for spec, stream, a in results:
         if spec.kind == "near":
@@ -271,4 +292,17 @@ def enrolled(
         ro = daemon(stream, a, only, [verifier])
         others += sum(h > 0 for h, m in zip(ro.hits, mine, strict=True) if not m)
         n_others += sum(not m for m in mine)
-    return Enrolled(str(voice), recall, without, fa, hours, near, n_near, others / max(n_others, 1))
+        only_recall[spec.condition] = float(
+            np.mean([h > 0 for h, m in zip(ro.hits, mine, strict=True) if m])
+        )
+    return Enrolled(
+        str(voice),
+        recall,
+        without,
+        fa,
+        hours,
+        near,
+        n_near,
+        others / max(n_others, 1),
+        only_recall,
+    )

@@ -9,7 +9,8 @@ reaches the product's clean target (90 %) and floors as measured in the noise an
 (the 70 % target per condition is not met in all of them: README); an enrolled voice is recalled
 clean every time and over all conditions far more often than without enrollment, at the same
 false-accept bound. How often enrolled-only mode lets another
-voice's wake word pass is printed ('others'), not asserted: it misses the product's target.
+voice's wake word pass is printed ('others', with the voice's own renditions it keeps: 'own'),
+not asserted: it misses the product's target.
 """
 
 from __future__ import annotations
