@@ -53,7 +53,12 @@ def list_voices(state: Path) -> int:
             print(f"{p.stem}: unreadable ({exc})")
             continue
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime))
-        print(f"{v.name}: enrolled {when}, {len(v.templates)} templates")
+        prints = (
+            "voiceprints"
+            if v.prints is not None
+            else "no voiceprints: enroll again for who_can_wake = 'enrolled'"
+        )
+        print(f"{v.name}: enrolled {when}, {len(v.templates)} templates, {prints}")
     return 0
 
 

@@ -146,6 +146,15 @@ def bare(stream: Stream, a: Analysis, threshold: float = 0.5, refractory_s: floa
     return accepted(stream, a.scores >= threshold, refractory_s)
 
 
+def mel_history(a: Analysis, k: int, out: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The detector's mel history (MEL_HISTORY rows) after frame `k`, into `out`."""
+    lo = max(0, k + 1 - MEL_HISTORY // ROWS)
+    out[:] = 1.0  # as the detector's history starts
+    rows = a.mels[lo : k + 1].reshape(-1, out.shape[1])
+    out[MEL_HISTORY - len(rows) :] = rows
+    return out
+
+
 @functools.cache
 def _second_stage(enabled: bool, noise_suppression: bool) -> SecondStage | None:
     cfg = WakewordConfig(second_stage=enabled, noise_suppression=noise_suppression)
@@ -165,7 +174,6 @@ def daemon(
     trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
-    frames = MEL_HISTORY // ROWS
     dets: list[tuple[int, str | None, int | None]] = []
     n = len(a.scores)
     for k in range(n):
@@ -174,10 +182,7 @@ def daemon(
             lo = max(0, k + 1 - HISTORY)
             window[HISTORY - (k + 1 - lo) :] = a.embeddings[lo : k + 1]
         if trigger.needs_mels(score):
-            lo = max(0, k + 1 - frames)
-            mels[:] = 1.0  # as the detector's history starts
-            rows = a.mels[lo : k + 1].reshape(-1, mels.shape[1])
-            mels[MEL_HISTORY - len(rows) :] = rows
+            mel_history(a, k, mels)
         hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window, mels)
         if hit is not None:
             dets.append(((k + 1) * FRAME_SAMPLES, hit.voice, hit.end))

@@ -131,15 +131,18 @@ def test_a_voice_enrolled_before_voiceprints_still_wakes_it(
 ) -> None:
     """A voice file of format 1 (templates, no prints) is read; enrolled-only mode says that it
     cannot tell other voices from it until it is enrolled again."""
+    state = tmp_path / "state"  # as _config() sets it
     model = load_model("hey_jarvis")
     voice = enroll("alice", [say(ALICE, WAKE, t, s) for t, s in TAKES], model)
     assert voice.prints is not None and voice.prints.shape == (len(voice.templates), 64)
     old = VoiceVerifier("alice", voice.templates)
-    old.save(voices_dir(tmp_path))
-    with np.load(voices_dir(tmp_path) / "alice.npz") as z:
+    old.save(voices_dir(state))
+    with np.load(voices_dir(state) / "alice.npz") as z:
         assert int(z["format"]) == 1 and "prints" not in z.files
+    listed = livespeaker(_config(tmp_path), "list").stdout
+    assert "alice" in listed and "no voiceprints: enroll again" in listed
     cfg = WakewordConfig(who_can_wake=WakeAudience.ENROLLED)
-    det = build_detector(cfg, tmp_path)
+    det = build_detector(cfg, state)
     assert [v.prints for v in det.trigger.voices] == [None]
     assert "enrolled before voiceprints" in caplog.text and "alice" in caplog.text
     bob = np.concatenate(
@@ -151,8 +154,8 @@ def test_a_voice_enrolled_before_voiceprints_still_wakes_it(
         for h in det.process(AudioBlock(bob[i : i + 320].tobytes(), i))
     ]
     assert [h.voice for h in hits] == ["alice"]  # as before prints: the templates alone decide
-    voice.save(voices_dir(tmp_path))  # enrolled again: format 2, and Bob is told apart
-    det = build_detector(cfg, tmp_path)
+    voice.save(voices_dir(state))  # enrolled again: format 2, and Bob is told apart
+    det = build_detector(cfg, state)
     hits = [
         h
         for i in range(0, len(bob) - 320, 320)
