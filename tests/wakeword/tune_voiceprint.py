@@ -1,12 +1,12 @@
-"""Choose `verifier.PRINT_MATCH` on the tuning voices only (not a test):
+"""Choose `verifier.PRINT_MATCH` and `verifier.QUIET_DB` on the tuning voices only (not a test):
 
     uv run python -m tests.wakeword.tune_voiceprint
 
 Each tuning voice (corpus.TUNE_VOICES) is enrolled from four takes and, in enrolled-only mode, the
 daemon path is scored on three renditions of every tuning voice in CI's conditions (clean, room,
 far field, 10 dB white / pink / babble / music / TV noise): its own renditions recalled, and the
-share of the other voices' wake words it lets through, for each candidate distance (`verifier.PRINT_MATCH`) and quiet level (`verifier.QUIET_DB`). The held-out
-voices play no part.
+share of the other voices' wake words it lets through, for each candidate distance and quiet
+level. The held-out voices play no part.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from tests.wakeword import corpus, evaluate
 
 CANDIDATES = (
     *((d, q) for q in (15.0, 25.0) for d in (1.5, 2.0, 2.5)),
-    (1e9, 0.0),
+    (np.inf, 0.0),
 )
-"""(PRINT_MATCH, QUIET_DB); 1e9: no voiceprint check (the embedding templates alone)."""
+"""(PRINT_MATCH, QUIET_DB); inf: no voiceprint check (the embedding templates alone)."""
 
 
 def main() -> None:
