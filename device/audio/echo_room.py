@@ -33,8 +33,17 @@ Int16 = npt.NDArray[np.int16]
 FILE = "echo.json"
 AEC_MIN_ERLE_DB = 25.0
 """The canceller must remove this much of the echo for `auto` (and doctor) to choose aec."""
-HEARD_CORRELATION = 0.2
-"""The recording counts as carrying the echo above this normalised cross-correlation."""
+HEARD_CORRELATION = 0.3
+"""The recording counts as carrying the echo when its half-second pieces correlate with the
+probe's (each at its own delay) above this, in the median over the probe's loud pieces."""
+CHUNK_S = 0.5
+"""The probe is followed piece by piece: an echo path whose delay wanders while it plays (a
+resampling loopback, two sample clocks, a loaded machine) decorrelates a single 6 s match."""
+MAX_WANDER_S = 0.1
+STEADY_MS = 10.0
+"""Above this much wander of the echo's delay while the probe played, the measurement says
+nothing about the room's own path (the canceller cannot follow it): never aec on it."""
+"""Pieces found further than this from the median delay are chance matches, not the echo."""
 MAX_DELAY_S = 1.0
 """How long after the signal was sent its echo is searched for (device buffers included: the
 doctor plays through a 0.3 s buffer, and a USB speaker or a Bluetooth-like path adds more)."""
@@ -58,13 +67,17 @@ class EchoMeasurement:
     heard: bool
     """The microphone hears the speaker."""
     delay_ms: float | None
-    """From the signal's start in the recording to its echo (devices and air)."""
+    """From the signal's start in the recording to its echo (devices and air): the median over
+    the probe's pieces."""
     erl_db: float | None
     """Echo return loss: how much quieter the echo is than what was played."""
     erle_db: float | None
     """How much of the echo the canceller removed once it had learned (the probe's second half)."""
     recommended: EchoMode
     measured_at: float
+    wander_ms: float | None = None
+    """How far the echo's delay moved while the probe played (0 on a fixed path; a resampling
+    loopback or a loaded machine moves it, and the canceller then removes less)."""
 
 
 def _db(x: npt.NDArray[np.floating] | Int16) -> float:
@@ -80,22 +93,58 @@ def measure(signal: Int16, recorded: Int16, played_at: int = 0) -> EchoMeasureme
     span = len(a) + int(MAX_DELAY_S * MIC_RATE)
     if len(b) < span:
         raise ValueError("the recording is shorter than the signal and its echo")
-    b = b[:span]
-    size = 1 << (len(a) + len(b)).bit_length()
-    xc = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)[: len(b) - len(a)]
-    lag = int(np.argmax(np.abs(xc)))
-    seg = b[lag : lag + len(a)]
-    corr = float(abs(xc[lag]) / (np.linalg.norm(a) * np.linalg.norm(seg) + 1e-9))
-    if corr < HEARD_CORRELATION:
+    lags, corrs, erl = _follow(a, b[:span])
+    found = corrs >= HEARD_CORRELATION
+    lag = int(np.median(lags[found])) if found.any() else 0
+    steady = found & (np.abs(lags - lag) <= MAX_WANDER_S * MIC_RATE)
+    if 2 * int(steady.sum()) < len(corrs):  # most of the probe is not in the recording
         return EchoMeasurement(False, None, None, None, EchoMode.FULL_DUPLEX, now)
-    erl = _db(a) - _db(seg)
+    wander = float(np.ptp(lags[steady])) / MIC_RATE * 1000
+    seg = b[lag : lag + len(a)]
     residual = _cancel(signal, recorded[played_at:], lag)
     tail = slice(len(a) // 2, len(a))
     erle = _db(seg[tail]) - _db(residual[lag:][tail])
-    mode = EchoMode.AEC if erle >= AEC_MIN_ERLE_DB else EchoMode.HALF_DUPLEX
+    steady_path = wander <= STEADY_MS
+    mode = EchoMode.AEC if erle >= AEC_MIN_ERLE_DB and steady_path else EchoMode.HALF_DUPLEX
     return EchoMeasurement(
-        True, round(lag / MIC_RATE * 1000, 1), round(erl, 1), round(erle, 1), mode, now
+        True,
+        round(lag / MIC_RATE * 1000, 1),
+        round(erl, 1),
+        round(erle, 1),
+        mode,
+        now,
+        round(wander, 1),
     )
+
+
+def _follow(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float]:
+    """Each loud CHUNK_S piece of the probe `a` found in the recording `b`: its delay and its
+    normalised correlation there; and how much quieter (dB) what was found is than the pieces."""
+    n = int(CHUNK_S * MIC_RATE)
+    reach = len(b) - len(a)
+    size = 1 << (n + n + reach).bit_length()
+    pieces = [a[s : s + n] for s in range(0, len(a) - n + 1, n)]
+    loudest = max(float(np.mean(p**2)) for p in pieces)
+    lags: list[int] = []
+    corrs: list[float] = []
+    sent: list[npt.NDArray[np.float64]] = []
+    found: list[npt.NDArray[np.float64]] = []
+    for i, piece in enumerate(pieces):
+        if float(np.mean(piece**2)) < loudest / 100:  # a pause in the speech
+            continue
+        window = b[i * n : i * n + n + reach]
+        xc = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(piece, size)), size)
+        xc = xc[: reach + 1]
+        lag = int(np.argmax(np.abs(xc)))
+        there = window[lag : lag + n]
+        lags.append(lag)
+        corrs.append(float(abs(xc[lag]) / (np.linalg.norm(piece) * np.linalg.norm(there) + 1e-9)))
+        sent.append(piece)
+        found.append(there)
+    erl = _db(np.concatenate(sent)) - _db(np.concatenate(found)) if found else 0.0
+    return np.array(lags, np.int64), np.array(corrs), erl
 
 
 def _cancel(signal: Int16, recorded: Int16, lag: int) -> Int16:

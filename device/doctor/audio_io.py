@@ -47,32 +47,51 @@ class Played:
 
     frames: int
     underflows: int
+    input_frame: int = 0
+    """How many microphone frames had been recorded when the playback began (where to look for
+    its echo in the recording, however late the microphone stream started)."""
 
 
-def capture(device: int, rate: int, seconds: float, *, timeout: float | None = None) -> Captured:
+class _Recorder:
+    """What a recording callback hands over: a copy of each block, counted."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.frames = 0
+        self.overflows = 0
+
+    def callback(self, indata: Any, frames: int, t: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        self.chunks.append(bytes(indata))
+        self.frames += frames
+
+
+def capture(
+    device: int,
+    rate: int,
+    seconds: float,
+    *,
+    timeout: float | None = None,
+    recorder: _Recorder | None = None,
+) -> Captured:
     """Record `seconds` of mono int16 from `device` at `rate`."""
     import sounddevice as sd
 
     want = int(seconds * rate)
-    chunks: list[bytes] = []
-    overflows = [0]
-
-    def callback(indata: Any, frames: int, t: Any, status: Any) -> None:
-        if status.input_overflow:
-            overflows[0] += 1
-        chunks.append(bytes(indata))
-
+    rec = recorder or _Recorder()
     deadline = time.monotonic() + (timeout if timeout is not None else seconds * 3 + 5)
     with sd.InputStream(
-        device=device, samplerate=rate, channels=1, dtype="int16", callback=callback
+        device=device, samplerate=rate, channels=1, dtype="int16", callback=rec.callback
     ):
-        while sum(len(c) for c in chunks) // 2 < want:
+        while rec.frames < want:
             if time.monotonic() > deadline:
-                got = sum(len(c) for c in chunks) // 2
-                raise AudioTimeout(f"microphone delivered {got / rate:.2f} s of {seconds:.2f} s")
+                raise AudioTimeout(
+                    f"microphone delivered {rec.frames / rate:.2f} s of {seconds:.2f} s"
+                )
             time.sleep(0.02)
-    data = np.frombuffer(b"".join(chunks), np.int16)[:want].copy()
-    return Captured(data, overflows[0])
+    data = np.frombuffer(b"".join(rec.chunks), np.int16)[:want].copy()
+    return Captured(data, rec.overflows)
 
 
 def play_while_capturing(
@@ -86,7 +105,9 @@ def play_while_capturing(
     warmup_s: float = 0.5,
     tail_s: float = 1.0,
 ) -> tuple[Played, Captured]:
-    """Record throughout; after `lead_s` play `warmup_s` silence, `signal`, `tail_s` silence."""
+    """Record throughout; once `lead_s` is recorded, play `warmup_s` silence, `signal`, `tail_s`
+    silence. The lead is counted in recorded frames, not slept: a loaded machine can take a second
+    to start a stream, and the echo must still be found where the playback began."""
     import sounddevice as sd
 
     # Blocking writes into a generous device buffer: a loaded machine (or a Pi Zero) must not turn
@@ -101,33 +122,42 @@ def play_while_capturing(
         ]
     )
     total_s = lead_s + len(pcm) / out_rate + 1.0
+    recorder = _Recorder()
     rec_result: list[Captured] = []
     errors: list[BaseException] = []
 
-    def recorder() -> None:
+    def record() -> None:
         try:
-            rec_result.append(capture(in_device, in_rate, total_s))
+            rec_result.append(capture(in_device, in_rate, total_s, recorder=recorder))
         except BaseException as exc:  # reported to the caller below
             errors.append(exc)
 
-    rec = threading.Thread(target=recorder, name="doctor-capture", daemon=True)
-    rec.start()
-    time.sleep(lead_s)
+    thread = threading.Thread(target=record, name="doctor-capture", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + lead_s * 3 + 5
+    while recorder.frames < lead_s * in_rate and not errors and thread.is_alive():
+        if time.monotonic() > deadline:
+            raise AudioTimeout(
+                f"microphone delivered {recorder.frames / in_rate:.2f} s of {lead_s:.2f} s"
+            )
+        time.sleep(0.01)
+    input_frame = recorder.frames
     written = underflows = 0
-    with sd.OutputStream(
-        device=out_device, samplerate=out_rate, channels=1, dtype="int16", latency=0.3
-    ) as stream:
-        for off in range(0, len(pcm), block):
-            if stream.write(pcm[off : off + block].reshape(-1, 1)):
-                underflows += 1
-            written = off + block
-    rec.join(total_s * 3 + 10)
+    if not errors:
+        with sd.OutputStream(
+            device=out_device, samplerate=out_rate, channels=1, dtype="int16", latency=0.3
+        ) as stream:
+            for off in range(0, len(pcm), block):
+                if stream.write(pcm[off : off + block].reshape(-1, 1)):
+                    underflows += 1
+                written = off + block
+    thread.join(total_s * 3 + 10)
     if errors:
         raise errors[0]
     if not rec_result:
         raise AudioTimeout("microphone recording did not finish")
     tone = max(0, min(written - int(out_rate * warmup_s), len(signal)))
-    return Played(tone, underflows), rec_result[0]
+    return Played(tone, underflows, input_frame), rec_result[0]
 
 
 def dbfs(x: npt.NDArray[np.floating[Any]] | float) -> Any:

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from device.audio.echo_room import AEC_MIN_ERLE_DB, effective_mode
+from device.audio.echo_room import AEC_MIN_ERLE_DB, STEADY_MS, EchoMeasurement, effective_mode, load
 from device.config import Config, EchoMode
 from device.doctor.audio_io import tone_levels
+from device.doctor.echo import ATTEMPTS
 from device.doctor.gpio import configured_pins
 from device.doctor.result import SCHEMA, CheckResult, CheckStatus, Report
 from device.simhw.pulse import VirtualSoundCard
@@ -159,12 +160,20 @@ def test_doctor_hears_echo_and_recommends_half_duplex(
     # The echo check measured the room and the canceller on it, and remembered the result for
     # echo_mode = "auto". PulseAudio's loopback holds its latency by resampling at a rate it
     # keeps adjusting (README, "Talking over an answer"), so what the canceller removes varies
-    # from run to run: 25 dB or more in most CI runs, 21.8 dB in one. The recommendation must
-    # follow the measurement either way (simulated rooms that must get aec:
-    # tests/audio/test_echo_room.py); without a working canceller it would be ~0 dB.
-    echo = _by_name(doc)["echo"]["numbers"]
-    print(_by_name(doc)["echo"]["detail"])
-    assert echo["echo_heard"] is True and echo["erle_db"] >= 10
+    # from run to run: 25 dB or more in most CI runs, 21.8 dB in one. On a busy machine the
+    # loopback's delay wanders by 30-60 ms within the probe and the canceller removes 5-10 dB:
+    # such a measurement is taken again (echo.STEADY_MS). The recommendation must follow the
+    # measurement either way (simulated rooms that must get aec: tests/audio/test_echo_room.py);
+    # without a working canceller it would be ~0 dB.
+    check = _by_name(doc)["echo"]
+    echo = check["numbers"]
+    print(check["detail"])
+    assert echo["echo_heard"] is True and 1 <= echo["measurements"] <= ATTEMPTS
+    if echo["echo_delay_wander_ms"] <= STEADY_MS:
+        assert echo["erle_db"] >= 10
+    else:  # three busy measurements in a row: said so, and never aec
+        assert echo["measurements"] == ATTEMPTS and check["status"] == "warn"
+        assert "wandered" in check["detail"] and echo["recommended_echo_mode"] == "half_duplex"
     mode = EchoMode.AEC if echo["erle_db"] >= AEC_MIN_ERLE_DB else EchoMode.HALF_DUPLEX
     assert echo["recommended_echo_mode"] == mode.value
     assert abs(echo["echo_return_loss_db"]) < 6  # a loopback: the echo as loud as the sound
@@ -281,3 +290,48 @@ def test_gpio_check_warns_when_the_daemon_holds_the_pins() -> None:
         held.close()
     assert result.status is CheckStatus.WARN
     assert "button GPIO23 is in use" in result.detail
+
+
+WANDER_CASES = [
+    # delay wander of each measurement taken, how many were taken, the one kept, check status
+    ([0.5], 1, 0.5, "pass"),
+    ([40.0, 3.0], 2, 3.0, "pass"),
+    ([40.0, 25.0, 60.0], 3, 25.0, "warn"),
+]
+
+
+@pytest.mark.parametrize("case", WANDER_CASES)
+def test_the_echo_check_measures_again_while_the_delay_wanders(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    case: tuple[list[float], int, float, str],
+) -> None:
+    """A measurement taken while the machine was busy (the echo's delay wandered) is taken again,
+    up to ATTEMPTS times; the steadiest is kept, remembered, and reported with its count."""
+    from device.doctor import echo
+    from device.doctor.context import DoctorContext
+
+    wanders, taken, kept, status = case
+
+    def measurement(wander: float) -> EchoMeasurement:
+        erle = 40.0 if wander <= STEADY_MS else 8.0
+        mode = EchoMode.AEC if wander <= STEADY_MS else EchoMode.HALF_DUPLEX
+        return EchoMeasurement(True, 220.0, 0.0, erle, mode, 0.0, wander)
+
+    queue = [measurement(w) for w in wanders]
+    monkeypatch.setattr(echo, "_measure_once", lambda ctx: queue.pop(0))
+    cfg = Config.model_validate({"state_dir": str(tmp_path)})
+    result = echo.check(
+        DoctorContext(cfg, input_device=1, output_device=2, input_rate=16000, output_rate=48000)
+    )
+    assert not queue and result.numbers["measurements"] == taken
+    assert result.numbers["echo_delay_wander_ms"] == kept and result.status.value == status
+    saved = load(tmp_path)
+    assert saved is not None and saved.wander_ms == kept
+    if taken == ATTEMPTS:
+        assert "wandered 25 ms or more in each of 3 measurements" in result.detail
+    elif taken > 1:
+        assert (
+            "measured 2 times: the delay wandered 40 ms before a steady measurement"
+            in result.detail
+        )
