@@ -393,7 +393,7 @@ activate() {
 # (Re)starts the unit and waits for it: with Type=notify, `systemctl start` returns once the
 # daemon sent READY=1 (or failed). Then the same invocation must stay active for $3 seconds.
 start_and_wait() {
-  local verb=$1 timeout=$2 settle=$3 state inv deadline
+  local verb=$1 timeout=$2 settle=$3 state inv now deadline
   local rc=0
   timeout "$timeout" systemctl "$verb" "$UNIT" 2>/dev/null || rc=$?
   if [ $rc -ne 0 ]; then
@@ -409,8 +409,10 @@ start_and_wait() {
   deadline=$((SECONDS + settle))
   while [ $SECONDS -lt "$deadline" ]; do
     sleep 0.5
-    state=$(systemctl show -p ActiveState --value "$UNIT")
-    if [ "$state" != active ] || [ "$(systemctl show -p InvocationID --value "$UNIT")" != "$inv" ]; then
+    # A query systemd did not answer (busy on a loaded host) is asked again, not read as a stop.
+    state=$(systemctl show -p ActiveState --value "$UNIT") || continue
+    now=$(systemctl show -p InvocationID --value "$UNIT") || continue
+    if [ "$state" != active ] || [ "$now" != "$inv" ]; then
       note "the service stopped or restarted after reporting ready (state $state)"; return 1
     fi
   done
