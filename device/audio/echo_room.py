@@ -40,10 +40,10 @@ CHUNK_S = 0.5
 """The probe is followed piece by piece: an echo path whose delay wanders while it plays (a
 resampling loopback, two sample clocks, a loaded machine) decorrelates a single 6 s match."""
 MAX_WANDER_S = 0.1
+"""Pieces found further than this from the median delay are chance matches, not the echo."""
 STEADY_MS = 10.0
 """Above this much wander of the echo's delay while the probe played, the measurement says
 nothing about the room's own path (the canceller cannot follow it): never aec on it."""
-"""Pieces found further than this from the median delay are chance matches, not the echo."""
 MAX_DELAY_S = 1.0
 """How long after the signal was sent its echo is searched for (device buffers included: the
 doctor plays through a 0.3 s buffer, and a USB speaker or a Bluetooth-like path adds more)."""

@@ -47,9 +47,11 @@ def check(ctx: DoctorContext) -> CheckResult:
             return device_failed(NAME, "test signal", exc)
         except ValueError as exc:  # e.g. a recording cut short
             return CheckResult(NAME, CheckStatus.WARN, f"echo not measured: {exc}")
-        if kept is None or _wander(m) < _wander(kept):
+        # A measurement that heard the echo beats one that did not (the echo was there), and
+        # among those the steadiest wins.
+        if kept is None or (not m.heard, _wander(m)) < (not kept.heard, _wander(kept)):
             kept = m
-        if _wander(m) <= STEADY_MS:
+        if _wander(m) <= STEADY_MS:  # steady, or nothing heard this time
             break
         wandered.append(_wander(m))
     assert kept is not None
@@ -84,9 +86,9 @@ def check(ctx: DoctorContext) -> CheckResult:
             detail += f" (less than {AEC_MIN_ERLE_DB:.0f} dB: keep half_duplex)"
         if _wander(m) > STEADY_MS:
             detail += (
-                f"; the echo's delay wandered {_wander(m):.0f} ms or more in each of {taken} "
-                "measurements (a busy machine or a resampling audio path): measure again when "
-                "the speaker is idle"
+                f"; the echo's delay wandered {_wander(m):.0f} ms while the probe played (the "
+                f"steadiest of {taken} measurements; a busy machine or a resampling audio path): "
+                "measure again when the speaker is idle"
             )
         elif wandered:
             detail += (
