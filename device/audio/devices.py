@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from device.audio import alsa_log
+
 log = logging.getLogger(__name__)
 
 PA_DEVICE_UNAVAILABLE = -9985
@@ -92,7 +94,9 @@ class StreamFormat:
 
 
 def _sd() -> Any:
-    import sounddevice
+    alsa_log.install()  # before PortAudio starts
+    with alsa_log.listing():  # PortAudio starts with its import, trying every ALSA PCM
+        import sounddevice
 
     return sounddevice
 
@@ -239,7 +243,8 @@ def reinitialize() -> bool:
         if _open_streams:
             return False
         sd = _sd()
-        sd._terminate()
-        sd._initialize()
+        with alsa_log.listing():
+            sd._terminate()
+            sd._initialize()
         log.debug("PortAudio re-initialised: %d devices", len(sd.query_devices()))
         return True

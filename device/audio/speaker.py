@@ -48,7 +48,7 @@ from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from device.audio import devices, earcons
+from device.audio import alsa_log, devices, earcons
 from device.audio.convert import SpeakerConverter
 from device.audio.devices import Direction, StreamFormat
 from device.audio.playback import PlaybackBuffer
@@ -303,7 +303,13 @@ class Speaker:
                     tg.create_task(self._pause_when_idle(), name="speaker-idle")
         finally:
             self._stream = None
-            log.info("speaker: %d underruns, %d device underflows", self.underruns, self.underflows)
+            alsa = alsa_log.summary()
+            log.info(
+                "speaker: %d underruns, %d device underflows%s",
+                self.underruns,
+                self.underflows,
+                f"; alsa-lib messages left out: {alsa}" if alsa else "",
+            )
 
     @contextlib.asynccontextmanager
     async def running(self, open_timeout_s: float = 15.0) -> AsyncIterator[Speaker]:
