@@ -18,6 +18,7 @@ from device.events import (
     Usage,
 )
 from device.live.link import Link
+from device.live.model_audio import ModelAudioIn
 from device.privacy.transcripts import Transcripts
 
 log = logging.getLogger("device.live.session")
@@ -28,6 +29,7 @@ class TurnLog:
 
     def __init__(self, transcripts: Transcripts | None = None) -> None:
         self._transcripts = transcripts or Transcripts(False)
+        self.audio = ModelAudioIn()
         self.user_text: list[str] = []
         self.model_text: list[str] = []
 
@@ -42,8 +44,10 @@ class TurnLog:
             out.append(InputTranscribed(sc.input_transcription.text))
         for part in sc.model_turn.parts or [] if sc.model_turn else []:
             if part.inline_data and part.inline_data.data:
-                link.answer_audio(len(part.inline_data.data))
-                out.append(ModelAudio(part.inline_data.data))
+                pcm = self.audio.take(part.inline_data.mime_type, part.inline_data.data)
+                if pcm:
+                    link.answer_audio(len(pcm))
+                    out.append(ModelAudio(pcm))
         if sc.output_transcription and sc.output_transcription.text:
             link.turn_started()
             link.received_text(sc.output_transcription.text)
@@ -51,10 +55,15 @@ class TurnLog:
             out.append(OutputTranscribed(sc.output_transcription.text))
         if sc.interrupted:
             link.end_turn()
+            self.audio.end_turn()  # what the resampler held of the interrupted answer: dropped
             out.append(ServerInterrupted())
         if sc.generation_complete:
             out.append(GenerationCompleted())
         if sc.turn_complete:
+            tail = self.audio.end_turn()
+            if tail:
+                link.answer_audio(len(tail))
+                out.append(ModelAudio(tail))
             link.end_turn()
             out.append(TurnCompleted(self._log_turn(usage)))
         return out
