@@ -124,7 +124,7 @@ SIM_API_KEY = "sim-test-key"
 
 @contextlib.asynccontextmanager
 async def running_simulator(
-    certs: CertFiles, *, realtime_factor: float, hold_turn_complete: bool
+    certs: CertFiles, *, realtime_factor: float, hold_turn_complete: bool, answer_rate: int = 24000
 ) -> AsyncIterator[LiveSimulator]:
     """A Live API simulator on 127.0.0.1 (TLS) accepting SIM_API_KEY, stopped afterwards."""
     sim = LiveSimulator(
@@ -132,6 +132,7 @@ async def running_simulator(
         api_keys=[SIM_API_KEY],
         realtime_factor=realtime_factor,
         hold_turn_complete=hold_turn_complete,
+        answer_rate=answer_rate,
     )
     await sim.start()
     try:

@@ -149,6 +149,16 @@ def speak(text: str) -> bytes:
     return _tones(text)
 
 
+def resample_pcm(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """int16 mono PCM at another rate (the whole reply at once)."""
+    import soxr
+
+    x = np.frombuffer(pcm, np.int16).astype(np.float32)
+    y = np.asarray(soxr.resample(x, from_rate, to_rate), np.float32)
+    out: bytes = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+    return out
+
+
 def _tones(text: str) -> bytes:
     """One 120 ms tone per word (pitch from the word), 40 ms gaps: deterministic, speech-like."""
     out: list[npt.NDArray[np.int16]] = []

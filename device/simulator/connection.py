@@ -14,7 +14,14 @@ from websockets.exceptions import ConnectionClosed
 
 from device.simulator import brain
 from device.simulator import protocol as p
-from device.simulator.audio import OUT_RATE, EnergyVad, VadEvent, speak, speech_seconds
+from device.simulator.audio import (
+    OUT_RATE,
+    EnergyVad,
+    VadEvent,
+    resample_pcm,
+    speak,
+    speech_seconds,
+)
 from device.simulator.faults import Fault, FaultAction, When
 
 if TYPE_CHECKING:
@@ -301,14 +308,17 @@ class SimConnection:
 
     async def _speak(self, text: str) -> None:
         pcm = await asyncio.to_thread(speak, text)
-        step = OUT_RATE * self.sim.chunk_ms // 1000 * 2
+        rate = self.sim.answer_rate
+        if rate != OUT_RATE:
+            pcm = resample_pcm(pcm, OUT_RATE, rate)
+        step = rate * self.sim.chunk_ms // 1000 * 2
         chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
         words = text.split()
         per = max(1, -(-len(words) // max(1, len(chunks))))
         loop = asyncio.get_running_loop()
         started = loop.time()
         for i, chunk in enumerate(chunks):
-            await self.send(p.audio_chunk(chunk))
+            await self.send(p.audio_chunk(chunk, rate))
             if piece := words[i * per : (i + 1) * per]:
                 await self.send(p.content(outputTranscription={"text": " ".join(piece) + " "}))
             await self._check_reply_faults(i + 1)
@@ -317,7 +327,7 @@ class SimConnection:
             await self.send(p.content(outputTranscription={"text": " ".join(rest)}))
         await self.send(p.content(generationComplete=True))
         if self.sim.hold_turn_complete:
-            playing = len(pcm) / 2 / OUT_RATE
+            playing = len(pcm) / 2 / rate
             await asyncio.sleep(max(0.0, playing - (loop.time() - started)))
 
     # --- faults -------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ class LiveSimulator:
         go_away_time_left_s: float = 5.0,
         max_frame_bytes: int = 16 * 1024 * 1024,
         chunk_ms: int = 100,
+        answer_rate: int = 24000,
     ) -> None:
         self.certs = certs
         self.models = {p.strip_model(m) for m in models}
@@ -103,6 +104,9 @@ class LiveSimulator:
         self.go_away_time_left_s = go_away_time_left_s
         self.max_frame_bytes = max_frame_bytes
         self.chunk_ms = chunk_ms
+        self.answer_rate = answer_rate
+        """The sample rate of the reply audio, as its `audio/pcm;rate=N` label says (the service
+        sends 24 kHz; another rate tests a client that reads the label)."""
         self.connections: list[ConnectionRecord] = []
         self.faults: list[Fault] = []
         self.utterances = UtteranceBook()

@@ -12,8 +12,9 @@ import pytest
 
 from device.simhw.pulse import VirtualSoundCard, read_wav
 from device.simhw.speech import synthesize
+from device.simulator.certs import CertFiles
 from device.simulator.server import LiveSimulator
-from tests.conftest import SIM_API_KEY
+from tests.conftest import SIM_API_KEY, running_simulator
 from tests.live.helpers import KEY
 from tests.simhw.test_rig import best_correlation
 
@@ -68,6 +69,26 @@ async def test_second_ask_process_resumes_and_remembers(
     assert rc == 0, err
     assert out.strip() == "You have not asked me anything before."
     assert simulator.connections[2].resumed_from is None
+
+
+async def test_a_reply_sent_at_16_khz_is_played_at_its_own_speed(
+    tls_certs: CertFiles, tmp_path: Path
+) -> None:
+    """The server labels its audio `audio/pcm;rate=16000` instead of 24000: the reply is
+    resampled, not played 1.5x fast (device/live/model_audio.py)."""
+    async with running_simulator(
+        tls_certs, realtime_factor=20.0, hold_turn_complete=False, answer_rate=16000
+    ) as sim:
+        cfg = _write_config(sim.base_url, sim.certs.ca, tmp_path)
+        wav = tmp_path / "reply.wav"
+        rc, out, err = await _livespeaker(
+            "--config", str(cfg), "ask", "What is the capital of Brazil?", "--wav", str(wav)
+        )
+    assert rc == 0, err
+    samples, rate = read_wav(wav)
+    expected = synthesize(out.strip(), 24000)
+    assert rate == 24000 and abs(len(samples) - len(expected)) < 24000 * 0.02
+    assert best_correlation(expected, samples) > 0.9
 
 
 async def test_ask_turn_loop_reads_stdin_until_q(simulator: LiveSimulator, tmp_path: Path) -> None:
