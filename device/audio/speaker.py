@@ -62,6 +62,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STUCK_S = 5.0
+"""An abort (flush, idle pause) that has not returned after this long is reported as a failure:
+PortAudio waits on a sound server or driver that no longer answers (a stopped PulseAudio keeps
+`abort()` waiting for as long as it is stopped). Reported, the error shows, and the supervisor
+opens the device again once it answers; unreported, the speaker would stay silent for good."""
+
 
 class _Phase(Enum):
     """Where an open output stream is."""
@@ -96,6 +102,8 @@ class _OutputStream:
         self.last_callback_at = 0.0
         """Monotonic times of the first and the latest callback."""
         self.phase = _Phase.RUNNING
+        self._stopping_since: float | None = None
+        """When an abort began that has not returned yet (any thread)."""
         self._dry = True
         self._last_progress = time.monotonic()
         self._last_callbacks = 0
@@ -198,12 +206,15 @@ class _OutputStream:
     def _abort(self, when: str) -> bool:
         """Stop the stream and drop what the device holds (devices.LOCK held); False (and
         FINISHED, for the supervisor to reopen) if it cannot."""
+        self._stopping_since = time.monotonic()
         try:
             self.stream.abort()
         except Exception as exc:
             log.warning("speaker: cannot stop the output stream %s: %s", when, exc)
             self.phase = _Phase.FINISHED
             return False
+        finally:
+            self._stopping_since = None
         self.heard_until = self.alert_heard_until = 0.0  # what was on its way to the DAC is gone
         return True
 
@@ -225,6 +236,12 @@ class _OutputStream:
         self.phase = _Phase.RUNNING
 
     def failure(self) -> str | None:
+        stopping = self._stopping_since
+        if stopping is not None and time.monotonic() - stopping > STUCK_S:
+            return (
+                f"output on {self.fmt.device.name!r} did not stop within {STUCK_S:.0f} s "
+                "(the sound server or its driver does not answer)"
+            )
         phase = self.phase
         if phase is _Phase.CUTTING or phase is _Phase.PAUSED:
             return None
@@ -241,6 +258,17 @@ class _OutputStream:
         return None
 
     def close(self) -> None:
+        if self._stopping_since is not None:  # closing now would wait on the device too
+            threading.Thread(
+                target=self._close_when_stopped, name="speaker-close", daemon=True
+            ).start()
+            return
+        devices.close_stream(self.stream)
+
+    def _close_when_stopped(self) -> None:
+        """Close once the hung abort returns (it holds devices.LOCK until then)."""
+        with devices.LOCK:
+            pass
         devices.close_stream(self.stream)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -130,6 +131,17 @@ class VirtualSoundCard:
         self._saved_env.clear()
         if self._own_dir:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The sound server stops answering (SIGSTOP) until the block ends (SIGCONT): a hung
+        server or driver, as clients see it."""
+        assert self._proc is not None, "the server is not running"
+        os.kill(self._proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self._proc.pid, signal.SIGCONT)
 
     def __enter__(self) -> VirtualSoundCard:
         self.start()

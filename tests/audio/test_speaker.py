@@ -14,7 +14,7 @@ import pytest
 
 from device.audio import earcons
 from device.audio.earcons import Earcon
-from device.audio.speaker import Speaker
+from device.audio.speaker import STUCK_S, Speaker
 from device.config import AudioConfig
 from device.events import MODEL_RATE, ErrorKind
 from device.simhw.pulse import VirtualSoundCard
@@ -361,3 +361,39 @@ async def test_an_alert_pauses_speech_which_then_goes_on_whole(
     assert best_correlation(clip[:paused_at], played[start : start + paused_at]) > 0.9
     assert best_correlation(rest, played[resumed : resumed + len(rest)]) > 0.9
     assert speaker.underruns == 0
+
+
+async def test_a_sound_server_that_stops_answering_is_reported_and_the_speaker_comes_back(
+    sound_card: VirtualSoundCard, tmp_path: Path
+) -> None:
+    """A flush while the sound server does not answer: PortAudio's abort waits for as long as
+    it does. Before, the stream stayed "cutting" (no failure) and the speaker silent for good.
+    Now the supervisor reports it after STUCK_S without the loop waiting, and the speaker opens
+    again and plays once the server answers."""
+    events: list[object] = []
+    spk = Speaker(AudioConfig(volume=100), tmp_path, on_event=events.append)
+    async with spk.running():
+        spk.hold_open(True)
+        spk.play(chirp(2.0).tobytes())
+        await asyncio.sleep(0.3)
+        with sound_card.frozen():
+            spk.flush()  # the abort now waits on the server
+            t0 = time.monotonic()
+            lag = 0.0
+            while spk.supervisor.failures == 0 and time.monotonic() - t0 < STUCK_S + 5:
+                before = time.monotonic()
+                await asyncio.sleep(0.05)
+                lag = max(lag, time.monotonic() - before - 0.05)
+            reported = time.monotonic() - t0
+            assert spk.supervisor.failures == 1, "a stream stuck stopping was never reported"
+            assert STUCK_S <= reported < STUCK_S + 3
+            assert lag < 1.0  # the loop did not wait on the device
+        await wait_for(lambda: spk.flowing, 20, "the speaker to open again")
+        clip = chirp(0.5)
+        with sound_card.record_speaker(MODEL_RATE) as rec:
+            await wait_recording(rec)
+            spk.play(clip.tobytes())
+            await asyncio.wait_for(spk.drain(), 10)
+            await asyncio.sleep(0.2)
+        assert best_correlation(clip, rec.samples) > 0.9
+    assert any("did not stop within" in str(e) for e in events), events
