@@ -29,7 +29,7 @@ PCM = "audio/pcm"
 def parse_rate(mime_type: str | None) -> int | None:
     """The sample rate of `audio/pcm[;rate=N]` (no rate: MODEL_RATE); None for anything else."""
     kind, *params = [p.strip() for p in (mime_type or PCM).split(";")]
-    if kind.lower() not in (PCM, "audio/l16"):
+    if kind.lower() != PCM:  # (audio/L16 is big-endian: not what this plays)
         return None
     for param in params:
         key, _, value = param.partition("=")

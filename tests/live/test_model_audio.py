@@ -36,6 +36,7 @@ def test_the_label_s_rate_is_read() -> None:
     assert parse_rate("audio/pcm; rate=16000") == 16000
     assert parse_rate("audio/pcm") == parse_rate(None) == MODEL_RATE
     assert parse_rate("audio/ogg") is None
+    assert parse_rate("audio/L16;rate=24000") is None  # big-endian
     assert parse_rate("audio/pcm;rate=fast") is None
     assert parse_rate("audio/pcm;rate=0") is None
 
