@@ -153,10 +153,10 @@ def resample_pcm(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     """int16 mono PCM at another rate (the whole reply at once)."""
     import soxr
 
+    from device.audio.convert import to_int16
+
     x = np.frombuffer(pcm, np.int16).astype(np.float32)
-    y = np.asarray(soxr.resample(x, from_rate, to_rate), np.float32)
-    out: bytes = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
-    return out
+    return to_int16(np.asarray(soxr.resample(x, from_rate, to_rate), np.float32)).tobytes()
 
 
 def _tones(text: str) -> bytes:
