@@ -146,7 +146,6 @@ def assemble(
     gate = EchoGate(
         echo_mode,
         cfg.audio.echo_tail_ms,
-        lambda: speaker.is_playing,
         learned=canceller.learned if canceller is not None else None,
         captured_at=mic.captured_at,
         heard_until=lambda: speaker.heard_until,

@@ -1,15 +1,19 @@
 """Echo control by gating: in half duplex the upload is closed while the speaker plays (plus a tail).
 
-    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms, lambda: speaker.is_playing,
+    gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms,
                     captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until)
     upload = mic.add_consumer("upload", 50, gate=gate)      # closed while the reply plays
     wake = mic.add_consumer("wakeword", 50)                 # always open: "Hey Jarvis, stop" works
 
-The gate is evaluated once per microphone block on the loop: closed while `is_playing`, and for
-the tail after the speaker's last sound reached the DAC (`heard_until`), counted to when each
-block was captured (`captured_at`): a block that reaches the loop late, or a sound played before
-the gate was first asked (the wake chime while connecting), cannot slip its echo through. The
-clock is injectable for tests. full_duplex keeps it open for headsets or hardware echo cancellation,
+The gate is evaluated once per microphone block on the loop: a block is withheld if it was
+captured (`captured_at`) before the speaker's last sound so far reaches the DAC (`heard_until`)
+plus the tail. Counting from capture, a block that reaches the loop late, or a sound played before
+the gate was first asked (the wake chime while connecting), cannot slip its echo through; and a
+block captured while a sound only waits in the queue (an output stream slow to start on a busy
+machine) is not withheld for it: it cannot hold the echo of a sound not yet played. That was a
+question lost in CI: 116 blocks (2.3 s) withheld behind a wake chime that started late.
+Without those two clocks (`is_playing` only) it is closed while anything is queued and for the
+tail after. The clock is injectable for tests. full_duplex keeps it open for headsets or hardware echo cancellation,
 and aec keeps it open because the microphone's blocks are already cancelled (device.audio.aec),
 once the canceller has learned the room (before that, the first answer after a start, it gates
 as half duplex does).
@@ -31,20 +35,23 @@ class EchoGate:
         self,
         mode: EchoMode,
         tail_ms: int,
-        is_playing: Callable[[], bool],
+        is_playing: Callable[[], bool] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         learned: Callable[[], bool] | None = None,
         captured_at: Callable[[AudioBlock], float] | None = None,
         heard_until: Callable[[], float] | None = None,
     ) -> None:
-        """`learned()`: the echo canceller (echo_mode "aec") has learned the room; until it
+        """Either `heard_until` (the speaker's DAC clock, with `captured_at`) or, without
+        it, `is_playing()` (audio queued or on its way: closed while it is). `learned()`: the echo canceller (echo_mode "aec") has learned the room; until it
         has, the gate closes while the speaker plays, as in half duplex. `captured_at(block)`:
         when the block's first sample was captured (the microphone's clock); the tail then
         counts from there, not from when the block reached the loop, so a slow capture path
         cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
         was heard (monotonic), so a sound played before the gate was first asked (the wake
         chime while connecting) still closes it for its tail."""
+        if is_playing is None and heard_until is None:
+            raise ValueError("EchoGate needs is_playing or heard_until")
         self.mode = mode
         self._learned = learned
         self._captured_at = captured_at
@@ -69,14 +76,18 @@ class EchoGate:
         if self.talks_over():
             return True
         now = self._clock()
-        if self._is_playing():
-            self._last_playing = now
-            return False
         at = now if captured is None else min(captured, now)
-        last = self._last_playing
+        last: float | None
         if self._heard_until is not None:
-            heard = self._heard_until()
-            last = heard if last is None else max(last, heard)
+            # A sound written is heard by heard_until (in the future while it plays); one still
+            # queued will be heard after now, so after this block.
+            last = self._heard_until()
+        else:
+            assert self._is_playing is not None
+            if self._is_playing():
+                self._last_playing = now
+                return False
+            last = self._last_playing
         return last is None or last <= 0.0 or at - last >= self.tail_s
 
     def __call__(self, block: AudioBlock) -> bool:

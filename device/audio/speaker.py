@@ -446,6 +446,7 @@ class Speaker:
     def _cut(self, audible: bool) -> None:
         """Silence the callback now and drop what the device holds (off the loop)."""
         stream = self._stream
+        self._keep_heard_until()  # the echo gate's tail counts from what was on its way
         if stream is not None and audible and stream.start_cut():
             try:
                 asyncio.get_running_loop().run_in_executor(None, stream.cut)
@@ -526,6 +527,10 @@ class Speaker:
     def heard_until(self) -> float:
         """Monotonic time at which the last sound played so far was (or will be) heard; 0.0
         before any. Kept across idle pauses, so the echo gate knows about a sound it never saw."""
+        return self._keep_heard_until()
+
+    def _keep_heard_until(self) -> float:
+        """Fold the stream's heard times into `_heard_until` (an abort zeroes the stream's)."""
         stream = self._stream
         if stream is not None:
             self._heard_until = max(self._heard_until, stream.heard_until, stream.alert_heard_until)

@@ -62,7 +62,6 @@ class Station:
         self.gate = EchoGate(  # as the daemon wires it (device/assembly.py)
             cfg.echo_mode,
             cfg.echo_tail_ms,
-            lambda: speaker.is_playing,
             learned=self.canceller.learned if self.canceller is not None else None,
             captured_at=self.mic.captured_at,
             heard_until=lambda: speaker.heard_until,

@@ -114,7 +114,6 @@ def test_the_gate_closes_for_a_sound_it_never_saw_by_when_the_block_was_captured
     gate = EchoGate(
         EchoMode.HALF_DUPLEX,
         300,
-        lambda: False,
         clock=lambda: now[0],
         captured_at=lambda b: b.start / MIC_RATE,
         heard_until=lambda: heard,
@@ -126,6 +125,43 @@ def test_the_gate_closes_for_a_sound_it_never_saw_by_when_the_block_was_captured
     later = AudioBlock(b"\0" * 640, round(100.25 * MIC_RATE))  # 350 ms after the chime
     assert gate(later)
     assert gate.blocked == 2
+
+
+def test_a_sound_still_queued_does_not_withhold_what_was_said_before_it_is_heard() -> None:
+    """The wake chime waits in the queue while the output stream starts (slow on a busy
+    machine): the user's question captured meanwhile carries no echo and goes up. Once the
+    chime is written it is withheld until the chime's last sample at the DAC plus the tail."""
+    now = [100.0]
+    heard = [0.0]  # nothing played yet: the chime is only queued
+    gate = EchoGate(
+        EchoMode.HALF_DUPLEX,
+        300,
+        clock=lambda: now[0],
+        captured_at=lambda b: b.start / MIC_RATE,
+        heard_until=lambda: heard[0],
+    )
+
+    def block(at: float) -> AudioBlock:
+        return AudioBlock(b"\0" * 640, round(at * MIC_RATE))
+
+    for i in range(50):  # a second of the question while the chime waits
+        now[0] = 100.02 + i * 0.02
+        assert gate(block(now[0] - 0.02))
+    now[0] = 101.02
+    heard[0] = 101.36  # the callback wrote the chime: its last sample at the DAC in 340 ms
+    assert not gate(block(101.0))  # captured before it was written, but after: conservative
+    now[0] = 101.5
+    assert not gate(block(101.48))  # while it plays
+    now[0] = 101.7
+    assert not gate(block(101.65))  # in the tail
+    now[0] = 101.7
+    assert gate(block(101.67))  # 310 ms after its last sample
+    assert gate.blocked == 3
+
+
+def test_an_echo_gate_needs_a_clock_of_the_speaker() -> None:
+    with pytest.raises(ValueError, match="is_playing or heard_until"):
+        EchoGate(EchoMode.HALF_DUPLEX, 300)
 
 
 def test_aec_needs_whole_10_ms_blocks() -> None:
