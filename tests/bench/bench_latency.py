@@ -232,13 +232,18 @@ async def _daemon_interrupted(rig: Rig, story: Int16, talk: Int16, mon: Monitor)
 
 async def daemon(
     card: VirtualSoundCard, sim: LiveSimulator, tmp: Path, mon: Monitor, *, trials: int,
-    voices: dict[str, Int16], audio: dict[str, Any],
+    voices: dict[str, Int16], audio: dict[str, Any], idle_s: float = 0.0,
 ) -> dict[str, Any]:  # fmt: skip
-    """Both figures for the whole daemon (full duplex), `trials` of each."""
+    """Both figures for the whole daemon (full duplex), `trials` of each; `idle_s` of quiet
+    before each question (past `output_idle_pause_s`, each wake-up finds the output stopped, as
+    a speaker that has been idle does)."""
     cfg = _cfg(tmp, sim, "full_duplex")
     cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
     async with running_daemon(cfg, card, sim, KEY) as rig:
-        starts = [await _daemon_answer(rig, voices["question"], mon) for _ in range(trials)]
+        starts = []
+        for _ in range(trials):
+            await asyncio.sleep(idle_s)
+            starts.append(await _daemon_answer(rig, voices["question"], mon))
         stops = [
             await _daemon_interrupted(rig, voices["story"], voices["talk"], mon)
             for _ in range(trials)
@@ -256,8 +261,9 @@ def _summary(xs: list[float]) -> dict[str, Any]:
 
 
 async def run(
-    card: VirtualSoundCard, tmp: Path, trials: int, chunk_ms: int, audio: dict[str, Any]
-) -> dict[str, Any]:
+    card: VirtualSoundCard, tmp: Path, trials: int, chunk_ms: int, audio: dict[str, Any],
+    *, idle_s: float = 0.0,
+) -> dict[str, Any]:  # fmt: skip
     voices = {
         "question": synthesize("Hey Jarvis, what is the capital of France?", MIC_RATE),
         "story": synthesize("Hey Jarvis, tell me a story.", MIC_RATE),
@@ -274,7 +280,14 @@ async def run(
             out = {
                 "cookbook": await cookbook(sim, mon, trials, voices["talk"]),
                 "daemon": await daemon(
-                    card, sim, tmp / "daemon", mon, trials=trials, voices=voices, audio=audio
+                    card,
+                    sim,
+                    tmp / "daemon",
+                    mon,
+                    trials=trials,
+                    voices=voices,
+                    audio=audio,
+                    idle_s=idle_s,
                 ),
             }
         finally:
@@ -309,12 +322,19 @@ def main(argv: list[str] | None = None) -> int:
         default="{}",
         help='daemon [audio] overrides, JSON (e.g. {"output_latency_ms": 40})',
     )
+    p.add_argument(
+        "--idle-s", type=float, default=0.0,
+        help="quiet before each daemon question (6: every wake-up finds the output stopped)",
+    )  # fmt: skip
     p.add_argument("--out", default="bench-results/latency.json")
     args = p.parse_args(argv)
     audio = json.loads(args.audio)
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as d, VirtualSoundCard() as card:
-        results = asyncio.run(run(card, Path(d), args.trials, args.chunk_ms, audio))
+        results = asyncio.run(
+            run(card, Path(d), args.trials, args.chunk_ms, audio, idle_s=args.idle_s)
+        )
     results["server_chunk_ms"] = args.chunk_ms
+    results["daemon_idle_s"] = args.idle_s
     results["daemon_audio_overrides"] = audio
     report(results)
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
