@@ -13,10 +13,10 @@ block captured while a sound only waits in the queue (an output stream slow to s
 machine) is not withheld for it: it cannot hold the echo of a sound not yet played. That was a
 question lost in CI: 116 blocks (2.3 s) withheld behind a wake chime that started late.
 Without those two clocks (`is_playing` only) it is closed while anything is queued and for the
-tail after. The clock is injectable for tests. full_duplex keeps it open for headsets or hardware echo cancellation,
-and aec keeps it open because the microphone's blocks are already cancelled (device.audio.aec),
-once the canceller has learned the room (before that, the first answer after a start, it gates
-as half duplex does).
+tail after. The clock is injectable for tests. full_duplex keeps it open for headsets or hardware
+echo cancellation, and aec keeps it open because the microphone's blocks are already cancelled
+(device.audio.aec), once the canceller has learned the room (before that, the first answer after
+a start, it gates as half duplex does).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ class EchoGate:
         heard_until: Callable[[], float] | None = None,
     ) -> None:
         """Either `heard_until` (the speaker's DAC clock, with `captured_at`) or, without
-        it, `is_playing()` (audio queued or on its way: closed while it is). `learned()`: the echo canceller (echo_mode "aec") has learned the room; until it
-        has, the gate closes while the speaker plays, as in half duplex. `captured_at(block)`:
+        it, `is_playing()` (audio queued or on its way: closed while it is). `learned()`: the
+        echo canceller (echo_mode "aec") has learned the room; until it has, the gate closes
+        while the speaker plays, as in half duplex. `captured_at(block)`:
         when the block's first sample was captured (the microphone's clock); the tail then
         counts from there, not from when the block reached the loop, so a slow capture path
         cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
