@@ -19,16 +19,11 @@ loop; within a conversation it runs and plays silence between replies.
 A small device buffer (`audio.output_latency_ms`) sits behind an unbounded software one (the
 PlaybackBuffer, filled by the loop). flush() empties the software buffer, silences the callback
 at once and aborts and restarts the stream off the loop, which drops what the device still holds
-(measured on the rig: silent within ~5 ms instead of the device latency). A sound that starts
-from silence on a running stream (a reply, a chime) starts it the same way, a "fresh start", so
-it is not heard behind the device buffer's silence: it is held in the buffer (the callback takes
-nothing) until enough is queued for PortAudio's first fill or FRESH_WAIT_S has passed, then the
-stream is aborted and started again with FRESH_PAD_MS of silence ahead of the sound (the rig's
-PulseAudio loses the first ~9 ms of a restarted stream). Measured in tests/bench/bench_latency.py:
-model audio -> heard 40.7 ms, the cookbook loop 52.9 ms in the same run (before: 59.1 ms, 66.6).
-Waiting for the first fill matters: a fresh start under the first 20-40 ms chunk alone ran dry
-as the rest trickled in (gaps of 6-26 ms in 5 of 8 runs of test_speaker's gapless answer). Not
-with an echo canceller (its reference wants an unbroken stream) nor while a ring plays. The callback scales by the volume and records, on
+(measured on the rig: silent within ~5 ms instead of the device latency). Starting a reply the
+same way would make it heard a device buffer sooner, but on the rig's PulseAudio a restarted
+stream loses its first ~9 ms at the sink's monitor: a reply queues behind the device buffer's
+silence instead (tests/audio/test_speaker.py keeps reply starts whole), so the device buffer is
+how long a reply waits before it is heard. The callback scales by the volume and records, on
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
 what `drain()` and `is_playing` use: asking them costs no call into PortAudio. With an
 EchoReference (echo_mode "aec") it also hands each block it wrote over to it, with that time. Underruns (the
@@ -74,15 +69,6 @@ PortAudio waits on a sound server or driver that no longer answers (a stopped Pu
 opens the device again once it answers; unreported, the speaker would stay silent for good."""
 
 
-FRESH_PAD_MS = 20
-"""Silence a fresh start plays before the sound: the rig's PulseAudio loses the first ~9 ms of a
-restarted stream (without a pad the first 10 ms of a sound were damaged in 5 of 12 trials on the
-rig; with 20 ms, whole in all)."""
-FRESH_WAIT_S = 0.03
-"""A sound that starts from silence waits at most this long for enough audio to fill the device
-buffer before its fresh start (a short sound, or a server slower than real time)."""
-
-
 class _Phase(Enum):
     """Where an open output stream is."""
 
@@ -118,13 +104,7 @@ class _OutputStream:
         self.phase = _Phase.RUNNING
         self._stopping_since: float | None = None
         """When an abort began that has not returned yet (any thread)."""
-        self._starting = False
-        """A restart's start() is under way (devices.LOCK held)."""
-        self.closed = False
-        """Closed (set under devices.LOCK): the stream must not be touched again."""
         self._dry = True
-        self.pad_frames = 0
-        """Silence the callback plays before the buffer after a fresh start."""
         self._last_progress = time.monotonic()
         self._last_callbacks = 0
         self.latency = owner.cfg.output_latency_ms / 1000
@@ -161,15 +141,9 @@ class _OutputStream:
             mono = outdata[:, 0]
             alerting = owner.alerting
             buf = alert if alerting else speech
-            lead = n = 0
-            if self.phase is _Phase.RUNNING:
-                if self.pad_frames:  # a fresh start: its pad first
-                    lead = min(self.pad_frames, frames)
-                    mono[:lead] = 0.0
-                    self.pad_frames -= lead
-                n = buf.read_into(mono[lead:], owner.gain)
-            if lead + n < frames:
-                mono[lead + n :] = 0.0
+            n = buf.read_into(mono, owner.gain) if self.phase is _Phase.RUNNING else 0
+            if n < frames:
+                mono[n:] = 0.0
                 if owner.expect_more and not alerting and not self._dry:
                     self.underruns += 1
                 self._dry = True
@@ -182,7 +156,7 @@ class _OutputStream:
             if reference is not None:  # echo_mode "aec": what is played, and when
                 reference.put(now + ahead, mono.copy(), rate)
             if n:
-                heard = now + ahead + (lead + n) / rate
+                heard = now + ahead + n / rate
                 if alerting:
                     self.alert_heard_until = heard
                 else:
@@ -208,31 +182,8 @@ class _OutputStream:
     def cut(self) -> None:
         """After start_cut(), off the loop: abort (drop the device buffer) and start again."""
         with devices.LOCK:
-            if not self.closed and self._abort("for a flush"):
+            if self._abort("for a flush"):
                 self._start_again("after a flush")
-
-    def fresh_start(self, buf: PlaybackBuffer, pad_frames: int, taken: int) -> None:
-        """Off the loop: a sound that starts from silence (held in `buf`) is heard without
-        waiting behind the silence the device holds: abort (dropping it) and start again with
-        the callback playing `pad_frames` of silence and then the sound from its first fill.
-        `taken`: `buf.taken` when the hold began; if the callback took from the buffer since, or
-        the hold was released (a flush, a ring), what the device holds is the sound's: no abort."""
-        try:
-            with devices.LOCK:
-                if self.closed or self.phase is not _Phase.RUNNING:
-                    return
-                if not buf.held or buf.taken != taken:
-                    return
-                if buf.is_empty():
-                    return
-                self.phase = _Phase.CUTTING  # _finished ignores the abort, failure() too
-                if not self._abort("for a fresh start"):
-                    return
-                self.pad_frames = pad_frames
-                buf.held = False
-                self._start_again("for a fresh start", play_at_once=True)
-        finally:
-            buf.held = False
 
     def pause(self, still_idle: Callable[[], bool]) -> bool:
         """Off the loop: stop calling back while there is nothing to play (idle); False if a
@@ -244,7 +195,7 @@ class _OutputStream:
         second look restarts the stream and plays whole.
         """
         with devices.LOCK:
-            if self.closed or self.phase is not _Phase.RUNNING or not still_idle():
+            if self.phase is not _Phase.RUNNING or not still_idle():
                 return False
             self.phase = _Phase.PAUSED  # first: the callback plays silence, _finished ignores it
             if not still_idle():
@@ -270,24 +221,17 @@ class _OutputStream:
     def resume(self) -> None:
         """Off the loop: start a paused stream again (a no-op unless paused)."""
         with devices.LOCK:
-            if not self.closed and self.phase is _Phase.PAUSED:
+            if self.phase is _Phase.PAUSED:
                 self._start_again("after an idle pause")
 
-    def _start_again(self, when: str, *, play_at_once: bool = False) -> None:
-        """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot.
-        `play_at_once`: RUNNING before PortAudio's first fill, which then plays the buffer (else
-        that fill is silence)."""
-        self._starting = True  # not yet active, but RUNNING may already be set: no failure
-        if play_at_once:
-            self.phase = _Phase.RUNNING
+    def _start_again(self, when: str) -> None:
+        """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot."""
         try:
             self.stream.start()
         except Exception as exc:  # the supervisor reopens a stream that cannot restart
             log.warning("speaker: cannot start the output stream %s: %s", when, exc)
             self.phase = _Phase.FINISHED
             return
-        finally:
-            self._starting = False
         self._last_progress = time.monotonic()
         self.phase = _Phase.RUNNING
 
@@ -299,7 +243,7 @@ class _OutputStream:
                 "(the sound server or its driver does not answer)"
             )
         phase = self.phase
-        if phase is _Phase.CUTTING or phase is _Phase.PAUSED or self._starting:
+        if phase is _Phase.CUTTING or phase is _Phase.PAUSED:
             return None
         if phase is _Phase.FINISHED or (not self.stream.active and self.phase is _Phase.RUNNING):
             return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
@@ -314,26 +258,17 @@ class _OutputStream:
         return None
 
     def close(self) -> None:
-        """Close now, or, if another thread holds devices.LOCK (a restart, or an abort that
-        hangs on the device), on a thread once it is done: closing under a running start()
-        aborts the process, and waiting here would block the loop."""
-        if not devices.LOCK.acquire(blocking=False):
+        if self._stopping_since is not None:  # closing now would wait on the device too
             threading.Thread(
                 target=self._close_when_stopped, name="speaker-close", daemon=True
             ).start()
             return
-        try:
-            self._close_locked()
-        finally:
-            devices.LOCK.release()
+        devices.close_stream(self.stream)
 
     def _close_when_stopped(self) -> None:
+        """Close once the hung abort returns (it holds devices.LOCK until then)."""
         with devices.LOCK:
-            self._close_locked()
-
-    def _close_locked(self) -> None:
-        """(devices.LOCK held) A restart queued for later finds it closed and does nothing."""
-        self.closed = True
+            pass
         devices.close_stream(self.stream)
 
 
@@ -379,11 +314,6 @@ class Speaker:
         self._heard_until = 0.0
         self._converter: SpeakerConverter | None = None
         self._alert_converter: SpeakerConverter | None = None
-        self._fresh: asyncio.TimerHandle | None = None
-        """A sound that starts from silence is held for a fresh start (its deadline)."""
-        self._taken_at_hold = 0
-        self.fresh_starts = 0
-        """Fresh starts begun (a sound from silence on a running stream)."""
         self.dropped_while_down = 0
         """24 kHz samples discarded because no output device was open."""
         self.format: StreamFormat | None = None
@@ -420,7 +350,6 @@ class Speaker:
         fmt = devices.choose_format(dev, Direction.OUTPUT, self._rate, self._channels)
         self.buffer.flush()  # audio converted for a previous stream's rate must not play
         self.alert_buffer.flush()
-        self._release_fresh()
         self._converter = SpeakerConverter(MODEL_RATE, fmt.rate)
         self._alert_converter = SpeakerConverter(MODEL_RATE, fmt.rate)
         stream = _OutputStream(fmt, self.cfg.output_block_ms, self)
@@ -489,64 +418,10 @@ class Speaker:
         if not self.supervisor.ready.is_set() or conv is None:
             self.dropped_while_down += len(pcm24k) // 2
             return False
-        if buf is self.buffer and self._fresh is None and self._fresh_start_fits():
-            buf.held = True  # before the push: the callback must not take it behind the silence
-            self._taken_at_hold = buf.taken
-            loop = asyncio.get_running_loop()
-            self._fresh = loop.call_later(FRESH_WAIT_S, self._start_fresh)
         buf.push(conv.convert(pcm24k))
         self._busy_at = time.monotonic()
         self._wake()
-        if self._fresh is not None and buf is self.buffer and buf.frames() >= self._fill_frames():
-            self._start_fresh()
         return True
-
-    def _fresh_start_fits(self) -> bool:
-        """A sound starts from silence on a running stream: the device holds nothing but
-        silence, which a fresh start drops so the sound is heard a device buffer sooner. Not
-        while a ring plays, not with an echo canceller (its reference wants an unbroken stream)."""
-        stream = self._stream
-        if stream is None or stream.phase is not _Phase.RUNNING or not self.flowing:
-            return False
-        if self.alerting or self.reference is not None or not self.buffer.is_empty():
-            return False
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return max(stream.heard_until, stream.alert_heard_until) <= time.monotonic()
-
-    def _fill_frames(self) -> int:
-        """Audio queued for a fresh start not to run dry: PortAudio's first fill (the device
-        buffer and a callback block) less the pad."""
-        rate = self.format.rate if self.format else MODEL_RATE
-        fill_ms = self.cfg.output_latency_ms + 2 * self.cfg.output_block_ms - FRESH_PAD_MS
-        return rate * fill_ms // 1000
-
-    def _start_fresh(self) -> None:
-        """Enough queued, or waited long enough: the fresh start, off the loop."""
-        if self._fresh is None:
-            return
-        self._end_fresh()
-        stream = self._stream
-        if stream is None:
-            self.buffer.held = False
-            return
-        self.fresh_starts += 1
-        pad = stream.fmt.rate * FRESH_PAD_MS // 1000
-        asyncio.get_running_loop().run_in_executor(
-            None, stream.fresh_start, self.buffer, pad, self._taken_at_hold
-        )
-
-    def _end_fresh(self) -> None:
-        if self._fresh is not None:
-            self._fresh.cancel()
-            self._fresh = None
-
-    def _release_fresh(self) -> None:
-        """No fresh start after all (a flush, a ring, a new stream): the buffer plays as is."""
-        self._end_fresh()
-        self.buffer.held = False
 
     def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         """Queue an earcon (nothing if `audio.earcons` is off)."""
@@ -559,7 +434,6 @@ class Speaker:
         While an alert plays, what the device holds is the alert's: only the queue is dropped.
         """
         self.expect_more = False
-        self._release_fresh()
         if not self.alerting:
             self._cut(self.speech_playing)
         frames = self.buffer.flush()
@@ -583,7 +457,6 @@ class Speaker:
 
     def start_alert(self) -> None:
         """From now the alert buffer plays instead of speech; speech keeps its place."""
-        self._release_fresh()
         self.alerting = True
         self._busy_at = time.monotonic()
         self._wake()

@@ -154,20 +154,6 @@ def test_full_duplex_gate_always_open() -> None:
 # --- playback buffer ------------------------------------------------------------------------
 
 
-def test_a_held_playback_buffer_gives_the_callback_nothing_and_counts_what_it_took() -> None:
-    """A sound held for the stream's fresh start stays whole in the buffer; `taken` shows the
-    fresh start whether the callback took any of it (then it must not abort)."""
-    buf = PlaybackBuffer()
-    buf.held = True
-    buf.push(np.full(5, 0.5, np.float32))
-    out = np.ones(4, np.float32)
-    assert buf.read_into(out, 1.0) == 0 and buf.taken == 0
-    assert out.tolist() == [1.0] * 4  # untouched: the callback writes the silence itself
-    buf.held = False
-    assert buf.read_into(out, 1.0) == 4 and buf.taken == 4
-    assert buf.read_into(out, 1.0) == 1 and buf.taken == 5 and buf.is_empty()
-
-
 def test_playback_buffer_reads_across_chunks_with_gain() -> None:
     buf = PlaybackBuffer()
     buf.push(np.full(5, 0.5, np.float32))

@@ -126,15 +126,11 @@ async def _long_answer_after_barge_ins(
     clip = chirp(6.0)
     with sound_card.record_speaker(MODEL_RATE) as rec:
         await wait_recording(rec)
-        fresh = speaker.fresh_starts
         for i in range(0, len(clip), 960):  # 40 ms chunks at 4x real time, like the server
             speaker.play(clip[i : i + 960].tobytes())
             await asyncio.sleep(0.01)
         await asyncio.wait_for(speaker.drain(), 30)
         await asyncio.sleep(0.2)
-    # The answer started from silence: the stream started afresh under its first chunks, which
-    # must not leave it short of audio as more trickles in.
-    assert speaker.fresh_starts == fresh + 1
     return clip, rec.samples
 
 
@@ -229,7 +225,6 @@ async def test_a_sound_after_silence_is_heard_from_its_first_sample(
         assert best_correlation(clip[:240], head[: 240 + 96]) > 0.95
         assert best_correlation(clip, rec.samples[at - 48 : at + len(clip) + 48]) > 0.95
     assert speaker.underruns == 0
-    assert speaker.fresh_starts == 3  # each one started the stream afresh
 
 
 async def test_late_audio_underruns_are_counted_and_play_silence(
