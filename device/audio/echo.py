@@ -45,9 +45,8 @@ class EchoGate:
         """Either `heard_until` (the speaker's DAC clock, with `captured_at`) or, without
         it, `is_playing()` (audio queued or on its way: closed while it is). `learned()`: the
         echo canceller (echo_mode "aec") has learned the room; until it has, the gate closes
-        while the speaker plays, as in half duplex. `captured_at(block)`:
-        when the block's first sample was captured (the microphone's clock); the tail then
-        counts from there, not from when the block reached the loop, so a slow capture path
+        while the speaker plays, as in half duplex. `captured_at(block)`: when the block's
+        first sample was captured (the microphone's clock); the tail then counts from there, not from when the block reached the loop, so a slow capture path
         cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
         was heard (monotonic), so a sound played before the gate was first asked (the wake
         chime while connecting) still closes it for its tail."""
