@@ -111,7 +111,7 @@ class AudioConfig(_Table):
     output_block_ms: Annotated[int, Field(ge=5, le=100)] = 10
     """Speaker callback block (the device buffer holds a few of them)."""
     output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 40
-    """Speaker device buffer: how long a reply waits before it is heard; higher stutters less on a busy CPU (30 lost audio after stream restarts on the test rig)."""
+    """Speaker device buffer (a reply starts the stream afresh rather than wait behind it); higher stutters less on a busy CPU (30 lost audio after stream restarts on the test rig)."""
     output_idle_pause_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     """Stop the output stream after this long with nothing to play outside a conversation (no
     callbacks, no CPU while idle); the next sound starts it again. 0: never stop it."""

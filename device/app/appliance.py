@@ -294,7 +294,7 @@ class Appliance:
 
     def _earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         if self._cfg.audio.earcons:
-            self._p.speaker.play(earcons.pcm(kind))
+            self._p.speaker.play_sound(earcons.pcm(kind))
 
     def play_wake_chime(self) -> None:
         """Called by the conversation when the chime should sound."""

@@ -63,6 +63,10 @@ class SpeakerPort(Protocol):
         """Queue 24 kHz mono int16 audio."""
         ...
 
+    def play_sound(self, pcm: bytes) -> None:
+        """Queue a short 24 kHz sound (an earcon) that plays as it comes, not as a reply."""
+        ...
+
     def flush(self) -> float:
         """Drop everything queued; silent within one output block. Returns seconds dropped."""
         ...

@@ -26,6 +26,11 @@ class PlaybackBuffer:
         self._pos = 0
         self._generation = 0
         self._seen_generation = 0
+        self.held = False
+        """While True the callback takes nothing (a sound waiting for its stream's fresh start)."""
+        self.taken = 0
+        """Frames the callback has taken so far (a callback that began just before `held` was
+        set may still take some: the fresh start sees it here and lets the sound play as is)."""
 
     # --- loop side ------------------------------------------------------------------------
 
@@ -44,6 +49,10 @@ class PlaybackBuffer:
         self._chunks.clear()
         return pending
 
+    def frames(self) -> int:
+        """Frames queued (loop side; the head being played is not counted)."""
+        return sum(len(c) for c in list(self._chunks))
+
     def is_empty(self) -> bool:
         """Nothing left to play (the callback may still be rendering its last block)."""
         return self._head is None and not self._chunks
@@ -52,6 +61,8 @@ class PlaybackBuffer:
 
     def read_into(self, out: Float32, gain: float) -> int:
         """Fill `out` (1-D) from the queue scaled by gain; returns frames written (rest untouched)."""
+        if self.held:
+            return 0
         if self._seen_generation != self._generation:
             self._seen_generation = self._generation
             self._head = None
@@ -70,6 +81,7 @@ class PlaybackBuffer:
             take = min(want - written, len(head) - self._pos)
             np.multiply(head[self._pos : self._pos + take], gain, out=out[written : written + take])
             written += take
+            self.taken += take
             self._pos += take
             if self._pos >= len(head):
                 self._head = None

@@ -19,11 +19,20 @@ loop; within a conversation it runs and plays silence between replies.
 A small device buffer (`audio.output_latency_ms`) sits behind an unbounded software one (the
 PlaybackBuffer, filled by the loop). flush() empties the software buffer, silences the callback
 at once and aborts and restarts the stream off the loop, which drops what the device still holds
-(measured on the rig: silent within ~5 ms instead of the device latency). Starting a reply the
-same way would make it heard a device buffer sooner, but on the rig's PulseAudio a restarted
-stream loses its first ~9 ms at the sink's monitor: a reply queues behind the device buffer's
-silence instead (tests/audio/test_speaker.py keeps reply starts whole), so the device buffer is
-how long a reply waits before it is heard. The callback scales by the volume and records, on
+(measured on the rig: silent within ~5 ms instead of the device latency). A reply that starts
+from silence on a running stream starts it the same way, a "fresh start", so it is not heard
+behind the device buffer's silence: it is held in the buffer (the callback takes nothing) until
+enough is queued for PortAudio's first fill or FRESH_WAIT_S has passed, then the stream is
+aborted and started again with FRESH_PAD_MS of silence ahead of the sound (the rig's PulseAudio
+loses the first ~9 ms of a restarted stream). Measured in tests/bench/bench_latency.py: model
+audio -> heard 40.7 ms, the cookbook loop 52.9 ms in the same run (before: 59.1 ms, 66.6).
+Waiting for the first fill matters: a fresh start under the first 20-40 ms chunk alone ran dry
+as the rest trickled in (gaps of 6-26 ms in 5 of 8 runs of test_speaker's gapless answer). A
+fresh start that has not begun within FRESH_CLAIM_S of being asked (a loaded machine) is given
+up and the reply plays as it would have without one (a _Hold: whichever side moves first
+decides). Not for earcons (play_sound: a wake chime held under load landed on the question in
+a CI run), not with an echo canceller (its reference wants an unbroken stream), not while a ring
+plays. The callback scales by the volume and records, on
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
 what `drain()` and `is_playing` use: asking them costs no call into PortAudio. With an
 EchoReference (echo_mode "aec") it also hands each block it wrote over to it, with that time. Underruns (the
@@ -63,10 +72,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STUCK_S = 5.0
-"""An abort (flush, idle pause) that has not returned after this long is reported as a failure:
+"""An abort (flush, idle pause) or a start that has not returned after this long is reported as a failure:
 PortAudio waits on a sound server or driver that no longer answers (a stopped PulseAudio keeps
 `abort()` waiting for as long as it is stopped). Reported, the error shows, and the supervisor
 opens the device again once it answers; unreported, the speaker would stay silent for good."""
+
+
+FRESH_PAD_MS = 20
+"""Silence a fresh start plays before the sound: the rig's PulseAudio loses the first ~9 ms of a
+restarted stream (without a pad the first 10 ms of a sound were damaged in 5 of 12 trials on the
+rig; with 20 ms, whole in all)."""
+FRESH_WAIT_S = 0.03
+"""A sound that starts from silence waits at most this long for enough audio to fill the device
+buffer before its fresh start (a short sound, or a server slower than real time)."""
+FRESH_LIVE_S = 0.1
+"""Only a stream that called back this recently is started afresh, not one whose server has gone
+away unnoticed. A restart while the sound server goes away can hang in PortAudio's start() for
+good, holding devices.LOCK (seen on the rig: PulseAudio terminated within a fresh start); it is
+reported after STUCK_S. A flush's restart has that risk too, but a fresh start comes with every
+reply."""
+FRESH_CLAIM_S = 0.02
+"""A fresh start that has not begun this long after it was asked for (a busy executor, another
+stream operation holding devices.LOCK, a loaded CPU) is given up: the sound plays behind the
+device's silence, as it would without one, instead of waiting longer."""
 
 
 class _Phase(Enum):
@@ -81,6 +109,75 @@ class _Phase(Enum):
     """Stopped on purpose while idle (no callbacks); play() starts it again. Not a failure."""
     FINISHED = "finished"
     """The stream stopped by itself (device gone): the supervisor reopens."""
+
+
+class _HoldPhase(Enum):
+    """Where a sound held for a fresh start is."""
+
+    WAITING = "waiting"
+    """Held in the buffer (the callback takes nothing): gathering PortAudio's first fill."""
+    STARTING = "starting"
+    """The fresh start claimed it (off the loop): the restart ends the hold."""
+    OVER = "over"
+    """Released: the sound plays, after a fresh start or behind the device's silence."""
+
+
+_HOLD_MOVES: dict[_HoldPhase, frozenset[_HoldPhase]] = {
+    _HoldPhase.WAITING: frozenset({_HoldPhase.STARTING, _HoldPhase.OVER}),
+    _HoldPhase.STARTING: frozenset({_HoldPhase.OVER}),
+    _HoldPhase.OVER: frozenset(),
+}
+"""The moves a hold may make: once claimed, only the restart ends it; once over, it stays over."""
+
+
+class _Hold:
+    """A sound held in the speech buffer for its stream's fresh start. Two threads may move it
+    on, and the first decides: the fresh start (off the loop) claims it, or the loop releases it
+    (a flush, a ring, or the fresh start not begun by its deadline) and the sound plays as is."""
+
+    def __init__(self, buf: PlaybackBuffer) -> None:
+        self.buf = buf
+        self.phase = _HoldPhase.WAITING
+        self.taken = buf.taken
+        """`buf.taken` when the hold began: if the callback took any of the sound since (a
+        callback already under way), the device holds the sound's start, not silence."""
+        self.deadline = float("inf")
+        """Monotonic time by which the fresh start must claim the hold (set when it is asked)."""
+        self._lock = threading.Lock()
+        buf.held = True  # before the sound is queued: the callback must not take it behind silence
+
+    def claim(self) -> bool:
+        """(The fresh start, devices.LOCK held) True if the restart may go ahead; otherwise the
+        hold is over and the sound plays as is."""
+        with self._lock:
+            if (
+                self.phase is _HoldPhase.WAITING
+                and time.monotonic() <= self.deadline
+                and self.buf.taken == self.taken
+                and not self.buf.is_empty()
+            ):
+                self._move(_HoldPhase.STARTING)
+                return True
+            self._move(_HoldPhase.OVER)
+            return False
+
+    def release(self) -> None:
+        """(The loop) No fresh start after all, unless one has already claimed the hold."""
+        with self._lock:
+            if self.phase is _HoldPhase.WAITING:
+                self._move(_HoldPhase.OVER)
+
+    def end(self) -> None:
+        """(Either side) The sound plays from now on, whatever the phase."""
+        with self._lock:
+            self._move(_HoldPhase.OVER)
+
+    def _move(self, to: _HoldPhase) -> None:
+        if to is not self.phase and to not in _HOLD_MOVES[self.phase]:
+            raise AssertionError(f"fresh-start hold: {self.phase.value} -> {to.value}")
+        self.phase = to
+        if to is _HoldPhase.OVER:
+            self.buf.held = False
 
 
 class _OutputStream:
@@ -102,9 +199,16 @@ class _OutputStream:
         self.last_callback_at = 0.0
         """Monotonic times of the first and the latest callback."""
         self.phase = _Phase.RUNNING
-        self._stopping_since: float | None = None
-        """When an abort began that has not returned yet (any thread)."""
+        self._blocked_since: float | None = None
+        """When an abort or a start began that has not returned yet (any thread)."""
+        self._blocked_in = "stop"
+        self._starting = False
+        """A restart's start() is under way (devices.LOCK held)."""
+        self.closed = False
+        """Closed (set under devices.LOCK): the stream must not be touched again."""
         self._dry = True
+        self.pad_frames = 0
+        """Silence the callback plays before the buffer after a fresh start."""
         self._last_progress = time.monotonic()
         self._last_callbacks = 0
         self.latency = owner.cfg.output_latency_ms / 1000
@@ -141,9 +245,15 @@ class _OutputStream:
             mono = outdata[:, 0]
             alerting = owner.alerting
             buf = alert if alerting else speech
-            n = buf.read_into(mono, owner.gain) if self.phase is _Phase.RUNNING else 0
-            if n < frames:
-                mono[n:] = 0.0
+            lead = n = 0
+            if self.phase is _Phase.RUNNING:
+                if self.pad_frames:  # a fresh start: its pad first
+                    lead = min(self.pad_frames, frames)
+                    mono[:lead] = 0.0
+                    self.pad_frames -= lead
+                n = buf.read_into(mono[lead:], owner.gain)
+            if lead + n < frames:
+                mono[lead + n :] = 0.0
                 if owner.expect_more and not alerting and not self._dry:
                     self.underruns += 1
                 self._dry = True
@@ -156,7 +266,7 @@ class _OutputStream:
             if reference is not None:  # echo_mode "aec": what is played, and when
                 reference.put(now + ahead, mono.copy(), rate)
             if n:
-                heard = now + ahead + n / rate
+                heard = now + ahead + (lead + n) / rate
                 if alerting:
                     self.alert_heard_until = heard
                 else:
@@ -182,8 +292,31 @@ class _OutputStream:
     def cut(self) -> None:
         """After start_cut(), off the loop: abort (drop the device buffer) and start again."""
         with devices.LOCK:
-            if self._abort("for a flush"):
+            if not self.closed and self._abort("for a flush"):
                 self._start_again("after a flush")
+
+    def fresh_start(self, hold: _Hold, pad_frames: int) -> None:
+        """Off the loop: a sound that starts from silence (held in its buffer) is heard without
+        waiting behind the silence the device holds: abort (dropping it) and start again with
+        the callback playing `pad_frames` of silence and then the sound from its first fill.
+        Given up (the sound plays as is) if the hold was released, the callback took some of the
+        sound, or devices.LOCK is not this thread's by the hold's deadline."""
+        remaining = hold.deadline - time.monotonic()
+        if remaining <= 0 or not devices.LOCK.acquire(timeout=remaining):
+            hold.end()
+            return
+        try:
+            if self.closed or self.phase is not _Phase.RUNNING or not hold.claim():
+                return
+            self.phase = _Phase.CUTTING  # _finished ignores the abort, failure() too
+            if not self._abort("for a fresh start"):
+                return
+            self.pad_frames = pad_frames
+            hold.end()  # before start(): PortAudio's first fill plays the sound
+            self._start_again("for a fresh start", play_at_once=True)
+        finally:
+            devices.LOCK.release()
+            hold.end()
 
     def pause(self, still_idle: Callable[[], bool]) -> bool:
         """Off the loop: stop calling back while there is nothing to play (idle); False if a
@@ -195,7 +328,7 @@ class _OutputStream:
         second look restarts the stream and plays whole.
         """
         with devices.LOCK:
-            if self.phase is not _Phase.RUNNING or not still_idle():
+            if self.closed or self.phase is not _Phase.RUNNING or not still_idle():
                 return False
             self.phase = _Phase.PAUSED  # first: the callback plays silence, _finished ignores it
             if not still_idle():
@@ -206,7 +339,7 @@ class _OutputStream:
     def _abort(self, when: str) -> bool:
         """Stop the stream and drop what the device holds (devices.LOCK held); False (and
         FINISHED, for the supervisor to reopen) if it cannot."""
-        self._stopping_since = time.monotonic()
+        self._blocked_in, self._blocked_since = "stop", time.monotonic()
         try:
             self.stream.abort()
         except Exception as exc:
@@ -214,36 +347,45 @@ class _OutputStream:
             self.phase = _Phase.FINISHED
             return False
         finally:
-            self._stopping_since = None
+            self._blocked_since = None
         self.heard_until = self.alert_heard_until = 0.0  # what was on its way to the DAC is gone
         return True
 
     def resume(self) -> None:
         """Off the loop: start a paused stream again (a no-op unless paused)."""
         with devices.LOCK:
-            if self.phase is _Phase.PAUSED:
+            if not self.closed and self.phase is _Phase.PAUSED:
                 self._start_again("after an idle pause")
 
-    def _start_again(self, when: str) -> None:
-        """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot."""
+    def _start_again(self, when: str, *, play_at_once: bool = False) -> None:
+        """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot.
+        `play_at_once`: RUNNING before PortAudio's first fill, which then plays the buffer (else
+        that fill is silence)."""
+        self._starting = True  # not yet active, but RUNNING may already be set: no failure
+        if play_at_once:
+            self.phase = _Phase.RUNNING
+        self._blocked_in, self._blocked_since = "start", time.monotonic()
         try:
             self.stream.start()
         except Exception as exc:  # the supervisor reopens a stream that cannot restart
             log.warning("speaker: cannot start the output stream %s: %s", when, exc)
             self.phase = _Phase.FINISHED
             return
+        finally:
+            self._starting = False
+            self._blocked_since = None
         self._last_progress = time.monotonic()
         self.phase = _Phase.RUNNING
 
     def failure(self) -> str | None:
-        stopping = self._stopping_since
-        if stopping is not None and time.monotonic() - stopping > STUCK_S:
+        blocked = self._blocked_since
+        if blocked is not None and time.monotonic() - blocked > STUCK_S:
             return (
-                f"output on {self.fmt.device.name!r} did not stop within {STUCK_S:.0f} s "
-                "(the sound server or its driver does not answer)"
+                f"output on {self.fmt.device.name!r} did not {self._blocked_in} within "
+                f"{STUCK_S:.0f} s (the sound server or its driver does not answer)"
             )
         phase = self.phase
-        if phase is _Phase.CUTTING or phase is _Phase.PAUSED:
+        if phase is _Phase.CUTTING or phase is _Phase.PAUSED or self._starting:
             return None
         if phase is _Phase.FINISHED or (not self.stream.active and self.phase is _Phase.RUNNING):
             return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
@@ -258,17 +400,26 @@ class _OutputStream:
         return None
 
     def close(self) -> None:
-        if self._stopping_since is not None:  # closing now would wait on the device too
+        """Close now, or, if another thread holds devices.LOCK (a restart, or an abort that
+        hangs on the device), on a thread once it is done: closing under a running start()
+        aborts the process, and waiting here would block the loop."""
+        if not devices.LOCK.acquire(blocking=False):
             threading.Thread(
                 target=self._close_when_stopped, name="speaker-close", daemon=True
             ).start()
             return
-        devices.close_stream(self.stream)
+        try:
+            self._close_locked()
+        finally:
+            devices.LOCK.release()
 
     def _close_when_stopped(self) -> None:
-        """Close once the hung abort returns (it holds devices.LOCK until then)."""
         with devices.LOCK:
-            pass
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        """(devices.LOCK held) A restart queued for later finds it closed and does nothing."""
+        self.closed = True
         devices.close_stream(self.stream)
 
 
@@ -314,8 +465,16 @@ class Speaker:
         self._heard_until = 0.0
         self._converter: SpeakerConverter | None = None
         self._alert_converter: SpeakerConverter | None = None
+        self._fresh: _Hold | None = None
+        """A sound from silence held for a fresh start that has not been asked for yet."""
+        self._fresh_timer: asyncio.TimerHandle | None = None
+        """When the held sound's fresh start is asked for even if the first fill is not queued."""
+        self.fresh_starts = 0
+        """Fresh starts asked for (a reply from silence on a running stream)."""
         self.dropped_while_down = 0
         """24 kHz samples discarded because no output device was open."""
+        self._past_underruns = self._past_underflows = 0
+        """Counts of the streams opened before the current one."""
         self.format: StreamFormat | None = None
         """The format of the open (or last opened) stream."""
         self.supervisor = DeviceSupervisor(Direction.OUTPUT, self._open, on_event)
@@ -330,7 +489,7 @@ class Speaker:
                 if self.cfg.output_idle_pause_s > 0:
                     tg.create_task(self._pause_when_idle(), name="speaker-idle")
         finally:
-            self._stream = None
+            self._retire_stream()
             alsa = alsa_log.summary()
             log.info(
                 "speaker: %d underruns, %d device underflows%s",
@@ -350,9 +509,11 @@ class Speaker:
         fmt = devices.choose_format(dev, Direction.OUTPUT, self._rate, self._channels)
         self.buffer.flush()  # audio converted for a previous stream's rate must not play
         self.alert_buffer.flush()
+        self._release_fresh()
         self._converter = SpeakerConverter(MODEL_RATE, fmt.rate)
         self._alert_converter = SpeakerConverter(MODEL_RATE, fmt.rate)
         stream = _OutputStream(fmt, self.cfg.output_block_ms, self)
+        self._retire_stream()
         self._stream = stream
         self.format = fmt
         log.info(
@@ -410,23 +571,99 @@ class Speaker:
 
     def play(self, pcm24k: bytes) -> None:
         """Queue model audio (24 kHz mono int16) behind what is already queued."""
-        if self._queue(self.buffer, self._converter, pcm24k):
+        if self._queue(self.buffer, self._converter, pcm24k, fresh=True):
             self.expect_more = True
 
-    def _queue(self, buf: PlaybackBuffer, conv: SpeakerConverter | None, pcm24k: bytes) -> bool:
-        """Convert and queue; False (and counted as dropped) while no output device is open."""
+    def _queue(
+        self,
+        buf: PlaybackBuffer,
+        conv: SpeakerConverter | None,
+        pcm24k: bytes,
+        *,
+        fresh: bool = False,
+    ) -> bool:
+        """Convert and queue; False (and counted as dropped) while no output device is open.
+        `fresh`: a reply, which starts the stream afresh if it starts from silence."""
         if not self.supervisor.ready.is_set() or conv is None:
             self.dropped_while_down += len(pcm24k) // 2
             return False
+        if fresh and self._fresh is None and self._fresh_start_fits():
+            self._fresh = _Hold(buf)
+            loop = asyncio.get_running_loop()
+            self._fresh_timer = loop.call_later(FRESH_WAIT_S, self._start_fresh)
         buf.push(conv.convert(pcm24k))
         self._busy_at = time.monotonic()
         self._wake()
+        if self._fresh is not None and buf.frames() >= self._fill_frames():
+            self._start_fresh()
         return True
+
+    def _fresh_start_fits(self) -> bool:
+        """A reply starts from silence on a running stream: the device holds nothing but
+        silence, which a fresh start drops so the reply is heard a device buffer sooner. Not
+        while a ring plays, not with an echo canceller (its reference wants an unbroken stream).
+        Earcons do not start afresh: a wake chime must sound at once, and under load a fresh
+        start may wait (on the executor, on devices.LOCK), which would push it into the question."""
+        stream = self._stream
+        if stream is None or stream.phase is not _Phase.RUNNING or not self.flowing:
+            return False
+        if time.monotonic() - stream.last_callback_at > FRESH_LIVE_S:
+            return False  # not calling back now: a card gone or a server that stalls
+        if self.alerting or self.reference is not None or not self.buffer.is_empty():
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return max(stream.heard_until, stream.alert_heard_until) <= time.monotonic()
+
+    def _fill_frames(self) -> int:
+        """Audio queued for a fresh start not to run dry: PortAudio's first fill (the device
+        buffer and a callback block) less the pad."""
+        rate = self.format.rate if self.format else MODEL_RATE
+        fill_ms = self.cfg.output_latency_ms + 2 * self.cfg.output_block_ms - FRESH_PAD_MS
+        return rate * fill_ms // 1000
+
+    def _start_fresh(self) -> None:
+        """Enough queued, or waited long enough: ask for the fresh start, off the loop; if it
+        has not claimed the hold within FRESH_CLAIM_S, the sound plays as is."""
+        hold, stream = self._fresh, self._stream
+        self._fresh = None
+        self._cancel_fresh_timer()
+        if hold is None:
+            return
+        if stream is None:
+            hold.end()
+            return
+        self.fresh_starts += 1
+        loop = asyncio.get_running_loop()
+        hold.deadline = time.monotonic() + FRESH_CLAIM_S
+        loop.call_later(FRESH_CLAIM_S, hold.release)
+        pad = stream.fmt.rate * FRESH_PAD_MS // 1000
+        loop.run_in_executor(None, stream.fresh_start, hold, pad)
+
+    def _cancel_fresh_timer(self) -> None:
+        if self._fresh_timer is not None:
+            self._fresh_timer.cancel()
+            self._fresh_timer = None
+
+    def _release_fresh(self) -> None:
+        """No fresh start after all (a flush, a ring, a new stream): the buffer plays as is."""
+        self._cancel_fresh_timer()
+        if self._fresh is not None:
+            self._fresh.end()
+            self._fresh = None
+        self.buffer.held = False
+
+    def play_sound(self, pcm24k: bytes) -> None:
+        """Queue a short sound (an earcon, 24 kHz mono int16): it plays as it comes, never held
+        for a fresh start, and is no reply (a dry buffer after it is no underrun)."""
+        self._queue(self.buffer, self._converter, pcm24k)
 
     def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         """Queue an earcon (nothing if `audio.earcons` is off)."""
         if self.cfg.earcons:
-            self.play(earcons.pcm(kind))
+            self.play_sound(earcons.pcm(kind))
 
     def flush(self) -> float:
         """Stop speech at once: discard everything queued; returns the seconds discarded.
@@ -434,6 +671,7 @@ class Speaker:
         While an alert plays, what the device holds is the alert's: only the queue is dropped.
         """
         self.expect_more = False
+        self._release_fresh()
         if not self.alerting:
             self._cut(self.speech_playing)
         frames = self.buffer.flush()
@@ -457,6 +695,7 @@ class Speaker:
 
     def start_alert(self) -> None:
         """From now the alert buffer plays instead of speech; speech keeps its place."""
+        self._release_fresh()
         self.alerting = True
         self._busy_at = time.monotonic()
         self._wake()
@@ -548,13 +787,22 @@ class Speaker:
 
     @property
     def underflows(self) -> int:
-        """Times PortAudio reported the device ran dry (a glitch) on the current stream."""
-        return self._stream.underflows if self._stream else 0
+        """PortAudio output underflows (the device ran dry), over every stream opened so far."""
+        stream = self._stream
+        return self._past_underflows + (stream.underflows if stream else 0)
 
     @property
     def underruns(self) -> int:
-        """Times the buffer ran dry in the middle of a reply (on the current stream)."""
-        return self._stream.underruns if self._stream else 0
+        """Times the buffer ran dry in the middle of a reply, over every stream opened so far."""
+        stream = self._stream
+        return self._past_underruns + (stream.underruns if stream else 0)
+
+    def _retire_stream(self) -> None:
+        """The stream is replaced or the speaker stops: keep its counts."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._past_underruns += stream.underruns
+            self._past_underflows += stream.underflows
 
     # --- volume ---------------------------------------------------------------------------
 

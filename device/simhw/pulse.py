@@ -7,6 +7,13 @@ Layout (the same as on the test rig):
 
 PortAudio reaches it through ALSA's pulse plugin (devices `pulse` and `default`), so sounddevice
 works unchanged. Null sinks run on a real-time clock: audio is paced like real hardware.
+
+One way a null sink is not like a sound card: left with no reader on its monitor, it let an
+output stream that was stopped and started again (an idle pause, a flush) wait ~1.9 s for its
+next callback, after every restart (0.02 s with a reader; measured Dec 2026). A sound card's sink
+is clocked by the card whether or not anyone records it, so this card keeps a quiet reader on
+`speaker.monitor` while it runs (`pacat --latency-msec=10`, as the speaker recordings have
+always had; `sink_clock`): without it the rig stalled a wake chime into the user's question.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ class VirtualSoundCard:
         self._own_dir = runtime_dir is None
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="livespeaker-pulse-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._sink_clock: subprocess.Popen[bytes] | None = None
+        """The quiet reader on speaker.monitor that keeps the sink clocked like a card."""
         self._saved_env: dict[str, str | None] = {}
 
     @property
@@ -109,12 +118,32 @@ class VirtualSoundCard:
             raise VirtualSoundCardError(f"pulseaudio did not answer within {timeout:.0f} s")
         self._pactl("set-default-sink", "speaker")
         self._pactl("set-default-source", "mic")
+        self.sink_clock(True)
         for k, v in self._env_vars().items():
             self._saved_env[k] = os.environ.get(k)
             os.environ[k] = v
 
+    def sink_clock(self, on: bool) -> None:
+        """Start or stop the quiet reader that keeps the speaker's sink clocked. A room
+        (device.simhw.room) stops it while it runs: its own reader on the monitor clocks the
+        sink, and with both (at different latencies) the room's delay wandered and the echo
+        canceller lost it (0-5 dB in the 60 ms room instead of 23-49)."""
+        if on and self._sink_clock is None:
+            self._sink_clock = subprocess.Popen(
+                ["pacat", "--record", "-d", "speaker.monitor", "--raw", "--latency-msec=10"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        elif not on and self._sink_clock is not None:
+            self._sink_clock.kill()
+            self._sink_clock.wait(5)
+            self._sink_clock = None
+
     def stop(self) -> None:
         """Stop the server we started (by its pid, never by name) and restore the environment."""
+        self.sink_clock(False)
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

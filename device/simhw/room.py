@@ -80,6 +80,7 @@ class EchoRoom:
         # The filter is a process of its own: a thread in the caller's process (the daemon's, in
         # the tests) is late whenever the GIL is busy, the playback pipe runs dry, PulseAudio
         # raises its latency and the room's delay creeps.
+        self.card.sink_clock(False)  # the room's own reader clocks the sink
         fmt = f"--raw --format=s16le --rate={MIC_RATE} --channels=1"
         lat = f"--latency-msec={PIPE_LATENCY_MS}"
         pipeline = (
@@ -107,6 +108,8 @@ class EchoRoom:
         except subprocess.TimeoutExpired:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait(5)
+        self._proc = None
+        self.card.sink_clock(True)
 
 
 class LoopbackRoom:
@@ -130,6 +133,7 @@ class LoopbackRoom:
         return out.stdout.strip()
 
     def __enter__(self) -> LoopbackRoom:
+        self.card.sink_clock(False)  # the loopback clocks the sink (see EchoRoom)
         self._module = self._pactl(
             "load-module",
             "module-loopback",
@@ -159,6 +163,7 @@ class LoopbackRoom:
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self._pactl("unload-module", self._module)
             self._module = None
+            self.card.sink_clock(True)
 
 
 def pump(h: npt.NDArray[np.float64], src: BinaryIO, dst: BinaryIO) -> None:

@@ -75,12 +75,15 @@ class Rig:
             await asyncio.sleep(0.02)
         raise AssertionError(f"no {state.value} within {within} s; states: {self.states()}")
 
-    def press(self, hold_s: float = 0.15) -> None:
-        """Press and release the button (pull-up: pressed = low)."""
+    def press(self, hold_s: float = 0.15) -> float:
+        """Press and release the button (pull-up: pressed = low); returns the monotonic time of
+        the release (what the appliance acts on)."""
         pin = self.factory.pin(BUTTON)
         pin.drive_low()
         time.sleep(hold_s)
+        released = time.monotonic()
         pin.drive_high()
+        return released
 
     async def ask_by_button(self, question: npt.NDArray[np.int16]) -> Seen:
         """Press the button, say `question` once listening; returns the entry into responding."""

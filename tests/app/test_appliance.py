@@ -102,6 +102,9 @@ class FakeSpeaker:
         self.queued.append(pcm)
         self._drained.clear()
 
+    def play_sound(self, pcm: bytes) -> None:
+        self.play(pcm)
+
     def flush(self) -> float:
         self.flushes += 1
         self.queued.clear()

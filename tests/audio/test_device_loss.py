@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 
 import pytest
 
@@ -33,8 +34,11 @@ async def test_mic_and_speaker_reopen_after_the_card_vanishes(sound_card: Virtua
     try:
         async with speaker.running(), mic.running():
             await wait_flowing(mic)
-            speaker.play(b"\x10\x10" * MODEL_RATE * 10)  # gone in the middle of a reply
-            await wait_for(lambda: speaker.is_playing, 5, "playback")
+            asked = time.monotonic()
+            speaker.play(b"\x10\x10" * MODEL_RATE * 10)  # gone in the middle of a reply ...
+            # ... that has been heard for a while (not within the millisecond of the stream's
+            # fresh start under it: see FRESH_LIVE_S)
+            await wait_for(lambda: speaker.heard_until > asked + 0.3, 5, "playback")
             sound_card.stop()  # the card is gone
             card_down = True
             await asyncio.wait_for(speaker.drain(), 10)  # returns: nothing more can be played

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -126,11 +127,15 @@ async def _long_answer_after_barge_ins(
     clip = chirp(6.0)
     with sound_card.record_speaker(MODEL_RATE) as rec:
         await wait_recording(rec)
+        fresh = speaker.fresh_starts
         for i in range(0, len(clip), 960):  # 40 ms chunks at 4x real time, like the server
             speaker.play(clip[i : i + 960].tobytes())
             await asyncio.sleep(0.01)
         await asyncio.wait_for(speaker.drain(), 30)
         await asyncio.sleep(0.2)
+    # The answer started from silence: the stream started afresh under its first chunks, which
+    # must not leave it short of audio as more trickles in.
+    assert speaker.fresh_starts == fresh + 1
     return clip, rec.samples
 
 
@@ -192,12 +197,16 @@ async def test_volume_scales_output_and_persists(
 async def test_earcons_play_through_the_speaker(
     sound_card: VirtualSoundCard, speaker: Speaker, kind: Earcon | ErrorKind
 ) -> None:
+    speaker.hold_open(True)  # a running stream on silence, as when the wake chime sounds
     with sound_card.record_speaker(MODEL_RATE) as rec:
         await wait_recording(rec)
+        await asyncio.sleep(0.3)
         speaker.play_earcon(kind)
         await asyncio.wait_for(speaker.drain(), 10)
         await asyncio.sleep(0.2)
     assert best_correlation(earcons.render(kind), rec.samples) > 0.9
+    # An earcon plays as it comes: never held for a fresh start, which under load may wait.
+    assert speaker.fresh_starts == 0
 
 
 async def test_a_sound_after_silence_is_heard_from_its_first_sample(
@@ -225,6 +234,7 @@ async def test_a_sound_after_silence_is_heard_from_its_first_sample(
         assert best_correlation(clip[:240], head[: 240 + 96]) > 0.95
         assert best_correlation(clip, rec.samples[at - 48 : at + len(clip) + 48]) > 0.95
     assert speaker.underruns == 0
+    assert speaker.fresh_starts == 3  # each one started the stream afresh
 
 
 async def test_late_audio_underruns_are_counted_and_play_silence(
@@ -243,6 +253,24 @@ async def test_late_audio_underruns_are_counted_and_play_silence(
     sounding = loud(rec.samples)
     gaps = np.diff(sounding)
     assert np.count_nonzero(gaps > MODEL_RATE // 5) == 3  # silence between the pieces
+
+
+async def test_the_summary_counts_the_underruns_of_every_stream(
+    sound_card: VirtualSoundCard, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the soak reads: the count when the speaker stops, not the count of a stream that is
+    gone by then (the summary used to read it after letting go of the stream: always 0)."""
+    caplog.set_level(logging.INFO, logger="device.audio.speaker")
+    spk = Speaker(AudioConfig(), tmp_path)
+    piece = chirp(0.1)
+    async with spk.running():
+        await wait_for(lambda: spk.flowing, 10, "the speaker flowing")
+        spk.play(piece.tobytes())
+        await asyncio.sleep(0.4)  # the buffer runs dry inside the reply: one underrun
+        spk.play(piece.tobytes())
+        await asyncio.wait_for(spk.drain(), 10)
+    assert spk.underruns == 1
+    assert "speaker: 1 underruns, 0 device underflows" in caplog.text
 
 
 async def test_idle_stream_stops_calling_back_and_the_next_sound_starts_it(

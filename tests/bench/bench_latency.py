@@ -14,7 +14,9 @@ in one run:
 Two figures a listener notices, each from the client's receipt of the server message to what
 the recorder hears at the monitor: (a) the first model audio of an answer -> sound; (b) the
 server's `interrupted` (the user talks over a long answer) -> lasting silence (quiet for
-SILENT_FOR_S: a pause between words is not silence). The daemon's receipt is when the appliance
+SILENT_FOR_S: a pause between words is not silence); and, for the daemon, (c) the button's
+release mid-answer -> lasting silence, against the cookbook's (b): clearing its queue is the only
+stop it has. The daemon's receipt is when the appliance
 entered responding / listening on that message (a hair after the SDK delivered it, which counts
 against the daemon). Reports medians, p90 and daemon/cookbook ratios; writes
 bench-results/latency.json.
@@ -56,6 +58,15 @@ player thread is writing when the queue is cleared: with the simulator's default
 is ~155 ms here, with 20 ms chunks it is the 17-29 ms the issue measured against the real server."""
 COOKBOOK_FRAMES_PER_BUFFER = 1024
 """PyAudio's default `frames_per_buffer` (the cookbook passes none)."""
+
+
+FIGURES = {
+    "model audio -> heard": ("audio_to_heard_s", "audio_to_heard_s"),
+    "interrupted -> silence": ("interrupted_to_silence_s", "interrupted_to_silence_s"),
+    "button -> silence": ("button_to_silence_s", "interrupted_to_silence_s"),
+}
+"""Label: (the daemon's figure, the cookbook's). The cookbook has no button: its only way to stop
+is clearing its queue, as it does on `interrupted`, so that is the button's baseline."""
 
 
 # --- the monitor ----------------------------------------------------------------------------
@@ -230,6 +241,18 @@ async def _daemon_interrupted(rig: Rig, story: Int16, talk: Int16, mon: Monitor)
     return quiet - back.at
 
 
+async def _daemon_button(rig: Rig, story: Int16, mon: Monitor) -> float:
+    since = len(rig.seen)
+    rig.play(story)
+    answer = await rig.wait_state(State.RESPONDING, 60, since)
+    await asyncio.to_thread(heard_at, mon, answer.at)
+    await asyncio.sleep(1.0)
+    released = await asyncio.to_thread(rig.press, 0.05)
+    quiet = await asyncio.to_thread(silent_at, mon, released)
+    await rig.wait_state(State.IDLE, 60, since)
+    return quiet - released
+
+
 async def daemon(
     card: VirtualSoundCard, sim: LiveSimulator, tmp: Path, mon: Monitor, *, trials: int,
     voices: dict[str, Int16], audio: dict[str, Any], idle_s: float = 0.0,
@@ -248,7 +271,12 @@ async def daemon(
             await _daemon_interrupted(rig, voices["story"], voices["talk"], mon)
             for _ in range(trials)
         ]
-    return {"audio_to_heard_s": _summary(starts), "interrupted_to_silence_s": _summary(stops)}
+        presses = [await _daemon_button(rig, voices["story"], mon) for _ in range(trials)]
+    return {
+        "audio_to_heard_s": _summary(starts),
+        "interrupted_to_silence_s": _summary(stops),
+        "button_to_silence_s": _summary(presses),
+    }
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -292,8 +320,8 @@ async def run(
             }
         finally:
             mon.close()
-    for fig in ("audio_to_heard_s", "interrupted_to_silence_s"):
-        d, c = out["daemon"][fig], out["cookbook"][fig]
+    for fig, base in FIGURES.values():
+        d, c = out["daemon"][fig], out["cookbook"][base]
         out[f"{fig.removesuffix('_s')}_ratio_daemon_vs_cookbook"] = {
             "median": d["median"] / c["median"],
             "p90": d["p90"] / c["p90"],
@@ -302,11 +330,8 @@ async def run(
 
 
 def report(r: dict[str, Any]) -> None:
-    for fig, label in (
-        ("audio_to_heard_s", "model audio -> heard"),
-        ("interrupted_to_silence_s", "interrupted -> silence"),
-    ):
-        d, c = r["daemon"][fig], r["cookbook"][fig]
+    for label, (fig, base) in FIGURES.items():
+        d, c = r["daemon"][fig], r["cookbook"][base]
         ratio = r[f"{fig.removesuffix('_s')}_ratio_daemon_vs_cookbook"]
         print(f"{label:24s} daemon {d['median'] * 1000:6.1f} ms (p90 {d['p90'] * 1000:6.1f})  "
               f"cookbook {c['median'] * 1000:6.1f} ms (p90 {c['p90'] * 1000:6.1f})  "
