@@ -36,7 +36,8 @@ plays. The callback scales by the volume and records, on
 the monotonic clock, when its last sample will have been heard (PortAudio's time info), which is
 what `drain()` and `is_playing` use: asking them costs no call into PortAudio. With an
 EchoReference (echo_mode "aec") it also hands each block it wrote over to it, with that time. Underruns (the
-buffer ran dry while a reply was still coming) play silence and are counted.
+buffer ran dry inside a reply and more of it came after) play silence and are counted; running
+dry at a reply's end, before the server says it is complete, is none.
 
 An alert (a timer's ring) has its own buffer and resampler. From start_alert() to stop_alert()
 the callback plays the alert buffer only: speech queued meanwhile (the rest of an answer, and
@@ -193,6 +194,10 @@ class _OutputStream:
         self.alert_heard_until = 0.0
         """The same for the alert's samples."""
         self.underruns = 0
+        """Gaps inside a reply: the buffer ran dry and more of the reply came after (loop side)."""
+        self.ran_dry = False
+        """The buffer ran dry while a reply was in progress (callback side): a gap if more of it
+        comes, the reply's end if drain() or flush() comes first."""
         self.underflows = 0
         """PortAudio output underflows: the device itself ran dry (callback too late)."""
         self.first_callback_at = 0.0
@@ -255,7 +260,7 @@ class _OutputStream:
             if lead + n < frames:
                 mono[lead + n :] = 0.0
                 if owner.expect_more and not alerting and not self._dry:
-                    self.underruns += 1
+                    self.ran_dry = True  # an underrun if more of the reply comes (play())
                 self._dry = True
             else:
                 self._dry = False
@@ -456,7 +461,8 @@ class Speaker:
         self.gain = gain(self._level)
         """Linear gain applied in the callback (a float: replaced atomically)."""
         self.expect_more = False
-        """A reply is in progress (set by play, cleared by drain/flush): dry buffer = underrun."""
+        """A reply is in progress (set by play, cleared by drain/flush): a dry buffer, then more
+        of the reply = an underrun."""
         self._hold = False
         """A conversation is on: the stream runs even with nothing to play (replies start at once)."""
         self._busy_at = time.monotonic()
@@ -573,6 +579,10 @@ class Speaker:
         """Queue model audio (24 kHz mono int16) behind what is already queued."""
         if self._queue(self.buffer, self._converter, pcm24k, fresh=True):
             self.expect_more = True
+            stream = self._stream
+            if stream is not None and stream.ran_dry:  # more after a dry spell: a gap
+                stream.ran_dry = False
+                stream.underruns += 1
 
     def _queue(
         self,
@@ -670,7 +680,7 @@ class Speaker:
 
         While an alert plays, what the device holds is the alert's: only the queue is dropped.
         """
-        self.expect_more = False
+        self._end_reply()
         self._release_fresh()
         if not self.alerting:
             self._cut(self.speech_playing)
@@ -680,6 +690,12 @@ class Speaker:
             self._converter.reset()
         rate = self.format.rate if self.format else MODEL_RATE
         return frames / rate
+
+    def _end_reply(self) -> None:
+        """No more of this reply is coming: running dry now is its end, not an underrun."""
+        self.expect_more = False
+        if self._stream is not None:
+            self._stream.ran_dry = False
 
     def _cut(self, audible: bool) -> None:
         """Silence the callback now and drop what the device holds (off the loop)."""
@@ -720,7 +736,7 @@ class Speaker:
         conv = self._converter
         if conv is not None:
             self.buffer.push(conv.convert(b"", last=True))  # the resampler's tail
-        self.expect_more = False
+        self._end_reply()
         seen: int | None = None
         while True:  # polled: the callback thread only counts and stamps times
             stream = self._stream

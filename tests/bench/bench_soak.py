@@ -60,6 +60,7 @@ def _conversation(card: VirtualSoundCard, sock: Any, question: np.ndarray) -> st
 
 def _counts(log: str) -> dict[str, int]:
     return {
+        "speaker_summary_logged": bool(re.search(r"speaker: \d+ underruns", log)),
         "speaker_underruns": sum(int(n) for n in re.findall(r"speaker: (\d+) underruns", log)),
         "speaker_device_underflows": sum(
             int(n) for n in re.findall(r"speaker: \d+ underruns, (\d+) device underflows", log)

@@ -20,7 +20,10 @@ def test_short_soak_has_no_failures_or_leaks(sound_card: VirtualSoundCard, tmp_p
     assert result["failed"] == 0, result["failures"]
     assert result["exit_status"] == 0
     assert result["end"]["open_fds"] <= result["start"]["open_fds"] + 2
-    assert result["speaker_underruns"] >= 0 and result["mic_overflows"] >= 0
+    # Read from the daemon's own summary when it stopped (gaps inside a reply; the bar
+    # is none over 200 conversations under load).
+    assert result["speaker_summary_logged"]
+    assert result["speaker_underruns"] == 0
     png = tmp_path / "bench.png"
     draw({"daemon": {"soak": result}, "when": "test", "machine": "rig"}, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
