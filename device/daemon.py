@@ -247,6 +247,9 @@ class Daemon:
             if not muted:
                 await b.power.start()
             await self._wait_audio(b.speaker, None if muted else b.mic)
+            # Opening the streams parses ALSA's configuration and enumerates its devices:
+            # freed heap that glibc would keep (idle RSS 118.7 MiB instead of 120.8 on the rig).
+            release_memory()
             appliance.started(muted)
             # After Started is queued: a timer that ran out while the daemon was down rings now.
             lead_s = (cfg.audio.output_latency_ms + cfg.audio.output_block_ms) / 1000
