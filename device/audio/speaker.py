@@ -207,8 +207,6 @@ class _OutputStream:
         self._blocked_since: float | None = None
         """When an abort or a start began that has not returned yet (any thread)."""
         self._blocked_in = "stop"
-        self._starting = False
-        """A restart's start() is under way (devices.LOCK held)."""
         self.closed = False
         """Closed (set under devices.LOCK): the stream must not be touched again."""
         self._dry = True
@@ -366,10 +364,10 @@ class _OutputStream:
         """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot.
         `play_at_once`: RUNNING before PortAudio's first fill, which then plays the buffer (else
         that fill is silence)."""
-        self._starting = True  # not yet active, but RUNNING may already be set: no failure
+        # First: not yet active, but RUNNING may be set next, and that is no failure.
+        self._blocked_in, self._blocked_since = "start", time.monotonic()
         if play_at_once:
             self.phase = _Phase.RUNNING
-        self._blocked_in, self._blocked_since = "start", time.monotonic()
         try:
             self.stream.start()
         except Exception as exc:  # the supervisor reopens a stream that cannot restart
@@ -377,7 +375,6 @@ class _OutputStream:
             self.phase = _Phase.FINISHED
             return
         finally:
-            self._starting = False
             self._blocked_since = None
         self._last_progress = time.monotonic()
         self.phase = _Phase.RUNNING
@@ -390,8 +387,8 @@ class _OutputStream:
                 f"{STUCK_S:.0f} s (the sound server or its driver does not answer)"
             )
         phase = self.phase
-        if phase is _Phase.CUTTING or phase is _Phase.PAUSED or self._starting:
-            return None
+        if phase is _Phase.CUTTING or phase is _Phase.PAUSED or blocked is not None:
+            return None  # a cut, a pause, or an abort or start under way (not stuck yet)
         if phase is _Phase.FINISHED or (not self.stream.active and self.phase is _Phase.RUNNING):
             return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
         now = time.monotonic()
