@@ -200,6 +200,11 @@ class _OutputStream:
         comes, the reply's end if drain() or flush() comes first."""
         self.underflows = 0
         """PortAudio output underflows: the device itself ran dry (callback too late)."""
+        self.longest_gap = 0.0
+        """The longest wait between two callbacks while a sound played (s): how long the device
+        had to cover from what it held (a stall longer than its buffer is an underflow)."""
+        self._sounding_at = 0.0
+        """Monotonic time of the latest callback if it played sound, else 0.0."""
         self.first_callback_at = 0.0
         self.last_callback_at = 0.0
         """Monotonic times of the first and the latest callback."""
@@ -264,6 +269,9 @@ class _OutputStream:
                 self._dry = False
             if status.output_underflow:  # the callback came too late: the device ran dry
                 self.underflows += 1
+            if self._sounding_at and now - self._sounding_at > self.longest_gap:
+                self.longest_gap = now - self._sounding_at
+            self._sounding_at = now if n else 0.0
             if outdata.shape[1] > 1:
                 outdata[:, 1:] = outdata[:, :1]
             if reference is not None:  # echo_mode "aec": what is played, and when
@@ -352,6 +360,7 @@ class _OutputStream:
         finally:
             self._blocked_since = None
         self.heard_until = self.alert_heard_until = 0.0  # what was on its way to the DAC is gone
+        self._sounding_at = 0.0  # the wait until the next callback is no stall
         return True
 
     def resume(self) -> None:
@@ -477,7 +486,8 @@ class Speaker:
         self.dropped_while_down = 0
         """24 kHz samples discarded because no output device was open."""
         self._past_underruns = self._past_underflows = 0
-        """Counts of the streams opened before the current one."""
+        self._past_longest_gap = 0.0
+        """Counts (and the longest callback gap) of the streams opened before the current one."""
         self.format: StreamFormat | None = None
         """The format of the open (or last opened) stream."""
         self.supervisor = DeviceSupervisor(Direction.OUTPUT, self._open, on_event)
@@ -495,9 +505,11 @@ class Speaker:
             self._retire_stream()
             alsa = alsa_log.summary()
             log.info(
-                "speaker: %d underruns, %d device underflows%s",
+                "speaker: %d underruns, %d device underflows, callbacks at most %.0f ms apart "
+                "while playing%s",
                 self.underruns,
                 self.underflows,
+                self.longest_callback_gap * 1000,
                 f"; alsa-lib messages left out: {alsa}" if alsa else "",
             )
 
@@ -810,12 +822,20 @@ class Speaker:
         stream = self._stream
         return self._past_underruns + (stream.underruns if stream else 0)
 
+    @property
+    def longest_callback_gap(self) -> float:
+        """The longest wait between two callbacks while a sound played (s), over every stream
+        opened so far: what a stall (the garbage collector, a busy CPU) left the device to cover."""
+        stream = self._stream
+        return max(self._past_longest_gap, stream.longest_gap if stream else 0.0)
+
     def _retire_stream(self) -> None:
         """The stream is replaced or the speaker stops: keep its counts."""
         stream, self._stream = self._stream, None
         if stream is not None:
             self._past_underruns += stream.underruns
             self._past_underflows += stream.underflows
+            self._past_longest_gap = max(self._past_longest_gap, stream.longest_gap)
 
     # --- volume ---------------------------------------------------------------------------
 

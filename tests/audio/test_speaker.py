@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import sys
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -271,6 +273,31 @@ async def test_the_summary_counts_the_underruns_of_every_stream(
         await asyncio.wait_for(spk.drain(), 10)
     assert spk.underruns == 1
     assert "speaker: 1 underruns, 0 device underflows" in caplog.text
+
+
+async def test_a_stall_while_a_sound_plays_is_reported_as_the_longest_callback_gap(
+    sound_card: VirtualSoundCard, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the soak reads next to the underflows: how long the device had to cover while the
+    callback could not run (here the GIL held for 250 ms, as a full garbage collection does)."""
+    caplog.set_level(logging.INFO, logger="device.audio.speaker")
+    spk = Speaker(AudioConfig(), tmp_path)
+    async with spk.running():
+        await wait_for(lambda: spk.flowing, 10, "the speaker flowing")
+        spk.play(chirp(1.0).tobytes())
+        await asyncio.sleep(0.3)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(5.0)  # no other thread gets the GIL meanwhile
+        try:
+            until = time.monotonic() + 0.25
+            while time.monotonic() < until:
+                pass
+        finally:
+            sys.setswitchinterval(interval)
+        await asyncio.wait_for(spk.drain(), 10)
+    assert spk.longest_callback_gap >= 0.2
+    reported = re.search(r"callbacks at most (\d+) ms apart while playing", caplog.text)
+    assert reported is not None and int(reported[1]) >= 200
 
 
 async def test_idle_stream_stops_calling_back_and_the_next_sound_starts_it(
