@@ -67,3 +67,31 @@ def test_fatal_failures_are_remembered_for_their_backoff() -> None:
     mem.failed(ErrorKind.CONFIG, "no such model")
     mem.succeeded()
     assert mem.blocking() is None
+
+
+def test_release_memory_freezes_the_heap_and_still_frees_what_a_reload_replaced() -> None:
+    """The daemon freezes its heap (the collector's full passes would stall the audio
+    callbacks); a part a reload replaces, left in a reference cycle, is still freed."""
+    code = """
+import gc, weakref
+from device.daemon import release_memory
+
+class Part:
+    pass
+
+old = Part()
+old.me = old
+gone = weakref.ref(old)
+release_memory()  # the first build: frozen with the rest
+assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
+del old
+gc.collect()
+assert gone() is not None, "frozen: no collection looks at it"
+release_memory()  # a reload
+assert gone() is None, "the replaced part was not freed"
+assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
