@@ -600,9 +600,12 @@ class Speaker:
         pcm24k: bytes,
         *,
         fresh: bool = False,
+        whole: bool = False,
     ) -> bool:
         """Convert and queue; False (and counted as dropped) while no output device is open.
-        `fresh`: a reply, which starts the stream afresh if it starts from silence."""
+        `fresh`: a reply, which starts the stream afresh if it starts from silence. `whole`: a
+        complete sound, converted with the resampler's tail (else its last ~8 ms would wait in
+        the resampler and come out ahead of the next sound: a blip before the next reply)."""
         if not self.supervisor.ready.is_set() or conv is None:
             self.dropped_while_down += len(pcm24k) // 2
             return False
@@ -610,7 +613,7 @@ class Speaker:
             self._fresh = _Hold(buf)
             loop = asyncio.get_running_loop()
             self._fresh_timer = loop.call_later(FRESH_WAIT_S, self._start_fresh)
-        buf.push(conv.convert(pcm24k))
+        buf.push(conv.convert(pcm24k, last=whole))
         self._busy_at = time.monotonic()
         self._wake()
         if self._fresh is not None and buf.frames() >= self._fill_frames():
@@ -677,7 +680,7 @@ class Speaker:
     def play_sound(self, pcm24k: bytes) -> None:
         """Queue a short sound (an earcon, 24 kHz mono int16): it plays as it comes, never held
         for a fresh start, and is no reply (a dry buffer after it is no underrun)."""
-        self._queue(self.buffer, self._converter, pcm24k)
+        self._queue(self.buffer, self._converter, pcm24k, whole=True)
 
     def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         """Queue an earcon (nothing if `audio.earcons` is off)."""

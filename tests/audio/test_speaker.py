@@ -211,6 +211,28 @@ async def test_earcons_play_through_the_speaker(
     assert speaker.fresh_starts == 0
 
 
+async def test_an_earcon_leaves_nothing_behind_for_the_next_reply(
+    sound_card: VirtualSoundCard, speaker: Speaker
+) -> None:
+    """The resampler keeps the last ~8 ms of what it converted until more comes. An earcon
+    with no drain() after it (the end chime) left that tail to sound ahead of the next reply:
+    a blip of the chime seconds later, and the bench had timed replies by it."""
+    speaker.hold_open(True)
+    clip = chirp(0.3)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        await asyncio.sleep(0.3)
+        speaker.play_earcon(Earcon.END)
+        await asyncio.sleep(0.6)  # the chime has played; silence since
+        for i in range(0, len(clip), 960):
+            speaker.play(clip[i : i + 960].tobytes())
+        await asyncio.wait_for(speaker.drain(), 10)
+        await asyncio.sleep(0.2)
+    assert best_correlation(earcons.render(Earcon.END), rec.samples) > 0.9
+    at = align(clip, rec.samples)
+    assert loud(rec.samples[at - MODEL_RATE // 5 : at]).size == 0  # nothing in the 200 ms before
+
+
 async def test_a_sound_after_silence_is_heard_from_its_first_sample(
     sound_card: VirtualSoundCard, speaker: Speaker
 ) -> None:
