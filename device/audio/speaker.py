@@ -79,10 +79,11 @@ PortAudio waits on a sound server or driver that no longer answers (a stopped Pu
 opens the device again once it answers; unreported, the speaker would stay silent for good."""
 
 
-FRESH_PAD_MS = 20
-"""Silence a fresh start plays before the sound: the rig's PulseAudio loses the first ~9 ms of a
-restarted stream (without a pad the first 10 ms of a sound were damaged in 5 of 12 trials on the
-rig; with 20 ms, whole in all)."""
+FRESH_PAD_MS = 10
+"""Silence a fresh start plays before the sound: the rig's PulseAudio damages the first few ms
+of a restarted stream (without a pad the first 10 ms of a sound were damaged in 5 of 12 trials
+on the rig, with 5 ms in 6 of 6 runs; with 10 ms and with 20 ms whole in all). Each ms of it is
+a ms later that a reply is heard."""
 FRESH_WAIT_S = 0.03
 """A sound that starts from silence waits at most this long for enough audio to fill the device
 buffer before its fresh start (a short sound, or a server slower than real time)."""

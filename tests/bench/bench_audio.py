@@ -73,8 +73,9 @@ class Monitor:
                 raise RuntimeError("monitor recorder delivered nothing")
             time.sleep(0.02)
 
-    def first(self, after: float, loud: bool, limit_s: float = 5.0) -> float:
-        """Arrival time of the first chunk after `after` that is loud (or entirely quiet)."""
+    def first(self, after: float, loud: bool, limit_s: float = 5.0, level: int = LOUD) -> float:
+        """Arrival time of the first chunk after `after` that is louder than `level` (or, not
+        `loud`, entirely below a quarter of it)."""
         deadline = time.monotonic() + limit_s
         i = 0
         while time.monotonic() < deadline:
@@ -85,7 +86,7 @@ class Monitor:
                 if t < after or len(x) == 0:
                     continue
                 peak = int(np.abs(x.astype(np.int32)).max())
-                if (peak > LOUD) if loud else (peak < LOUD // 4):
+                if (peak > level) if loud else (peak < level // 4):
                     return t
             time.sleep(0.001)
         raise RuntimeError("expected sound change never arrived")

@@ -12,7 +12,11 @@ in one run:
 - daemon: the whole daemon in-process (tests/app/harness: real wake word, real SDK, full duplex).
 
 Two figures a listener notices, each from the client's receipt of the server message to what
-the recorder hears at the monitor: (a) the first model audio of an answer -> sound; (b) the
+the recorder hears at the monitor: (a) the first model audio of an answer -> its first sound
+(any sound at all: the answer begins with ~60 ms of soft syllable, and the daemon plays at
+volume 100 here, as the cookbook plays unscaled; until Dec 5 2026 the daemon played at its
+default volume against a LOUD threshold, and a blip of the previous earcon ahead of each reply
+was what got timed); (b) the
 server's `interrupted` (the user talks over a long answer) -> lasting silence (quiet for
 SILENT_FOR_S: a pause between words is not silence); and, for the daemon, (c) the button's
 release mid-answer -> lasting silence, against the cookbook's (b): clearing its queue is the only
@@ -52,6 +56,8 @@ Int16 = npt.NDArray[np.int16]
 SILENT_FOR_S = 0.3
 """Silence = the monitor stays quiet this long (espeak's pauses between words are shorter)."""
 QUIET = LOUD // 4
+ONSET = 200
+"""A chunk with sound in it (the monitor of a null sink is digital silence otherwise)."""
 CHUNK_MS = 20
 """The simulator's reply chunks. The cookbook's interrupted -> silence is bounded by the chunk its
 player thread is writing when the queue is cleared: with the simulator's default 100 ms chunks it
@@ -73,8 +79,11 @@ is clearing its queue, as it does on `interrupted`, so that is the button's base
 
 
 def heard_at(mon: Monitor, after: float, limit_s: float = 10.0) -> float:
-    """Arrival time at the monitor of the first loud chunk after `after`."""
-    return mon.first(after, True, limit_s)
+    """Arrival time at the monitor of the first chunk after `after` with any sound in it: the
+    answer's first syllable, not its first loud one (the answer's first ~60 ms peak near LOUD,
+    so a LOUD threshold timed the answer by whichever syllable happened to cross it at each
+    path's volume)."""
+    return mon.first(after, True, limit_s, level=ONSET)
 
 
 def silent_at(mon: Monitor, after: float, limit_s: float = 10.0) -> float:
@@ -261,7 +270,8 @@ async def daemon(
     before each question (past `output_idle_pause_s`, each wake-up finds the output stopped, as
     a speaker that has been idle does)."""
     cfg = _cfg(tmp, sim, "full_duplex")
-    cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
+    # At volume 100 (unity gain), as the cookbook plays its audio unscaled: the same waveform.
+    cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update={"volume": 100, **audio})})
     async with running_daemon(cfg, card, sim, KEY) as rig:
         starts = []
         for _ in range(trials):
