@@ -79,11 +79,14 @@ PortAudio waits on a sound server or driver that no longer answers (a stopped Pu
 opens the device again once it answers; unreported, the speaker would stay silent for good."""
 
 
-FRESH_PAD_MS = 10
+FRESH_PAD_MS = 20
 """Silence a fresh start plays before the sound: the rig's PulseAudio damages the first few ms
 of a restarted stream (without a pad the first 10 ms of a sound were damaged in 5 of 12 trials
-on the rig, with 5 ms in 6 of 6 runs; with 10 ms and with 20 ms whole in all). Each ms of it is
-a ms later that a reply is heard."""
+on the rig, with 5 ms in 6 of 6 runs; with 10 and 20 ms whole in all). It is also the reply's
+cushion after the first fill (which takes what is queued less the pad): with 10 ms, a first
+chunk of 63 ms left 10 ms to cover the 25 ms until the next one, and every reply of the soak
+had a gap (1 underrun per conversation; 0 with 20 ms). Each ms of it is a ms later that a reply
+is heard."""
 FRESH_WAIT_S = 0.03
 """A sound that starts from silence waits at most this long for enough audio to fill the device
 buffer before its fresh start (a short sound, or a server slower than real time)."""
