@@ -149,6 +149,8 @@ def assemble(
         learned=canceller.learned if canceller is not None else None,
         captured_at=mic.captured_at,
         heard_until=lambda: speaker.heard_until,
+        reply_heard_until=lambda: speaker.reply_heard_until,
+        earcon_tail_ms=cfg.audio.earcon_tail_ms,
     )
     api_key = find_api_key(cfg.live, environ)
     if api_key is None:

@@ -7,7 +7,8 @@
 
 The gate is evaluated once per microphone block on the loop: a block is withheld if it was
 captured (`captured_at`) before the speaker's last sound so far reaches the DAC (`heard_until`)
-plus the tail. Counting from capture, a block that reaches the loop late, or a sound played before
+plus the tail: the full tail after an answer or a ring (`reply_heard_until`), a short one after
+an earcon, so a user who answers the wake chime at once keeps the start of the question. Counting from capture, a block that reaches the loop late, or a sound played before
 the gate was first asked (the wake chime while connecting), cannot slip its echo through; and a
 block captured while a sound only waits in the queue (an output stream slow to start on a busy
 machine) is not withheld for it: it cannot hold the echo of a sound not yet played. That was a
@@ -41,6 +42,8 @@ class EchoGate:
         learned: Callable[[], bool] | None = None,
         captured_at: Callable[[AudioBlock], float] | None = None,
         heard_until: Callable[[], float] | None = None,
+        reply_heard_until: Callable[[], float] | None = None,
+        earcon_tail_ms: int | None = None,
     ) -> None:
         """Either `heard_until` (the speaker's DAC clock, with `captured_at`) or, without
         it, `is_playing()` (audio queued or on its way: closed while it is). `learned()`: the
@@ -49,14 +52,19 @@ class EchoGate:
         first sample was captured (the microphone's clock); the tail then counts from there, not from when the block reached the loop, so a slow capture path
         cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
         was heard (monotonic), so a sound played before the gate was first asked (the wake
-        chime while connecting) still closes it for its tail."""
+        chime while connecting) still closes it for its tail. `reply_heard_until()`: the same for
+        the last sound that was no earcon; with it, the full tail follows only replies (and rings),
+        and `earcon_tail_ms` (shorter) an earcon's end: a user who answers the wake chime at once
+        is not cut off by a tail meant for the echo of a long answer."""
         if is_playing is None and heard_until is None:
             raise ValueError("EchoGate needs is_playing or heard_until")
         self.mode = mode
         self._learned = learned
         self._captured_at = captured_at
         self._heard_until = heard_until
+        self._reply_heard_until = reply_heard_until
         self.tail_s = tail_ms / 1000.0
+        self.earcon_tail_s = self.tail_s if earcon_tail_ms is None else earcon_tail_ms / 1000.0
         self._is_playing = is_playing
         self._clock = clock
         self._last_playing: float | None = None
@@ -82,6 +90,11 @@ class EchoGate:
             # A sound written is heard by heard_until (in the future while it plays); one still
             # queued will be heard after now, so after this block.
             last = self._heard_until()
+            if self._reply_heard_until is not None:
+                reply = self._reply_heard_until()
+                if reply > 0.0 and at - reply < self.tail_s:
+                    return False
+                return last <= 0.0 or at - last >= min(self.earcon_tail_s, self.tail_s)
         else:
             assert self._is_playing is not None
             if self._is_playing():

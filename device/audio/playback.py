@@ -21,8 +21,9 @@ class PlaybackBuffer:
     """Chunks of mono float32 audio waiting to be played."""
 
     def __init__(self) -> None:
-        self._chunks: collections.deque[Float32] = collections.deque()
+        self._chunks: collections.deque[tuple[Float32, bool]] = collections.deque()
         self._head: Float32 | None = None
+        self._head_earcon = False
         self._pos = 0
         self._generation = 0
         self._seen_generation = 0
@@ -31,19 +32,22 @@ class PlaybackBuffer:
         self.taken = 0
         """Frames the callback has taken so far (a callback that began just before `held` was
         set may still take some: the fresh start sees it here and lets the sound play as is)."""
+        self.reply_end = 0
+        """Frames of the last read_into() up to its last sample that was no earcon (0: none):
+        the echo gate's long tail counts from there, its short one from an earcon's end."""
 
     # --- loop side ------------------------------------------------------------------------
 
-    def push(self, chunk: Float32) -> None:
-        """Queue audio behind what is already queued."""
+    def push(self, chunk: Float32, *, earcon: bool = False) -> None:
+        """Queue audio behind what is already queued (`earcon`: a short sound, not a reply)."""
         if len(chunk):
-            self._chunks.append(chunk)
+            self._chunks.append((chunk, earcon))
 
     def flush(self) -> int:
         """Discard everything queued (and the chunk being played); returns frames discarded."""
         self._generation += 1
         head = self._head
-        pending = sum(len(c) for c in list(self._chunks))
+        pending = sum(len(c) for c, _ in list(self._chunks))
         if head is not None:
             pending += max(0, len(head) - self._pos)
         self._chunks.clear()
@@ -51,7 +55,7 @@ class PlaybackBuffer:
 
     def frames(self) -> int:
         """Frames queued (loop side; the head being played is not counted)."""
-        return sum(len(c) for c in list(self._chunks))
+        return sum(len(c) for c, _ in list(self._chunks))
 
     def is_empty(self) -> bool:
         """Nothing left to play (the callback may still be rendering its last block)."""
@@ -68,12 +72,13 @@ class PlaybackBuffer:
             self._head = None
             self._pos = 0
         written = 0
+        self.reply_end = 0
         want = len(out)
         while written < want:
             head = self._head
             if head is None:
                 try:
-                    head = self._chunks.popleft()
+                    head, self._head_earcon = self._chunks.popleft()
                 except IndexError:
                     break
                 self._head = head
@@ -81,6 +86,8 @@ class PlaybackBuffer:
             take = min(want - written, len(head) - self._pos)
             np.multiply(head[self._pos : self._pos + take], gain, out=out[written : written + take])
             written += take
+            if not self._head_earcon:
+                self.reply_end = written
             self.taken += take
             self._pos += take
             if self._pos >= len(head):

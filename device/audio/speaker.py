@@ -197,6 +197,8 @@ class _OutputStream:
         """Monotonic time at which the last speech sample written so far will have been heard."""
         self.alert_heard_until = 0.0
         """The same for the alert's samples."""
+        self.reply_heard_until = 0.0
+        """The same for speech that is no earcon (a reply): the echo gate's long tail."""
         self.underruns = 0
         """Gaps inside a reply: the buffer ran dry and more of the reply came after (loop side)."""
         self.ran_dry = False
@@ -286,6 +288,8 @@ class _OutputStream:
                     self.alert_heard_until = heard
                 else:
                     self.heard_until = heard
+                    if buf.reply_end:
+                        self.reply_heard_until = now + ahead + (lead + buf.reply_end) / rate
             self.last_callback_at = now
             if not self.callbacks:
                 self.first_callback_at = self.last_callback_at
@@ -363,7 +367,8 @@ class _OutputStream:
             return False
         finally:
             self._blocked_since = None
-        self.heard_until = self.alert_heard_until = 0.0  # what was on its way to the DAC is gone
+        # What was on its way to the DAC is gone.
+        self.heard_until = self.alert_heard_until = self.reply_heard_until = 0.0
         self._sounding_at = 0.0  # the wait until the next callback is no stall
         return True
 
@@ -479,6 +484,7 @@ class Speaker:
         """Monotonic time the speaker last had something to do (idle pause counts from it)."""
         self._stream: _OutputStream | None = None
         self._heard_until = 0.0
+        self._reply_heard_until = 0.0
         self._converter: SpeakerConverter | None = None
         self._alert_converter: SpeakerConverter | None = None
         self._fresh: _Hold | None = None
@@ -605,11 +611,13 @@ class Speaker:
         *,
         fresh: bool = False,
         whole: bool = False,
+        earcon: bool = False,
     ) -> bool:
         """Convert and queue; False (and counted as dropped) while no output device is open.
         `fresh`: a reply, which starts the stream afresh if it starts from silence. `whole`: a
         complete sound, converted with the resampler's tail (else its last ~8 ms would wait in
-        the resampler and come out ahead of the next sound: a blip before the next reply)."""
+        the resampler and come out ahead of the next sound: a blip before the next reply).
+        `earcon`: a short sound, whose echo the echo gate waits out with its short tail."""
         if not self.supervisor.ready.is_set() or conv is None:
             self.dropped_while_down += len(pcm24k) // 2
             return False
@@ -617,7 +625,7 @@ class Speaker:
             self._fresh = _Hold(buf)
             loop = asyncio.get_running_loop()
             self._fresh_timer = loop.call_later(FRESH_WAIT_S, self._start_fresh)
-        buf.push(conv.convert(pcm24k, last=whole))
+        buf.push(conv.convert(pcm24k, last=whole), earcon=earcon)
         self._busy_at = time.monotonic()
         self._wake()
         if self._fresh is not None and buf.frames() >= self._fill_frames():
@@ -684,7 +692,7 @@ class Speaker:
     def play_sound(self, pcm24k: bytes) -> None:
         """Queue a short sound (an earcon, 24 kHz mono int16): it plays as it comes, never held
         for a fresh start, and is no reply (a dry buffer after it is no underrun)."""
-        self._queue(self.buffer, self._converter, pcm24k, whole=True)
+        self._queue(self.buffer, self._converter, pcm24k, whole=True, earcon=True)
 
     def play_earcon(self, kind: earcons.Earcon | ErrorKind) -> None:
         """Queue an earcon (nothing if `audio.earcons` is off)."""
@@ -800,11 +808,22 @@ class Speaker:
         before any. Kept across idle pauses, so the echo gate knows about a sound it never saw."""
         return self._keep_heard_until()
 
+    @property
+    def reply_heard_until(self) -> float:
+        """The same for the last sound that was no earcon (a reply, a ring): its echo lasts
+        longer than a short chime's."""
+        self._keep_heard_until()
+        return self._reply_heard_until
+
     def _keep_heard_until(self) -> float:
-        """Fold the stream's heard times into `_heard_until` (an abort zeroes the stream's)."""
+        """Fold the stream's heard times into `_heard_until` and `_reply_heard_until` (an abort
+        zeroes the stream's)."""
         stream = self._stream
         if stream is not None:
             self._heard_until = max(self._heard_until, stream.heard_until, stream.alert_heard_until)
+            self._reply_heard_until = max(
+                self._reply_heard_until, stream.reply_heard_until, stream.alert_heard_until
+            )
         return self._heard_until
 
     @property

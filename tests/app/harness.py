@@ -93,13 +93,13 @@ class Rig:
         self.play(question)
         return await self.wait_state(State.RESPONDING, 30, since=mark)
 
-    def play(self, samples: npt.NDArray[np.int16], rate: int = 16000) -> Any:
+    def play(self, samples: npt.NDArray[np.int16], rate: int = 16000, lead_s: float = 0.7) -> Any:
         """Speak into the virtual microphone (returns the player process).
 
-        Led by 0.7 s of silence: the first audio into an idle null sink is partly lost at its
-        monitor (test-rig.md), which would clip the start of the speech.
+        Led by `lead_s` of silence: the first audio into an idle null sink is partly lost at its
+        monitor (test-rig.md, the first few ms), which would clip the start of the speech.
         """
-        lead = np.zeros(int(0.7 * rate), np.int16)
+        lead = np.zeros(int(lead_s * rate), np.int16)
         proc = self.card.feed_mic(np.concatenate([lead, samples]), rate)
         self.players.append(proc)
         return proc

@@ -213,6 +213,20 @@ def test_playback_buffer_reads_across_chunks_with_gain() -> None:
     assert buf.is_empty()
 
 
+def test_playback_buffer_says_where_the_last_reply_sample_of_a_read_fell() -> None:
+    """The echo gate's long tail counts from a reply's last sample, its short one from an
+    earcon's: the callback learns which from the buffer."""
+    buf = PlaybackBuffer()
+    buf.push(np.ones(4, np.float32))  # the end of a reply
+    buf.push(np.ones(3, np.float32), earcon=True)  # then the end chime
+    out = np.zeros(5, np.float32)
+    assert buf.read_into(out, 1.0) == 5 and buf.reply_end == 4
+    assert buf.read_into(out, 1.0) == 2 and buf.reply_end == 0
+    buf.push(np.ones(2, np.float32), earcon=True)
+    buf.push(np.ones(2, np.float32))
+    assert buf.read_into(out, 1.0) == 4 and buf.reply_end == 4
+
+
 def test_playback_flush_drops_the_chunk_in_progress() -> None:
     buf = PlaybackBuffer()
     buf.push(np.ones(1000, np.float32))
