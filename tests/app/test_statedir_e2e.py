@@ -123,10 +123,8 @@ async def test_unwritable_state_dir_keeps_conversations_going(
             assert len(simulator.connections) == 2
             first, second = simulator.connections
             assert first.handles and second.resumed_from == first.handles[-1]
-            # The resumed session carries both earlier turns. (Not their words: the simulator
-            # matches a spoken question by its loudness envelope, and under load it has heard
-            # the first one as "[an audio question of 1.7 seconds]"; that is not this test's
-            # subject.)
+            # The resumed session carries both earlier turns (whether each question was heard
+            # word for word is test_conversation_e2e's subject, not this test's).
             history = simulator.histories.get(second.resumed_from, ())
             assert len(history) >= 2 and "turn it down" in history, history
             assert State.ERROR not in rig.states(), rig.states()

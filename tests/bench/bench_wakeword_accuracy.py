@@ -7,6 +7,9 @@ and a held-out part, every condition, >= 2 h of negatives. Prints, for the held-
   (recall) and per negative condition (false accepts per hour);
 - the curve: recall (clean, and the 10 dB / room conditions) against false accepts per hour as the
   threshold falls, for the base model alone;
+- the same curve for the daemon path, moving the second stage's accepting logit from the shipped
+  operating point (chosen on the tuning voices) down and up: the recall in the worst 10 dB / room
+  condition a given false-accept rate would buy, and what the shipped point gives up;
 - each held-out voice enrolled from 4 takes: recall of its other renditions per condition (and
   'alone': the same renditions with nobody enrolled), false
   accepts per hour over all negatives (its own ordinary speech included), and in enrolled-only
@@ -18,6 +21,7 @@ Writes bench-results/wakeword_accuracy.json. `--ci` runs CI's reduced set instea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -27,11 +31,14 @@ from typing import Any
 import numpy as np
 
 from device.config import WakewordConfig
+from device.wakeword.models import resolve_model
+from device.wakeword.second_stage import second_stage_for
 from tests.wakeword import corpus, evaluate
 from tests.wakeword.corpus import Spec
 from tests.wakeword.evaluate import Analysis, Enrolled, Row, Stream
 
 CURVE = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02)
+STAGE_CURVE = (-3.0, -2.0, -1.0, -0.5, 0.0, 1.0)
 Results = Sequence[tuple[Spec, Stream, Analysis]]
 
 
@@ -79,6 +86,33 @@ def curve(results: Results) -> list[dict[str, float]]:
     return out
 
 
+def stage_curve(results: Results) -> list[dict[str, float]]:
+    """Daemon path: recall (clean, mean and worst of the 10 dB / room conditions) and false
+    accepts per hour as the second stage's accepting logit moves by each of STAGE_CURVE."""
+    shipped = second_stage_for(resolve_model("hey_jarvis"))
+    assert shipped is not None
+    out = []
+    for delta in STAGE_CURVE:
+        stage = dataclasses.replace(shipped, accept=shipped.accept + delta)
+        recall: dict[str, list[float]] = {}
+        fa, hours = 0, 0.0
+        for spec, s, a in results:
+            if spec.kind == "near":
+                continue
+            r = evaluate.daemon(s, a, stage=stage)
+            if spec.kind != "pos":
+                fa += r.total
+                hours += s.hours
+            elif "5 dB" not in spec.condition and "20 dB" not in spec.condition:
+                recall.setdefault(spec.condition, []).append(r.recall())
+        noisy = {c: float(np.mean(v)) for c, v in recall.items() if c != "clean"}
+        out.append({"accept_delta": delta, "clean": float(np.mean(recall["clean"])),
+                    "noisy_mean": float(np.mean(list(noisy.values()))),
+                    "noisy_worst": min(noisy.values()), "worst": min(noisy, key=lambda c: noisy[c]),
+                    "false_accepts_per_hour": fa / hours})  # type: ignore[dict-item]  # fmt: skip
+    return out
+
+
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
     """One line per enrolled voice."""
     lines = [
@@ -120,6 +154,16 @@ def main() -> None:
             print(
                 f"  {pt['threshold']:<5} {pt['clean']:>5.0%} {pt['noisy_10dB_and_rooms']:>5.0%} {pt['false_accepts_per_hour']:>7.2f}"
             )
+        sc = stage_curve(part)
+        print(
+            "daemon path, second stage accept logit +delta -> recall clean / 10 dB+rooms mean /"
+            " worst, false accepts per hour:"
+        )
+        for pt in sc:
+            print(
+                f"  {pt['accept_delta']:+5.1f} {pt['clean']:>5.0%} {pt['noisy_mean']:>5.0%}"
+                f" {pt['noisy_worst']:>5.0%} ({pt['worst']}) {pt['false_accepts_per_hour']:>7.2f}"
+            )
         voices = corpus.TUNE_VOICES if split == "tune" else corpus.HELD_OUT_VOICES
         found = [evaluate.enrolled(v, part, cfg) for v in voices]
         print("\n".join(enrolled_lines(found)))
@@ -127,6 +171,7 @@ def main() -> None:
             "negative_hours": hours,
             "rows": [r.__dict__ for r in rows],
             "curve": c,
+            "second_stage_curve": sc,
             "enrolled": [e.__dict__ for e in found],
         }
     report["seconds"] = round(time.monotonic() - t0, 1)

@@ -166,11 +166,13 @@ def daemon(
     a: Analysis,
     cfg: WakewordConfig | None = None,
     voices: Sequence[VoiceVerifier] = (),
+    stage: SecondStage | None = None,
 ) -> Result:
     """The daemon's FrameTrigger on the same frames (no noise suppression: the default), with the
-    second stage the Detector would use."""
+    second stage the Detector would use (or `stage`: another operating point of it)."""
     cfg = cfg or WakewordConfig()
-    stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
+    if stage is None:
+        stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
     trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
