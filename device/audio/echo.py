@@ -8,8 +8,9 @@
 The gate is evaluated once per microphone block on the loop: a block is withheld if it was
 captured (`captured_at`) before the speaker's last sound so far reaches the DAC (`heard_until`)
 plus the tail: the full tail after an answer or a ring (`reply_heard_until`), a short one after
-an earcon, so a user who answers the wake chime at once keeps the start of the question. Counting from capture, a block that reaches the loop late, or a sound played before
-the gate was first asked (the wake chime while connecting), cannot slip its echo through; and a
+an earcon, so a user who answers the wake chime at once keeps the start of the question.
+Counting from capture, a block that reaches the loop late, or a sound played before the gate
+was first asked (the wake chime while connecting), cannot slip its echo through; and a
 block captured while a sound only waits in the queue (an output stream slow to start on a busy
 machine) is not withheld for it: it cannot hold the echo of a sound not yet played. That was a
 question lost in CI: 116 blocks (2.3 s) withheld behind a wake chime that started late.
