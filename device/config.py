@@ -121,10 +121,10 @@ class AudioConfig(_Table):
     chosen at start from the last doctor measurement of the room (half_duplex before one)."""
     echo_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 300
     """Half duplex: keep the upload closed this long after playback ends (room echo)."""
-    earcon_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 60
-    """Half duplex: the same after a short sound (the wake chime, an error sound); a user who
-    answers the chime at once would otherwise lose the start of the question to echo_tail_ms.
-    At most echo_tail_ms."""
+    earcon_tail_ms: Annotated[int, Field(ge=0, le=3000)] = 150
+    """Half duplex: the same after a short sound (the wake chime, an error sound): its echo's
+    delay and the loud part of its reverberation, no more, so a user who answers the chime at
+    once keeps the start of the question. At most echo_tail_ms."""
     volume: Annotated[int, Field(ge=0, le=100)] = 70
     """Initial software volume in percent (the last level set is persisted in state_dir)."""
     earcons: bool = True

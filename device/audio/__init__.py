@@ -17,7 +17,9 @@ Typical wiring (the appliance):
     speaker = Speaker(cfg.audio, cfg.state_dir, on_event=on_audio_event)
     mic = Microphone(cfg.audio, on_event=on_audio_event)
     gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms,
-                    captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until)
+                    captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until,
+                    reply_heard_until=lambda: speaker.reply_heard_until,
+                    earcon_tail_ms=cfg.audio.earcon_tail_ms)
     wake_q = mic.add_consumer("wakeword", 50)
     upload_q = mic.add_consumer("upload", 50, gate=gate)
     tg.create_task(speaker.run(), name="speaker")

@@ -1,7 +1,9 @@
 """Echo control by gating: in half duplex the upload is closed while the speaker plays (plus a tail).
 
     gate = EchoGate(cfg.audio.echo_mode, cfg.audio.echo_tail_ms,
-                    captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until)
+                    captured_at=mic.captured_at, heard_until=lambda: speaker.heard_until,
+                    reply_heard_until=lambda: speaker.reply_heard_until,
+                    earcon_tail_ms=cfg.audio.earcon_tail_ms)
     upload = mic.add_consumer("upload", 50, gate=gate)      # closed while the reply plays
     wake = mic.add_consumer("wakeword", 50)                 # always open: "Hey Jarvis, stop" works
 

@@ -856,7 +856,8 @@ class Speaker:
         return max(self._past_longest_gap, stream.longest_gap if stream else 0.0)
 
     def _retire_stream(self) -> None:
-        """The stream is replaced or the speaker stops: keep its counts."""
+        """The stream is replaced or the speaker stops: keep its counts (and its heard times)."""
+        self._keep_heard_until()
         stream, self._stream = self._stream, None
         if stream is not None:
             self._past_underruns += stream.underruns

@@ -65,6 +65,8 @@ class Station:
             learned=self.canceller.learned if self.canceller is not None else None,
             captured_at=self.mic.captured_at,
             heard_until=lambda: speaker.heard_until,
+            reply_heard_until=lambda: speaker.reply_heard_until,
+            earcon_tail_ms=cfg.earcon_tail_ms,
         )
         self.upload = self.mic.add_consumer("upload", 100_000, gate=self.gate)
 

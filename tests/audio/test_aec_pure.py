@@ -208,8 +208,8 @@ def test_the_canceller_removes_a_simulated_room_s_echo_and_keeps_the_talker() ->
 
 def test_after_an_earcon_the_gate_opens_after_the_short_tail_after_a_reply_the_long_one() -> None:
     """A user who answers the wake chime at once (its last sample heard at 100.0, the question
-    captured from 100.1) is not cut off by the 300 ms meant for the echo of an answer: the tail
-    after an earcon is 60 ms. After an answer (or an earcon right after one) the 300 ms hold."""
+    captured from 100.2) is not cut off by the 300 ms meant for the echo of an answer: the tail
+    after an earcon is 150 ms. After an answer (or an earcon right after one) the 300 ms hold."""
     now = [100.0]
     heard, reply = [100.0], [0.0]
     gate = EchoGate(
@@ -219,25 +219,24 @@ def test_after_an_earcon_the_gate_opens_after_the_short_tail_after_a_reply_the_l
         captured_at=lambda b: b.start / MIC_RATE,
         heard_until=lambda: heard[0],
         reply_heard_until=lambda: reply[0],
-        earcon_tail_ms=60,
+        earcon_tail_ms=150,
     )
 
     def block(at: float) -> AudioBlock:
         now[0] = max(now[0], at + 0.02)
         return AudioBlock(b"\0" * 640, round(at * MIC_RATE))
 
-    assert not gate(block(100.04))  # the chime's echo
-    assert gate(block(100.06)) and gate(block(100.1))
-    reply[0] = heard[0] = 105.0  # an answer ends, then its end chime
-    assert not gate(block(105.1))
-    heard[0] = 105.4
-    assert not gate(block(105.45))  # 60 ms after the chime, but 450 ms after the answer: no ...
-    assert not gate(block(105.29))  # ... that one was within 300 ms of the answer anyway
-    assert gate(block(105.47))  # 300 ms after the answer and 70 ms after the chime
-    assert gate.blocked == 4
+    assert not gate(block(100.14))  # the chime's echo
+    assert gate(block(100.16)) and gate(block(100.2))
+    reply[0] = heard[0] = 105.0  # an answer ends ...
+    heard[0] = 105.1  # ... and its end chime with it
+    assert not gate(block(105.2))  # 100 ms after the chime, 200 ms after the answer
+    assert not gate(block(105.26))  # past the chime's tail, within the answer's
+    assert gate(block(105.31))  # 300 ms after the answer
+    assert gate.blocked == 3
     # Without a reply clock the full tail follows every sound, as before.
     plain = EchoGate(
         EchoMode.HALF_DUPLEX, 300, clock=lambda: now[0], heard_until=lambda: 99.0,
-        captured_at=lambda b: b.start / MIC_RATE, earcon_tail_ms=60,
+        captured_at=lambda b: b.start / MIC_RATE, earcon_tail_ms=150,
     )  # fmt: skip
     assert not plain(block(99.2)) and plain(block(99.31))
