@@ -198,12 +198,18 @@ async def test_question_said_with_a_barge_in_wake_word_reaches_the_server_whole(
     assert "capital of France" in history
 
 
-async def test_wake_word_then_a_pause_gets_the_chime_and_the_question_after_it(
+async def wake_then_ask_after_the_chime(
     sound_card: VirtualSoundCard,
     simulator: LiveSimulator,
     speech: SpeechFactory,
     tmp_path: Path,
-) -> None:
+    *,
+    chime_heard: float,
+    lead_s: float,
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+    """ "Hey Jarvis." alone; once the wake chime correlates `chime_heard` in the speaker's
+    recording, the question, `lead_s` of silence later. Returns the question, what the speaker
+    played and what was sent; the question was registered as "what is the capital of France"."""
     question = speech("What is the capital of France?")
     simulator.register_utterance("what is the capital of France", question)
     chime = earcon_48k(Earcon.WAKE)
@@ -216,20 +222,39 @@ async def test_wake_word_then_a_pause_gets_the_chime_and_the_question_after_it(
             mark = len(rig.seen)
             # The user waits for the chime, then asks (however late a loaded machine chimes).
             await wait_for(
-                lambda: best_correlation(chime, rec.snapshot()[-48000:]) > 0.8, 10, "the wake chime"
+                lambda: best_correlation(chime, rec.snapshot()[-48000:]) > chime_heard,
+                10,
+                "the wake chime",
             )
-            rig.play(question)
+            rig.play(question, lead_s=lead_s)
             await rig.wait_state(State.RESPONDING, 30, since=mark)
             mark = len(rig.seen)
             await rig.wait_state(State.LISTENING, 30, since=mark)
             heard = rec.snapshot()
-    # The user paused: the wake chime told them to go on ...
-    assert best_correlation(chime, heard) > 0.8
-    # ... and the question after it arrived whole and was understood.
     conn = simulator.connections[0]
-    sent = np.frombuffer(b"".join(conn.audio_in()), np.int16)
+    return question, heard, np.frombuffer(b"".join(conn.audio_in()), np.int16)
+
+
+def understood(simulator: LiveSimulator) -> tuple[str, ...]:
+    """What the simulator took the first connection's turns for."""
+    conn = simulator.connections[0]
+    return simulator.histories[conn.handles[-1]]
+
+
+async def test_wake_word_then_a_pause_gets_the_chime_and_the_question_after_it(
+    sound_card: VirtualSoundCard,
+    simulator: LiveSimulator,
+    speech: SpeechFactory,
+    tmp_path: Path,
+) -> None:
+    question, heard, sent = await wake_then_ask_after_the_chime(
+        sound_card, simulator, speech, tmp_path, chime_heard=0.8, lead_s=0.7
+    )
+    # The user paused: the wake chime told them to go on ...
+    assert best_correlation(earcon_48k(Earcon.WAKE), heard) > 0.8
+    # ... and the question after it arrived whole and was understood.
     assert best_correlation(question, sent) > 0.9
-    assert simulator.histories[conn.handles[-1]] == ("what is the capital of France",)
+    assert understood(simulator) == ("what is the capital of France",)
 
 
 def head_heard(ref: npt.NDArray[np.int16], sent: npt.NDArray[np.int16], head_s: float) -> float:
@@ -249,27 +274,11 @@ async def test_a_question_asked_as_soon_as_the_chime_ends_arrives_whole(
     speech: SpeechFactory,
     tmp_path: Path,
 ) -> None:
-    """Half duplex: the user answers the wake chime at once (~0.2 s after it ends). The gate
+    """Half duplex: the user answers the wake chime at once (~0.17 s after it ends). The gate
     waits out the chime's echo (150 ms), not the 300 ms meant for an answer's, which cut the
     start of such a question off ("...is the capital of France")."""
-    question = speech("What is the capital of France?")
-    simulator.register_utterance("what is the capital of France", question)
-    chime = earcon_48k(Earcon.WAKE)
-    cfg = sim_config(simulator, tmp_path)
-    async with running_daemon(cfg, sound_card, simulator, SIM_API_KEY) as rig:
-        with sound_card.record_speaker(48000) as rec:
-            rec.wait_until_flowing()
-            rig.play(speech("Hey Jarvis."))
-            await rig.wait_state(State.LISTENING, 30)
-            mark = len(rig.seen)
-            await wait_for(
-                lambda: best_correlation(chime, rec.snapshot()[-48000:]) > 0.97, 10, "the chime"
-            )
-            rig.play(question, lead_s=0.15)
-            await rig.wait_state(State.RESPONDING, 30, since=mark)
-            mark = len(rig.seen)
-            await rig.wait_state(State.LISTENING, 30, since=mark)
-    conn = simulator.connections[0]
-    sent = np.frombuffer(b"".join(conn.audio_in()), np.int16)
+    question, _, sent = await wake_then_ask_after_the_chime(
+        sound_card, simulator, speech, tmp_path, chime_heard=0.97, lead_s=0.15
+    )
     assert head_heard(question, sent, 0.2) > 0.9
-    assert simulator.histories[conn.handles[-1]] == ("what is the capital of France",)
+    assert understood(simulator) == ("what is the capital of France",)

@@ -213,14 +213,9 @@ def test_after_an_earcon_the_gate_opens_after_the_short_tail_after_a_reply_the_l
     now = [100.0]
     heard, reply = [100.0], [0.0]
     gate = EchoGate(
-        EchoMode.HALF_DUPLEX,
-        300,
-        clock=lambda: now[0],
-        captured_at=lambda b: b.start / MIC_RATE,
-        heard_until=lambda: heard[0],
-        reply_heard_until=lambda: reply[0],
-        earcon_tail_ms=150,
-    )
+        EchoMode.HALF_DUPLEX, 300, clock=lambda: now[0], captured_at=lambda b: b.start / MIC_RATE,
+        heard_until=lambda: heard[0], reply_heard_until=lambda: reply[0], earcon_tail_ms=150,
+    )  # fmt: skip
 
     def block(at: float) -> AudioBlock:
         now[0] = max(now[0], at + 0.02)
