@@ -116,36 +116,36 @@ PHASES = range(0, FRAME, FRAME // 8)
 """Frame alignments the heard audio is tried at: where the 20 ms frames fall in the speech
 changes its envelope (r from 0.82 to 1.0 for one question sent six times), as it would not change
 what a recogniser hears."""
+GRID = np.linspace(0, 1, 200)
+"""Envelopes are compared resampled to this many points (speech a little faster still matches)."""
 
 
 @dataclass
 class UtteranceBook:
     """Utterances registered by tests: text + audio, matched by their loudness envelope."""
 
-    _entries: list[tuple[str, npt.NDArray[np.float64]]] = field(default_factory=list)
+    _entries: list[tuple[str, int, npt.NDArray[np.float64]]] = field(default_factory=list)
+    """(text, envelope frames, envelope resampled to GRID)."""
 
     def register(self, text: str, pcm16k: npt.NDArray[np.int16]) -> None:
         """Teach the simulator that this audio says `text`."""
         env = _envelope(pcm16k)
         if len(env) == 0:
             raise ValueError("registered utterance contains no speech")
-        self._entries.append((text, env))
+        self._entries.append((text, len(env), np.interp(GRID, np.linspace(0, 1, len(env)), env)))
 
     def scores(self, pcm16k: npt.NDArray[np.int16]) -> dict[str, float]:
         """Each registered text's envelope correlation with this audio (the best over frame
         alignments; -1.0 where the lengths differ by more than a fifth)."""
-        grid = np.linspace(0, 1, 200)
-        out = {text: -1.0 for text, _ in self._entries}
+        out = {text: -1.0 for text, _, _ in self._entries}
         for offset in PHASES:
             env = _envelope(pcm16k, offset)
             if len(env) < 2:
                 continue
-            b = np.interp(grid, np.linspace(0, 1, len(env)), env)
-            for text, ref in self._entries:
-                if abs(len(env) - len(ref)) > 0.2 * len(ref) + 5:
-                    continue
-                a = np.interp(grid, np.linspace(0, 1, len(ref)), ref)
-                out[text] = max(out[text], float(np.corrcoef(a, b)[0, 1]))
+            b = np.interp(GRID, np.linspace(0, 1, len(env)), env)
+            for text, frames, a in self._entries:
+                if abs(len(env) - frames) <= 0.2 * frames + 5:
+                    out[text] = max(out[text], float(np.corrcoef(a, b)[0, 1]))
         return out
 
     def match(self, pcm16k: npt.NDArray[np.int16]) -> str | None:
