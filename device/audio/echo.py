@@ -67,7 +67,8 @@ class EchoGate:
         self._heard_until = heard_until
         self._reply_heard_until = reply_heard_until
         self.tail_s = tail_ms / 1000.0
-        self.earcon_tail_s = self.tail_s if earcon_tail_ms is None else earcon_tail_ms / 1000.0
+        earcon_s = self.tail_s if earcon_tail_ms is None else earcon_tail_ms / 1000.0
+        self.earcon_tail_s = min(earcon_s, self.tail_s)
         self._is_playing = is_playing
         self._clock = clock
         self._last_playing: float | None = None
@@ -97,7 +98,7 @@ class EchoGate:
                 reply = self._reply_heard_until()
                 if reply > 0.0 and at - reply < self.tail_s:
                     return False
-                return last <= 0.0 or at - last >= min(self.earcon_tail_s, self.tail_s)
+                return last <= 0.0 or at - last >= self.earcon_tail_s
         else:
             assert self._is_playing is not None
             if self._is_playing():
