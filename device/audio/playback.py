@@ -1,9 +1,10 @@
-"""The hand-off between the loop (fills) and the PortAudio output callback (drains).
+"""The hand-off between the loop (fills) and the output's thread (drains): PortAudio's callback
+or the speaker's writer (device.audio.output).
 
 The loop appends float32 chunks to a deque (append/popleft/clear are atomic in CPython); the
-callback copies from the head chunk into PortAudio's buffer, scaled by the volume, with one
+output copies from the head chunk into its block, scaled by the volume, with one
 `np.multiply(..., out=)` per chunk: no locks, no allocation. flush() bumps a generation number so the
-callback also drops the chunk it is half-way through: at most the block being rendered at the
+output also drops the chunk it is half-way through: at most the block being rendered at the
 moment of the flush still plays.
 """
 
@@ -27,11 +28,6 @@ class PlaybackBuffer:
         self._pos = 0
         self._generation = 0
         self._seen_generation = 0
-        self.held = False
-        """While True the callback takes nothing (a sound waiting for its stream's fresh start)."""
-        self.taken = 0
-        """Frames the callback has taken so far (a callback that began just before `held` was
-        set may still take some: the fresh start sees it here and lets the sound play as is)."""
         self.reply_end = 0
         """Frames of the last read_into() up to its last sample that was no earcon (0: none):
         the echo gate's long tail counts from there, its short one from an earcon's end."""
@@ -58,15 +54,13 @@ class PlaybackBuffer:
         return sum(len(c) for c, _ in list(self._chunks))
 
     def is_empty(self) -> bool:
-        """Nothing left to play (the callback may still be rendering its last block)."""
+        """Nothing left to play (the output may still be rendering its last block)."""
         return self._head is None and not self._chunks
 
     # --- callback side --------------------------------------------------------------------
 
     def read_into(self, out: Float32, gain: float) -> int:
         """Fill `out` (1-D) from the queue scaled by gain; returns frames written (rest untouched)."""
-        if self.held:
-            return 0
         if self._seen_generation != self._generation:
             self._seen_generation = self._generation
             self._head = None
@@ -88,7 +82,6 @@ class PlaybackBuffer:
             written += take
             if not self._head_earcon:
                 self.reply_end = written
-            self.taken += take
             self._pos += take
             if self._pos >= len(head):
                 self._head = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from device.audio.earcons import Earcon
 from device.audio.echo import EchoGate
 from device.audio.playback import PlaybackBuffer
 from device.audio.queues import DropOldestQueue
-from device.audio.speaker import _Hold, _HoldPhase
 from device.audio.volume import VolumeStore, gain
 from device.config import EchoMode
 from device.events import AudioBlock, ErrorKind
@@ -154,50 +152,6 @@ def test_full_duplex_gate_always_open() -> None:
 
 
 # --- playback buffer ------------------------------------------------------------------------
-
-
-def test_a_held_playback_buffer_gives_the_callback_nothing_and_counts_what_it_took() -> None:
-    """A sound held for the stream's fresh start stays whole in the buffer; `taken` shows the
-    fresh start whether the callback took any of it (then it must not abort)."""
-    buf = PlaybackBuffer()
-    buf.held = True
-    buf.push(np.full(5, 0.5, np.float32))
-    out = np.ones(4, np.float32)
-    assert buf.read_into(out, 1.0) == 0 and buf.taken == 0
-    assert out.tolist() == [1.0] * 4  # untouched: the callback writes the silence itself
-    buf.held = False
-    assert buf.read_into(out, 1.0) == 4 and buf.taken == 4
-    assert buf.read_into(out, 1.0) == 1 and buf.taken == 5 and buf.is_empty()
-
-
-def test_a_fresh_start_hold_is_decided_by_whoever_moves_first() -> None:
-    """The restart claims a held sound, or the loop releases it; never both, never late."""
-    buf = PlaybackBuffer()
-    hold = _Hold(buf)
-    buf.push(np.full(5, 0.5, np.float32))
-    assert buf.held
-    hold.deadline = time.monotonic() + 60
-    assert hold.claim() and hold.phase is _HoldPhase.STARTING and buf.held
-    hold.release()  # the loop gives up too late: the restart under way ends the hold
-    assert hold.phase is _HoldPhase.STARTING and buf.held
-    hold.end()
-    assert hold.phase is _HoldPhase.OVER and not buf.held
-
-    late = _Hold(buf)
-    late.deadline = time.monotonic() - 0.001  # asked for, but not begun in time (a busy machine)
-    assert not late.claim() and late.phase is _HoldPhase.OVER and not buf.held
-
-    released = _Hold(buf)
-    released.release()  # the loop moved first (a flush, a ring, the deadline)
-    released.deadline = time.monotonic() + 60
-    assert not released.claim() and not buf.held
-
-    taken = _Hold(buf)
-    taken.deadline = time.monotonic() + 60
-    buf.held = False
-    out = np.zeros(2, np.float32)
-    buf.read_into(out, 1.0)  # a callback under way took part of the sound before the hold
-    assert not taken.claim() and not buf.held  # the device holds the sound's start: no abort
 
 
 def test_playback_buffer_reads_across_chunks_with_gain() -> None:
