@@ -109,12 +109,15 @@ class AudioConfig(_Table):
     block_ms: Annotated[int, Field(ge=10, le=100)] = 20
     """Microphone block size delivered to the app (also the upload chunk: 20-40 ms)."""
     output_block_ms: Annotated[int, Field(ge=5, le=100)] = 10
-    """Speaker callback block (the device buffer holds a few of them)."""
+    """Speaker block: what the writer writes at a time, or the callback's block with `aec` (the
+    device buffer holds a few of them)."""
     output_latency_ms: Annotated[int, Field(ge=10, le=500)] = 40
-    """Speaker device buffer (a reply starts the stream afresh rather than wait behind it); higher stutters less on a busy CPU (30 lost audio after stream restarts on the test rig)."""
+    """Speaker device buffer: how far ahead of the DAC the writer (or callback) may be; a reply
+    starting from silence does not wait behind it. Higher stutters less on a busy CPU."""
     output_idle_pause_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
-    """Stop the output stream after this long with nothing to play outside a conversation (no
-    callbacks, no CPU while idle); the next sound starts it again. 0: never stop it."""
+    """With `echo_mode = "aec"` (a callback stream): stop the output stream after this long with
+    nothing to play outside a conversation (no callbacks, no CPU while idle); the next sound
+    starts it again. 0: never stop it. Other modes write only when there is something to play."""
     echo_mode: EchoMode = EchoMode.HALF_DUPLEX
     """half_duplex: no upload while the speaker plays; full_duplex: always upload; aec: cancel
     the speaker's echo on the device and always upload (needs block_ms in 10 ms steps); auto:

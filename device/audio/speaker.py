@@ -187,7 +187,8 @@ class Speaker:
         )
 
     def hold_open(self, on: bool) -> None:
-        """A conversation starts (True) or ends (False): keep the stream running meanwhile."""
+        """A conversation starts (True) or ends (False): a callback stream is not stopped as idle
+        meanwhile (replies start at once)."""
         self._hold = on
         self._busy_at = time.monotonic()
         if on:
@@ -298,6 +299,7 @@ class Speaker:
         conv = self._converter
         if conv is not None:
             self.buffer.push(conv.convert(b"", last=True))  # the resampler's tail
+            self._wake()
         self._end_reply()
         seen: int | None = None
         while True:  # polled: the output's thread only counts and stamps times
