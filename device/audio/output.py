@@ -209,6 +209,8 @@ class WriterOutput(_Output):
         """Monotonic time at which the device will have played everything written to it."""
         self._dry_at: float | None = None
         """The buffer ran dry inside a reply: the device runs out at this time (then a gap)."""
+        self.writes = 0
+        """Blocks written so far."""
         self._streak = 0
         """Writes since the buffer last ran dry (or the device buffer was dropped)."""
         self._last_write_at = 0.0
@@ -356,6 +358,7 @@ class WriterOutput(_Output):
         if underflowed and streak >= 2:
             self.underflows += 1
         self._streak = streak + 1
+        self.writes += 1
         self._until = start + n / self.fmt.rate
         self._stamp(buf, alerting, start, n)
 

@@ -18,7 +18,7 @@ import pytest
 from device.audio import earcons
 from device.audio.aec import EchoReference
 from device.audio.earcons import Earcon
-from device.audio.output import STUCK_S, CallbackOutput
+from device.audio.output import STUCK_S, CallbackOutput, WriterOutput
 from device.audio.speaker import Speaker
 from device.config import AudioConfig
 from device.events import MODEL_RATE, ErrorKind
@@ -254,6 +254,23 @@ async def test_a_sound_after_silence_is_heard_from_its_first_sample(
         assert best_correlation(clip[:240], head[: 240 + 96]) > 0.95
         assert best_correlation(clip, rec.samples[at - 48 : at + len(clip) + 48]) > 0.95
     assert speaker.underruns == 0
+
+
+async def test_between_sounds_the_writer_writes_nothing(speaker: Speaker) -> None:
+    """Half and full duplex: with nothing to play the writer sleeps (no calls into PortAudio,
+    no CPU; the device runs dry), within a conversation too, and wakes for the next sound."""
+    speaker.hold_open(True)
+    stream = speaker._stream
+    assert isinstance(stream, WriterOutput)
+    for _ in range(2):
+        before = stream.writes
+        speaker.play(chirp(0.3).tobytes())
+        await asyncio.wait_for(speaker.drain(), 10)
+        written = stream.writes
+        assert written - before >= 0.3 / (BLOCK_MS / 1000)  # the sound, block by block
+        await asyncio.sleep(1.0)
+        assert stream.writes == written  # and nothing since
+    assert speaker.underruns == 0 and speaker.underflows == 0
 
 
 async def test_late_audio_underruns_are_counted_and_play_silence(
