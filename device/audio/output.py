@@ -51,6 +51,9 @@ stopped PulseAudio keeps `abort()` waiting for as long as it is stopped). Report
 shows, and the supervisor opens the device again once it answers; unreported, the speaker would
 stay silent for good."""
 
+STALL_S = 3.0
+"""A stream that has taken no audio (called back, or made room for a write) for this long
+while there was audio to play is reported as stalled."""
 CLOSE_WAIT_S = 0.1
 """How long close() waits for the writer to close its stream before it lets it finish alone."""
 WRITER_IDLE_S = 1.0
@@ -215,6 +218,8 @@ class WriterOutput(_Output):
         """Writes since the buffer last ran dry (or the device buffer was dropped)."""
         self._last_write_at = 0.0
         """When the latest write began."""
+        self._waiting_since: float | None = None
+        """When the writer began waiting for room that has not come yet (a stalled device)."""
         self._open(blocksize=frames)
         self._thread = threading.Thread(target=self._run, name="speaker-writer", daemon=True)
         self._thread.start()
@@ -265,6 +270,12 @@ class WriterOutput(_Output):
             return stuck
         if self.phase is Phase.FINISHED or not self._thread.is_alive():
             return self._gone()
+        waiting = self._waiting_since
+        if waiting is not None and time.monotonic() - waiting > STALL_S:
+            return (
+                f"output on {self.fmt.device.name!r} stalled for "
+                f"{time.monotonic() - waiting:.1f} s (it takes no audio)"
+            )
         return None
 
     def close(self) -> None:
@@ -317,19 +328,28 @@ class WriterOutput(_Output):
         block; False if a cut or a close came first (the block is dropped: it is stale). A
         write that blocked would make a flush wait for it (measured: interrupted -> silence
         21.5 ms with blocking writes)."""
-        while not (self._cut_asked or self._closing):
-            self._blocked_in, self._blocked_since = "play", time.monotonic()
-            try:
-                room = self.stream.write_available
-            finally:
-                self._blocked_since = None
-            if room >= n:
-                return True
-            self._wakeup.clear()
-            if self._cut_asked or self._closing:
-                break
-            self._wakeup.wait((n - room) / self.fmt.rate)
-        return False
+        try:
+            while not (self._cut_asked or self._closing):
+                self._blocked_in, self._blocked_since = "play", time.monotonic()
+                try:
+                    room = self.stream.write_available
+                except Exception as exc:  # the device went away: the supervisor reopens
+                    log.warning("speaker: cannot ask the output stream for room: %s", exc)
+                    self.phase = Phase.FINISHED
+                    return False
+                finally:
+                    self._blocked_since = None
+                if room >= n:
+                    return True
+                if self._waiting_since is None:
+                    self._waiting_since = time.monotonic()
+                self._wakeup.clear()
+                if self._cut_asked or self._closing:
+                    break
+                self._wakeup.wait((n - room) / self.fmt.rate)
+            return False
+        finally:
+            self._waiting_since = None
 
     def _write(self, buf: PlaybackBuffer, alerting: bool, n: int) -> None:
         block = self._block[:n]
@@ -533,7 +553,7 @@ class CallbackOutput(_Output):
         if self.callbacks != self._last_callbacks:
             self._last_callbacks = self.callbacks
             self._last_progress = now
-        elif now - self._last_progress > 3.0:
+        elif now - self._last_progress > STALL_S:
             return (
                 f"output on {self.fmt.device.name!r} stalled for {now - self._last_progress:.1f} s"
             )

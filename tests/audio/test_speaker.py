@@ -499,3 +499,32 @@ async def test_a_sound_server_that_stops_answering_is_reported_and_the_speaker_c
             await asyncio.sleep(0.2)
         assert best_correlation(clip, rec.samples) > 0.9
     assert any("did not stop within" in str(e) for e in events), events
+
+
+async def test_a_sound_server_that_freezes_under_a_reply_is_reported_and_the_speaker_comes_back(
+    sound_card: VirtualSoundCard, tmp_path: Path
+) -> None:
+    """No flush this time: the server stops taking audio in the middle of a reply. The writer
+    waits for room in the device buffer that never comes; the supervisor must hear of it (a
+    stall, or a call into PortAudio that does not return) and open the speaker again once the
+    server answers."""
+    events: list[object] = []
+    spk = Speaker(AudioConfig(volume=100), tmp_path, on_event=events.append)
+    async with spk.running():
+        spk.play(chirp(20.0).tobytes())
+        await asyncio.sleep(0.3)
+        with sound_card.frozen():
+            t0 = time.monotonic()
+            await wait_for(lambda: spk.supervisor.failures == 1, STUCK_S + 5, "the stall reported")
+            reported = time.monotonic() - t0
+            print(f"reported {reported:.2f} s after the server froze")
+        spk.flush()
+        await wait_for(lambda: spk.flowing, 20, "the speaker to open again")
+        clip = chirp(0.5)
+        with sound_card.record_speaker(MODEL_RATE) as rec:
+            await wait_recording(rec)
+            spk.play(clip.tobytes())
+            await asyncio.wait_for(spk.drain(), 10)
+            await asyncio.sleep(0.2)
+        assert best_correlation(clip, rec.samples) > 0.9
+    assert any("stalled" in str(e) or "did not play" in str(e) for e in events), events
