@@ -74,6 +74,15 @@ class Phase(Enum):
     """The stream stopped by itself (device gone) or could not go on: the supervisor reopens."""
 
 
+_MOVES: dict[Phase, frozenset[Phase]] = {
+    Phase.RUNNING: frozenset({Phase.CUTTING, Phase.PAUSED, Phase.FINISHED}),
+    Phase.CUTTING: frozenset({Phase.RUNNING, Phase.FINISHED}),
+    Phase.PAUSED: frozenset({Phase.RUNNING, Phase.FINISHED}),
+    Phase.FINISHED: frozenset(),
+}
+"""The moves an output stream's phase may make; once finished, the supervisor opens a new one."""
+
+
 def _source(owner: Speaker) -> tuple[PlaybackBuffer, bool]:
     """The buffer to play from now: the alert's while a ring plays, else speech."""
     alerting = owner.alerting
@@ -104,6 +113,7 @@ class _Output:
         how long the device had to cover from what it held (a stall longer than its buffer is
         an underflow)."""
         self.phase = Phase.RUNNING
+        self._phase_lock = threading.Lock()
         self.closed = False
         """Closed (set under devices.LOCK): the stream must not be touched again."""
         self._blocked_since: float | None = None
@@ -111,6 +121,18 @@ class _Output:
         self._blocked_in = "stop"
         self.latency = owner.cfg.output_latency_ms / 1000
         self.stream: Any = None
+
+    def _move(self, to: Phase, *, only_from: Phase | None = None) -> bool:
+        """(Any thread) Move to `to`, which must be one of the moves _MOVES allows; with
+        `only_from`, only from that phase (False if the phase is another by now: the loop and
+        the stream's thread both move it)."""
+        with self._phase_lock:
+            if only_from is not None and self.phase is not only_from:
+                return False
+            if to is not self.phase and to not in _MOVES[self.phase]:
+                raise AssertionError(f"speaker output: {self.phase.value} -> {to.value}")
+            self.phase = to
+            return True
 
     def _stamp(self, buf: PlaybackBuffer, alerting: bool, start: float, frames: int) -> None:
         """Frames taken from `buf` are heard from `start` on (monotonic): stamp the heard times."""
@@ -146,7 +168,7 @@ class _Output:
             self.stream.abort()
         except Exception as exc:
             log.warning("speaker: cannot stop the output stream %s: %s", when, exc)
-            self.phase = Phase.FINISHED
+            self._move(Phase.FINISHED)
             return False
         finally:
             self._blocked_since = None
@@ -160,7 +182,7 @@ class _Output:
             self.stream.start()
         except Exception as exc:  # the supervisor reopens a stream that cannot restart
             log.warning("speaker: cannot start the output stream %s: %s", when, exc)
-            self.phase = Phase.FINISHED
+            self._move(Phase.FINISHED)
             return False
         finally:
             self._blocked_since = None
@@ -232,8 +254,7 @@ class WriterOutput(_Output):
 
     def request_cut(self) -> None:
         """Drop what the device holds, as soon as the block being written is in."""
-        if self.phase is Phase.RUNNING:
-            self.phase = Phase.CUTTING
+        if self._move(Phase.CUTTING, only_from=Phase.RUNNING):
             self._cut_asked = True
             self._wakeup.set()
 
@@ -300,7 +321,7 @@ class WriterOutput(_Output):
                     self._wakeup.wait(WRITER_IDLE_S)
         except Exception:  # component boundary: the supervisor reopens
             log.exception("speaker: the output writer failed")
-            self.phase = Phase.FINISHED
+            self._move(Phase.FINISHED)
         finally:
             with devices.LOCK:
                 self._close_locked()
@@ -335,7 +356,7 @@ class WriterOutput(_Output):
                     room = self.stream.write_available
                 except Exception as exc:  # the device went away: the supervisor reopens
                     log.warning("speaker: cannot ask the output stream for room: %s", exc)
-                    self.phase = Phase.FINISHED
+                    self._move(Phase.FINISHED)
                     return False
                 finally:
                     self._blocked_since = None
@@ -369,7 +390,7 @@ class WriterOutput(_Output):
             underflowed = self.stream.write(block)
         except Exception as exc:  # the device went away: the supervisor reopens
             log.warning("speaker: cannot write to the output stream: %s", exc)
-            self.phase = Phase.FINISHED
+            self._move(Phase.FINISHED)
             return
         finally:
             self._blocked_since = None
@@ -390,8 +411,8 @@ class WriterOutput(_Output):
             self._until = 0.0
             self._dry_at = None
             self._streak = 0
-            if self._start("after a flush") and self.phase is Phase.CUTTING:
-                self.phase = Phase.RUNNING
+            if self._start("after a flush"):
+                self._move(Phase.RUNNING, only_from=Phase.CUTTING)
 
 
 class CallbackOutput(_Output):
@@ -457,8 +478,7 @@ class CallbackOutput(_Output):
         return callback
 
     def _finished(self) -> None:
-        if self.phase is Phase.RUNNING:  # an abort by a cut is not the end
-            self.phase = Phase.FINISHED
+        self._move(Phase.FINISHED, only_from=Phase.RUNNING)  # an abort by a cut is not the end
 
     # --- the loop's side ------------------------------------------------------------------
 
@@ -473,9 +493,8 @@ class CallbackOutput(_Output):
 
     def request_cut(self) -> None:
         """Silence the callback now and drop what the device holds (off the loop)."""
-        if self.phase is not Phase.RUNNING:
+        if not self._move(Phase.CUTTING, only_from=Phase.RUNNING):
             return
-        self.phase = Phase.CUTTING
         try:
             asyncio.get_running_loop().run_in_executor(None, self._cut)
         except RuntimeError:  # no loop: this thread may block
@@ -517,11 +536,13 @@ class CallbackOutput(_Output):
         second look restarts the stream and plays whole.
         """
         with devices.LOCK:
-            if self.closed or self.phase is not Phase.RUNNING or not still_idle():
+            if self.closed or not still_idle():
                 return False
-            self.phase = Phase.PAUSED  # first: the callback plays silence, _finished ignores it
+            # First: the callback plays silence, _finished ignores it.
+            if not self._move(Phase.PAUSED, only_from=Phase.RUNNING):
+                return False
             if not still_idle():
-                self.phase = Phase.RUNNING
+                self._move(Phase.RUNNING)
                 return False
             if not self._abort("while idle"):
                 return False
@@ -538,7 +559,7 @@ class CallbackOutput(_Output):
         """Start the stopped stream (devices.LOCK held): RUNNING, or FINISHED if it cannot."""
         if self._start(when):
             self._last_progress = time.monotonic()
-            self.phase = Phase.RUNNING
+            self._move(Phase.RUNNING)
 
     def failure(self) -> str | None:
         stuck = self._stuck()

@@ -36,8 +36,7 @@ async def test_mic_and_speaker_reopen_after_the_card_vanishes(sound_card: Virtua
             await wait_flowing(mic)
             asked = time.monotonic()
             speaker.play(b"\x10\x10" * MODEL_RATE * 10)  # gone in the middle of a reply ...
-            # ... that has been heard for a while (not within the millisecond of the stream's
-            # fresh start under it: see FRESH_LIVE_S)
+            # ... that has been heard for a while
             await wait_for(lambda: speaker.heard_until > asked + 0.3, 5, "playback")
             sound_card.stop()  # the card is gone
             card_down = True
