@@ -4,7 +4,9 @@ Modules (one job each):
 - `devices`: find a device by name/index, choose its native format, explain open errors.
 - `supervisor`: keep a stream open; reopen with backoff, emitting AudioDeviceFailed/Recovered.
 - `mic`: `Microphone` -> 16 kHz mono `AudioBlock`s fanned out to gated drop-oldest queues.
-- `speaker`: `Speaker` -> play / flush / drain / is_playing / volume / play_earcon.
+- `speaker`: `Speaker` -> play / flush / drain / is_playing / volume / play_earcon; `output`:
+  the stream that plays it (a writer thread on a blocking stream, or PortAudio's callback with
+  echo_mode "aec").
 - `echo`: `EchoGate` (half duplex: no upload while the speaker plays, plus a tail).
 - `aec`: `EchoReference` + `EchoCanceller` (echo_mode "aec": the speaker's sound removed from
   the microphone, aligned by PortAudio's DAC/ADC times); `echo_room`: the room measurement that
