@@ -157,6 +157,12 @@ class _Output:
             )
         return None
 
+    def _stalled(self, since: float) -> str:
+        return (
+            f"output on {self.fmt.device.name!r} stalled for {time.monotonic() - since:.1f} s "
+            "(it takes no audio)"
+        )
+
     def _gone(self) -> str:
         return f"output stream on {self.fmt.device.name!r} stopped (device unplugged or gone?)"
 
@@ -293,10 +299,7 @@ class WriterOutput(_Output):
             return self._gone()
         waiting = self._waiting_since
         if waiting is not None and time.monotonic() - waiting > STALL_S:
-            return (
-                f"output on {self.fmt.device.name!r} stalled for "
-                f"{time.monotonic() - waiting:.1f} s (it takes no audio)"
-            )
+            return self._stalled(waiting)
         return None
 
     def close(self) -> None:
@@ -575,9 +578,7 @@ class CallbackOutput(_Output):
             self._last_callbacks = self.callbacks
             self._last_progress = now
         elif now - self._last_progress > STALL_S:
-            return (
-                f"output on {self.fmt.device.name!r} stalled for {now - self._last_progress:.1f} s"
-            )
+            return self._stalled(self._last_progress)
         return None
 
     def close(self) -> None:

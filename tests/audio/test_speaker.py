@@ -490,14 +490,7 @@ async def test_a_sound_server_that_stops_answering_is_reported_and_the_speaker_c
             assert spk.supervisor.failures == 1, "a stream stuck stopping was never reported"
             assert STUCK_S <= reported < STUCK_S + 3
             assert lag < 1.0  # the loop did not wait on the device
-        await wait_for(lambda: spk.flowing, 20, "the speaker to open again")
-        clip = chirp(0.5)
-        with sound_card.record_speaker(MODEL_RATE) as rec:
-            await wait_recording(rec)
-            spk.play(clip.tobytes())
-            await asyncio.wait_for(spk.drain(), 10)
-            await asyncio.sleep(0.2)
-        assert best_correlation(clip, rec.samples) > 0.9
+        await _opens_again_and_plays(sound_card, spk)
     assert any("did not stop within" in str(e) for e in events), events
 
 
@@ -519,12 +512,17 @@ async def test_a_sound_server_that_freezes_under_a_reply_is_reported_and_the_spe
             reported = time.monotonic() - t0
             print(f"reported {reported:.2f} s after the server froze")
         spk.flush()
-        await wait_for(lambda: spk.flowing, 20, "the speaker to open again")
-        clip = chirp(0.5)
-        with sound_card.record_speaker(MODEL_RATE) as rec:
-            await wait_recording(rec)
-            spk.play(clip.tobytes())
-            await asyncio.wait_for(spk.drain(), 10)
-            await asyncio.sleep(0.2)
-        assert best_correlation(clip, rec.samples) > 0.9
+        await _opens_again_and_plays(sound_card, spk)
     assert any("stalled" in str(e) or "did not play" in str(e) for e in events), events
+
+
+async def _opens_again_and_plays(sound_card: VirtualSoundCard, spk: Speaker) -> None:
+    """After an outage: the speaker opens again and a sound is heard whole."""
+    await wait_for(lambda: spk.flowing, 20, "the speaker to open again")
+    clip = chirp(0.5)
+    with sound_card.record_speaker(MODEL_RATE) as rec:
+        await wait_recording(rec)
+        spk.play(clip.tobytes())
+        await asyncio.wait_for(spk.drain(), 10)
+        await asyncio.sleep(0.2)
+    assert best_correlation(clip, rec.samples) > 0.9
