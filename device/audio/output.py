@@ -57,7 +57,9 @@ while there was audio to play is reported as stalled."""
 CLOSE_WAIT_S = 0.1
 """How long close() waits for the writer to close its stream before it lets it finish alone."""
 WRITER_IDLE_S = 1.0
-"""How long the idle writer sleeps before it looks at its stream again (a close wakes it)."""
+"""How often the idle writer asks its stream how much room it has (a close or a sound wakes it
+at once): a device that went away between sounds is reported then, not at the next sound (one
+call into PortAudio a second; it changes nothing for the next sound, measured on the rig)."""
 
 
 class Phase(Enum):
@@ -315,13 +317,14 @@ class WriterOutput(_Output):
 
     def _run(self) -> None:
         try:
-            while not self._closing and self.phase is not Phase.FINISHED:
+            while True:
+                self._wakeup.clear()  # before looking: a set() after the look wakes the wait
+                if self._closing or self.phase is Phase.FINISHED:
+                    break
                 if self._cut_asked:
                     self._cut()
-                    continue
-                self._wakeup.clear()  # before looking: a push after the look wakes the wait
-                if not self._write_next():
-                    self._wakeup.wait(WRITER_IDLE_S)
+                elif not self._write_next() and not self._wakeup.wait(WRITER_IDLE_S):
+                    self._room()  # idle: a device that went away is seen now, not at the next sound
         except Exception:  # component boundary: the supervisor reopens
             log.exception("speaker: the output writer failed")
             self._move(Phase.FINISHED)
@@ -336,33 +339,28 @@ class WriterOutput(_Output):
         buf, alerting = _source(owner)
         self._busy = True  # before the take: drain() must not see an empty buffer and no block
         try:
+            generation = buf.generation
             n = buf.read_into(self._block[:, 0], owner.gain)
             if not n:
                 if not alerting and owner.expect_more and self._dry_at is None and self._until:
                     self._dry_at = self._until
                 self._streak = 0
                 return False
-            self._write(buf, alerting, n)
+            self._write(buf, alerting, n, generation)
             return True
         finally:
             self._busy = False
 
     def _room_for(self, n: int) -> bool:
         """Wait until the device buffer has room for `n` frames, so that the write does not
-        block; False if a cut or a close came first (the block is dropped: it is stale). A
-        write that blocked would make a flush wait for it (measured: interrupted -> silence
-        21.5 ms with blocking writes)."""
+        block; False if a cut or a close came first, or the stream is gone. A write that
+        blocked would make a flush wait for it (measured: interrupted -> silence 21.5 ms with
+        blocking writes)."""
         try:
             while not (self._cut_asked or self._closing):
-                self._blocked_in, self._blocked_since = "play", time.monotonic()
-                try:
-                    room = self.stream.write_available
-                except Exception as exc:  # the device went away: the supervisor reopens
-                    log.warning("speaker: cannot ask the output stream for room: %s", exc)
-                    self._move(Phase.FINISHED)
+                room = self._room()
+                if room < 0:
                     return False
-                finally:
-                    self._blocked_since = None
                 if room >= n:
                     return True
                 if self._waiting_since is None:
@@ -375,12 +373,32 @@ class WriterOutput(_Output):
         finally:
             self._waiting_since = None
 
-    def _write(self, buf: PlaybackBuffer, alerting: bool, n: int) -> None:
+    def _room(self) -> int:
+        """Frames the device buffer has room for; -1 (and FINISHED) if the stream cannot say:
+        the device or the sound server went away."""
+        self._blocked_in, self._blocked_since = "play", time.monotonic()
+        try:
+            return int(self.stream.write_available)
+        except Exception as exc:  # the supervisor reopens
+            log.warning("speaker: the output stream does not answer: %s", exc)
+            self._move(Phase.FINISHED)
+            return -1
+        finally:
+            self._blocked_since = None
+
+    def _write(self, buf: PlaybackBuffer, alerting: bool, n: int, generation: int) -> None:
+        """Write the block taken from `buf` (at its `generation`) once there is room. A cut
+        asked meanwhile is made first, and the block still written after it unless `buf` was
+        flushed since it was taken (a ring's end: the speech taken as it ended goes on)."""
         block = self._block[:n]
         if block.shape[1] > 1:
             block[:, 1:] = block[:, :1]
-        if not self._room_for(n):
-            return
+        while not self._room_for(n):
+            if self._closing or not self._cut_asked:
+                return
+            self._cut()
+            if buf.generation != generation or self.phase is not Phase.RUNNING:
+                return  # flushed: stale
         now = time.monotonic()
         streak = self._streak
         if streak and now - self._last_write_at > self.longest_gap:

@@ -49,6 +49,11 @@ class PlaybackBuffer:
         self._chunks.clear()
         return pending
 
+    @property
+    def generation(self) -> int:
+        """Bumped by every flush(): a block taken at another generation is stale."""
+        return self._generation
+
     def frames(self) -> int:
         """Frames queued (loop side; the head being played is not counted)."""
         return sum(len(c) for c, _ in list(self._chunks))

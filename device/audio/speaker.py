@@ -26,7 +26,7 @@ device played out before more of it came) are counted; running dry at a reply's 
 server says it is complete, is none.
 
 An alert (a timer's ring) has its own buffer and resampler. From start_alert() to stop_alert()
-the callback plays the alert buffer only: speech queued meanwhile (the rest of an answer, and
+the output plays the alert buffer only: speech queued meanwhile (the rest of an answer, and
 what the model still sends) waits where it is and plays after stop_alert(), so the speaker never
 talks over its ring and an answer is not lost to it. drain() waits for speech only.
 """
@@ -83,14 +83,14 @@ class Speaker:
         self.alert_buffer = PlaybackBuffer()
         """A ring, played instead of speech while `alerting`."""
         self.alerting = False
-        """start_alert() .. stop_alert(): the callback plays the alert buffer; speech waits."""
+        """start_alert() .. stop_alert(): the output plays the alert buffer; speech waits."""
         self._volume = VolumeStore(state_dir, cfg.volume)
         self._level = self._volume.load()
         self._floor = 0
         """The least level played while a timer rings (hold_volume_floor); 0: none."""
         self._persist_lock = threading.Lock()
         self.gain = gain(self._level)
-        """Linear gain applied in the callback (a float: replaced atomically)."""
+        """Linear gain the output applies (a float: replaced atomically)."""
         self.expect_more = False
         """A reply is in progress (set by play, cleared by drain/flush): a dry buffer, then more
         of the reply = an underrun."""
@@ -107,7 +107,7 @@ class Speaker:
         """24 kHz samples discarded because no output device was open."""
         self._past_underruns = self._past_underflows = 0
         self._past_longest_gap = 0.0
-        """Counts (and the longest callback gap) of the streams opened before the current one."""
+        """Counts (and the longest gap between blocks) of the streams opened before the current one."""
         self.format: StreamFormat | None = None
         """The format of the open (or last opened) stream."""
         self.supervisor = DeviceSupervisor(Direction.OUTPUT, self._open, on_event)
@@ -125,11 +125,11 @@ class Speaker:
             self._retire_stream()
             alsa = alsa_log.summary()
             log.info(
-                "speaker: %d underruns, %d device underflows, callbacks at most %.0f ms apart "
+                "speaker: %d underruns, %d device underflows, blocks at most %.0f ms apart "
                 "while playing%s",
                 self.underruns,
                 self.underflows,
-                self.longest_callback_gap * 1000,
+                self.longest_block_gap * 1000,
                 f"; alsa-lib messages left out: {alsa}" if alsa else "",
             )
 
@@ -204,11 +204,12 @@ class Speaker:
     def play(self, pcm24k: bytes) -> None:
         """Queue model audio (24 kHz mono int16) behind what is already queued."""
         stream = self._stream
-        dry = stream is not None and stream.ran_dry  # asked first: the writer may take it at once
+        dry = stream is not None and stream.ran_dry
+        if stream is not None and dry:  # before queueing: the writer may take it (and run dry
+            stream.ran_dry = False  # again) at once, and that dry spell must stand
         if self._queue(self.buffer, self._converter, pcm24k):
             self.expect_more = True
             if stream is not None and dry:  # more after the device played out: a gap
-                stream.ran_dry = False
                 stream.underruns += 1
 
     def _queue(
@@ -249,12 +250,13 @@ class Speaker:
         While an alert plays, what the device holds is the alert's: only the queue is dropped.
         """
         self._end_reply()
-        if not self.alerting:
-            self._cut(self.speech_playing)
-        frames = self.buffer.flush()
+        audible = not self.alerting and self.speech_playing
+        frames = self.buffer.flush()  # first: a block the output holds from before is stale
         if self._converter is not None:
             frames += self._converter.pending()
             self._converter.reset()
+        if audible:
+            self._cut(True)
         rate = self.format.rate if self.format else MODEL_RATE
         return frames / rate
 
@@ -287,11 +289,14 @@ class Speaker:
         """Silence the alert within one output block; speech goes on from where it paused."""
         if not self.alerting:
             return
-        self._cut(self.is_playing)  # the device holds alert audio: dropped, not played out
-        self.alerting = False
-        self.alert_buffer.flush()
+        playing = self.is_playing
+        self.alert_buffer.flush()  # first: a block of it the output holds is stale
         if self._alert_converter is not None:
             self._alert_converter.reset()
+        # The device holds alert audio: dropped, not played out. The cut is asked before the
+        # switch back to speech, so no speech is written ahead of it (and lost to it).
+        self._cut(playing)
+        self.alerting = False
         self._busy_at = time.monotonic()
 
     async def drain(self) -> None:
@@ -381,7 +386,7 @@ class Speaker:
         return self._past_underruns + (stream.underruns if stream else 0)
 
     @property
-    def longest_callback_gap(self) -> float:
+    def longest_block_gap(self) -> float:
         """The longest wait between two blocks handed to the device while a sound played (s),
         over every stream opened so far: what a stall (the garbage collector, a busy CPU) left
         the device to cover."""

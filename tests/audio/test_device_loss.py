@@ -58,3 +58,35 @@ async def test_mic_and_speaker_reopen_after_the_card_vanishes(sound_card: Virtua
     finally:
         if card_down:
             sound_card.start()  # leave the session's card running for the next tests
+
+
+async def test_an_idle_speaker_reports_the_card_vanishing_before_the_next_sound(
+    sound_card: VirtualSoundCard,
+) -> None:
+    """Between sounds the writer makes no calls into PortAudio, yet a card gone then must be
+    reported then (and the speaker reopened once it is back), not found out by the next sound:
+    the wake chime would be what is lost."""
+    events: list[DeviceEvent] = []
+    speaker = Speaker(AudioConfig(), tempfile.mkdtemp(), on_event=events.append)
+    speaker.supervisor.max_backoff_s = 1.0
+    card_down = False
+    try:
+        async with speaker.running():
+            speaker.play(b"\0\0" * 2400)
+            await asyncio.wait_for(speaker.drain(), 10)
+            await asyncio.sleep(0.5)  # idle
+            sound_card.stop()
+            card_down = True
+            gone = time.monotonic()
+            await wait_for(lambda: len(events) >= 1, 10, "the failure event")
+            print(f"reported {time.monotonic() - gone:.2f} s after the card went, while idle")
+            assert [type(e) for e in events] == [AudioDeviceFailed]
+            sound_card.start()
+            card_down = False
+            await wait_for(lambda: len(events) >= 2, 60, "the recovery event")
+            assert type(events[1]) is AudioDeviceRecovered
+            speaker.play(b"\0\0" * 2400)
+            await asyncio.wait_for(speaker.drain(), 10)
+    finally:
+        if card_down:
+            sound_card.start()

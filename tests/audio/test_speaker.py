@@ -309,7 +309,7 @@ async def test_the_summary_counts_the_underruns_of_every_stream(
     assert "speaker: 1 underruns, 0 device underflows" in caplog.text
 
 
-async def test_a_stall_while_a_sound_plays_is_reported_as_the_longest_callback_gap(
+async def test_a_stall_while_a_sound_plays_is_reported_as_the_longest_block_gap(
     sound_card: VirtualSoundCard, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """What the soak reads next to the underflows: how long the device had to cover while the
@@ -329,8 +329,8 @@ async def test_a_stall_while_a_sound_plays_is_reported_as_the_longest_callback_g
         finally:
             sys.setswitchinterval(interval)
         await asyncio.wait_for(spk.drain(), 10)
-    assert spk.longest_callback_gap >= 0.2
-    reported = re.search(r"callbacks at most (\d+) ms apart while playing", caplog.text)
+    assert spk.longest_block_gap >= 0.2
+    reported = re.search(r"blocks at most (\d+) ms apart while playing", caplog.text)
     assert reported is not None and int(reported[1]) >= 200
 
 

@@ -65,8 +65,8 @@ def _counts(log: str) -> dict[str, int]:
         "speaker_device_underflows": sum(
             int(n) for n in re.findall(r"speaker: \d+ underruns, (\d+) device underflows", log)
         ),
-        "speaker_longest_callback_gap_ms": max(
-            (int(n) for n in re.findall(r"callbacks at most (\d+) ms apart", log)), default=-1
+        "speaker_longest_block_gap_ms": max(
+            (int(n) for n in re.findall(r"blocks at most (\d+) ms apart", log)), default=-1
         ),
         "mic_overflows": sum(int(n) for n in re.findall(r"(\d+) input overflows", log)),
         "mic_blocks_dropped": sum(int(n) for n in re.findall(r"(\d+) blocks dropped", log)),
