@@ -1,5 +1,9 @@
 """On the rig: an alarm asked for by voice for the next minute on the wall clock rings at that
-minute, with the Live API server gone by then (the device keeps the time and rings by itself)."""
+minute, with the Live API server gone by then (the device keeps the time and rings by itself).
+
+The test's process (the daemon runs in it) gets a time zone whose offset has seconds, chosen so
+that the next local minute starts LEAD_S from now: the alarm is a real local clock time, and the
+test waits LEAD_S for it instead of up to a minute more."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 import datetime as dt
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +27,22 @@ from tests.timers.rig import RATE, RecordingClock, press, ring_span
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-LEAD_S = 30.0
-"""At least this long between asking and the alarm's minute (the conversation takes ~10 s)."""
+LEAD_S = 25
+"""Seconds between asking and the alarm's minute (the conversation takes ~10 s)."""
+
+
+@pytest.fixture
+def minute_ahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """The wall time (whole seconds) LEAD_S from now, made the start of a local minute by a time
+    zone offset of whole seconds (POSIX TZ: local = UTC + offset)."""
+    target = math.ceil(time.time()) + LEAD_S
+    offset = -target % 60
+    monkeypatch.setenv("TZ", f"LSX-00:00:{offset:02d}")
+    time.tzset()
+    assert dt.datetime.fromtimestamp(target).second == 0
+    yield target
+    monkeypatch.undo()
+    time.tzset()
 
 
 async def test_an_alarm_for_the_next_minute_rings_then_without_the_server(
@@ -31,9 +50,10 @@ async def test_an_alarm_for_the_next_minute_rings_then_without_the_server(
     simulator: LiveSimulator,
     speech: SpeechFactory,
     tmp_path: Path,
+    minute_ahead: int,
 ) -> None:
-    target = math.ceil((time.time() + LEAD_S) / 60) * 60  # a whole minute, local or not
-    hhmm = dt.datetime.fromtimestamp(target).strftime("%H:%M")  # the system's time zone
+    target = minute_ahead
+    hhmm = dt.datetime.fromtimestamp(target).strftime("%H:%M")  # local time
     one_breath = speech("Hey Jarvis, set an alarm.")
     # The simulator hears it by its envelope; what it "understood" carries the minute.
     register_tails(
