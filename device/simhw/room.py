@@ -5,8 +5,11 @@
 
 `pacat --record` of the speaker's monitor feeds a filter process that delays, attenuates and
 reverberates it (a direct path plus an exponentially decaying tail, FFT overlap-add), and `pacat --playback`
-plays the result into the microphone's feed, where it mixes with whatever else is played into
-the microphone (the user's voice). 16 kHz mono: the band the microphone path keeps.
+plays the result into the microphone's feed. 16 kHz mono: the band the microphone path keeps.
+The user's voice (`VirtualSoundCard.play_into_mic` / `feed_mic` while the room runs) comes in
+through a named pipe and the filter mixes it in, so the room's stream is the microphone's only
+one: each stream that joined it beside the room's moved the echo's delay for good (35 -> 236 ms
+over a dozen turns of speech, steps at each), where a room's path stands still.
 
 The pipes cannot delay by less than PIPE_DELAY_MS. `LoopbackRoom` is the short room: PulseAudio's
 module-loopback from the speaker's monitor into the microphone's feed at a set latency (10 ms
@@ -25,6 +28,7 @@ import struct
 import subprocess
 import sys
 import termios
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
@@ -75,17 +79,22 @@ class EchoRoom:
         self.args = [str((delay_ms - PIPE_DELAY_MS) / 1000), str(attenuation_db), str(rt60_s)]
         self.args.append(str(seed))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._voice: Path | None = None
 
     def __enter__(self) -> EchoRoom:
         # The filter is a process of its own: a thread in the caller's process (the daemon's, in
         # the tests) is late whenever the GIL is busy, the playback pipe runs dry, PulseAudio
         # raises its latency and the room's delay creeps.
         self.card.sink_clock(False)  # the room's own reader clocks the sink
+        voice = self.card.runtime_dir / f"room-voice-{os.getpid()}-{id(self)}"
+        os.mkfifo(voice)
+        self._voice = voice
         fmt = f"--raw --format=s16le --rate={MIC_RATE} --channels=1"
         lat = f"--latency-msec={PIPE_LATENCY_MS}"
         pipeline = (
             f"pacat --record -d speaker.monitor {fmt} {lat} | "
-            f"{shlex.quote(sys.executable)} -m device.simhw.room {shlex.join(self.args)} | "
+            f"{shlex.quote(sys.executable)} -m device.simhw.room "
+            f"{shlex.join([*self.args, str(voice)])} | "
             f"pacat --playback -d micfeed {fmt} {lat}"
         )
         self._proc = subprocess.Popen(
@@ -94,6 +103,7 @@ class EchoRoom:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self.card.room_voice = voice
         return self
 
     def __exit__(
@@ -101,6 +111,7 @@ class EchoRoom:
     ) -> None:
         if self._proc is None:
             return
+        self.card.room_voice = None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGTERM)
         try:
@@ -109,6 +120,9 @@ class EchoRoom:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait(5)
         self._proc = None
+        if self._voice is not None:
+            self._voice.unlink(missing_ok=True)
+            self._voice = None
         self.card.sink_clock(True)
 
 
@@ -166,17 +180,46 @@ class LoopbackRoom:
             self.card.sink_clock(True)
 
 
-def pump(h: npt.NDArray[np.float64], src: BinaryIO, dst: BinaryIO) -> None:
-    """Filter 16 kHz int16 from src into dst through h (FFT overlap-add, 10 ms at a time).
+def _queued(fd: int) -> int:
+    """Bytes waiting in the pipe `fd` is either end of (Linux answers FIONREAD on both)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
-    A backlog in the input pipe (the recorder's first burst, or the filter held up) would add
-    to the room's delay for good: whatever exceeds MAX_BACKLOG chunks is dropped."""
+
+class Voice:
+    """The voices waiting in the room's named pipe (read without blocking, 10 ms at a time)."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._odd = b""
+
+    def take(self) -> npt.NDArray[np.float64]:
+        """Up to CHUNK samples of voice (fewer, or none, when the pipe holds less)."""
+        try:
+            data = self._odd + os.read(self._fd, 2 * CHUNK - len(self._odd))
+        except BlockingIOError:
+            data = self._odd
+        cut = len(data) - len(data) % 2
+        self._odd = data[cut:]
+        return np.frombuffer(data[:cut], np.int16).astype(np.float64)
+
+
+def pump(
+    h: npt.NDArray[np.float64], src: BinaryIO, dst: BinaryIO, voice: Voice | None = None
+) -> None:
+    """Filter 16 kHz int16 from src into dst through h (FFT overlap-add, 10 ms at a time), and
+    mix in what `voice` holds.
+
+    A backlog in either pipe would add to the room's delay for good (both ends run in real
+    time, so nothing drains it): in the input pipe (the recorder's first burst, or the filter
+    held up) whatever exceeds MAX_BACKLOG chunks is dropped; into the output pipe (the player
+    held up: the echo's delay crept 45 -> 380 ms over 160 s of a busy test, measured Dec 2026)
+    nothing is written while it holds more than that."""
     size = 1 << (CHUNK + len(h) - 2).bit_length()
     hf = np.fft.rfft(h, size)
     carry = np.zeros(size)
     fd = src.fileno()
     while True:
-        waiting = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        waiting = _queued(fd)
         if waiting > MAX_BACKLOG * 2 * CHUNK:
             src.read(waiting // (2 * CHUNK) * 2 * CHUNK - 2 * CHUNK)
         raw = src.read(2 * CHUNK)
@@ -184,19 +227,25 @@ def pump(h: npt.NDArray[np.float64], src: BinaryIO, dst: BinaryIO) -> None:
             return
         x = np.frombuffer(raw, np.int16).astype(np.float64)
         carry += np.fft.irfft(np.fft.rfft(x, size) * hf, size)
-        dst.write(np.clip(carry[:CHUNK], -32768, 32767).astype(np.int16).tobytes())
+        out = carry[:CHUNK].copy()
+        if voice is not None:
+            said = voice.take()
+            out[: len(said)] += said
+        if _queued(dst.fileno()) <= MAX_BACKLOG * 2 * CHUNK:
+            dst.write(np.clip(out, -32768, 32767).astype(np.int16).tobytes())
         dst.flush()
         carry = np.concatenate((carry[CHUNK:], np.zeros(CHUNK)))
 
 
 def main(argv: list[str]) -> None:
-    """`python -m device.simhw.room DELAY_S ATTENUATION_DB RT60_S SEED`: stdin -> stdout."""
-    delay_s, attenuation_db, rt60_s, seed = argv
+    """`python -m device.simhw.room DELAY_S ATTENUATION_DB RT60_S SEED VOICE_FIFO`: stdin ->
+    stdout, with the voices written into VOICE_FIFO mixed in."""
+    delay_s, attenuation_db, rt60_s, seed, voice = argv
     h = room_response(
         float(delay_s), float(attenuation_db), float(rt60_s), np.random.default_rng(int(seed))
     )
     with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
-        pump(h, sys.stdin.buffer, sys.stdout.buffer)
+        pump(h, sys.stdin.buffer, sys.stdout.buffer, Voice(voice))
 
 
 if __name__ == "__main__":
