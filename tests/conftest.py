@@ -66,7 +66,7 @@ def room_card(sound_card: VirtualSoundCard) -> Iterator[VirtualSoundCard]:
     pointed back at that one afterwards."""
     import sounddevice as sd
 
-    with VirtualSoundCard(mic_rate=44100, rewinds=True) as card:
+    with VirtualSoundCard(mic_rate=44100) as card:
         sd._terminate()
         sd._initialize()
         yield card

@@ -45,6 +45,16 @@ RING_S = 2
 REANCHOR_S = 0.02
 """A stream's counted time may disagree with a report by this much before it is re-anchored on
 the report (a gap or a restart); smaller disagreements are followed smoothly."""
+OUTLIERS = 3
+"""Reports in a row that must disagree by more than REANCHOR_S (but less than GAP_S) before the
+count is re-anchored: a single report off by 20-50 ms is the driver's jitter, not a move (on the
+rig such reports came every few seconds, and each re-anchored the timeline twice, there and
+back, so the canceller had to find the echo again each time)."""
+GAP_S = 0.1
+"""A disagreement this large is a gap or a restart at once (jitter never goes that far)."""
+SHIFT_RECENT = 8
+"""The speaker's timeline moves by the median of this many recent disagreements (not by the
+latest one: a jittery report would move it there and the next one back)."""
 FOLLOW_GAIN = 0.02
 """Share of a report's disagreement the counted time takes: the reports' jitter (about 2 ms on
 the rig) is averaged over ~50 reports."""
@@ -82,6 +92,8 @@ class SampleClock:
         """Seconds per sample, as measured against the monotonic clock."""
         self._count = 0
         self._time: float | None = None
+        self._off = 0
+        """Reports in a row that disagreed by more than REANCHOR_S."""
         self.reanchors = 0
 
     def report(self, count: int, at: float) -> None:
@@ -90,13 +102,18 @@ class SampleClock:
             predicted = self.time_of(count)
             error = at - predicted
             if abs(error) <= REANCHOR_S:  # follow: a share of the error now, the rate over time
+                self._off = 0
                 samples = count - self._count
                 self._count, self._time = count, predicted + FOLLOW_GAIN * error
                 if samples > 0:
                     period = self._period + RATE_GAIN * error / samples
                     self._period = min(max(period, 0.99 / self.rate), 1.01 / self.rate)
                 return
+            self._off += 1
+            if abs(error) < GAP_S and self._off < OUTLIERS:
+                return  # one report far off: jitter, keep counting
             self.reanchors += 1
+        self._off = 0
         self._count, self._time = count, at
 
     def time_of(self, count: int) -> float:
@@ -120,12 +137,14 @@ class EchoReference:
         self._stamp = np.full(RING_S * MIC_RATE, -1, np.int64)
         self._resampler: soxr.ResampleStream | None = None
         self._rate = 0
-        self._next_in: float | None = None
-        """The DAC time the next handed block should start at if the stream ran on."""
-        self._write = 0
+        self._write: int | None = None
         """The tick (16 kHz, monotonic clock) the resampler's next output sample belongs at."""
         self._drift = 0.0
         """Smoothed (reported DAC time - counted time) of the blocks since the last anchor."""
+        self._recent: collections.deque[float] = collections.deque(maxlen=SHIFT_RECENT)
+        """The latest disagreements within REANCHOR_S (s)."""
+        self._off = 0
+        """Blocks in a row whose reported time disagreed by more than REANCHOR_S."""
         self.restarts = 0
         self.shifts = 0
         """Times the timeline followed a change in the output's reported latency."""
@@ -144,12 +163,7 @@ class EchoReference:
             self._write_block(self._handed.popleft())
 
     def _write_block(self, played: _Played) -> None:
-        continuous = (
-            played.rate == self._rate
-            and self._next_in is not None
-            and abs(played.dac_time - self._next_in) <= REANCHOR_S
-        )
-        if not continuous:
+        if not self._continues(played):
             self.restarts += 1
             self._rate = played.rate
             self._resampler = (
@@ -158,24 +172,39 @@ class EchoReference:
                 else soxr.ResampleStream(played.rate, MIC_RATE, 1, "float32", quality=QUALITY)
             )
             self._write = round(played.dac_time * MIC_RATE)
-            self._drift = 0.0
-        else:
-            # Counting keeps the reference smooth through the reports' jitter; a lasting change
-            # in the output's latency (PulseAudio re-buffering, say) moves what is heard, so
-            # the timeline follows it once the smoothed difference exceeds SHIFT_S.
-            pending = 0.0 if self._resampler is None else self._resampler.delay()
-            counted = (self._write + pending) / MIC_RATE
-            error = played.dac_time - counted
-            self._drift += DRIFT_ALPHA * (error - self._drift)
-            if abs(self._drift) > SHIFT_S:  # a lasting change: move by all of it at once
-                self._write += round(error * MIC_RATE)
-                self._drift = 0.0
-                self.shifts += 1
-        self._next_in = played.dac_time + len(played.samples) / played.rate
+            self._drift, self._off = 0.0, 0
+            self._recent.clear()
+        assert self._write is not None
         x = played.samples
         out = x if self._resampler is None else self._resampler.resample_chunk(x)
         self._store(self._write, to_int16(out * 32767.0))
         self._write += len(out)
+
+    def _continues(self, played: _Played) -> bool:
+        """Whether `played` goes on from the counted timeline (which then follows a lasting
+        change in the output's latency), or starts a new one (a restart, a gap)."""
+        if played.rate != self._rate or self._write is None:
+            return False
+        # Counting keeps the reference smooth through the reports' jitter (and a report 20-50
+        # ms off now and then); a lasting change in the output's latency (PulseAudio
+        # re-buffering, say) moves what is heard, so the timeline follows it once the smoothed
+        # difference exceeds SHIFT_S, by the median of the latest differences.
+        pending = 0.0 if self._resampler is None else self._resampler.delay()
+        error = played.dac_time - (self._write + pending) / MIC_RATE
+        if abs(error) > REANCHOR_S:
+            self._off += 1
+            return abs(error) < GAP_S and self._off < OUTLIERS
+        self._off = 0
+        self._recent.append(error)
+        self._drift += DRIFT_ALPHA * (error - self._drift)
+        if abs(self._drift) > SHIFT_S:  # a lasting change: move by all of it at once
+            shift = round(float(np.median(self._recent)) * MIC_RATE)
+            if shift:
+                self._write += shift
+                self._recent.clear()
+                self.shifts += 1
+            self._drift = 0.0
+        return True
 
     def _store(self, tick: int, pcm: Int16) -> None:
         if not len(pcm):

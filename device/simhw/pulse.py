@@ -21,10 +21,10 @@ A card plays the rewritten audio; a monitor has already passed on the silence it
 take it back, so every recording of the speaker lost the first ~5 ms of a sound that started
 from silence (the head of a reply: 3 of 3 runs of test_speaker's three replies after silence).
 The speaker's sink runs with `norewinds=1`: the monitor hears what a card without rewinds (ALSA
-on the Pi, no sound server) plays. Except for the echo rooms (`rewinds=True`): with norewinds the
-echo canceller lost the room after the first answer (12, 0, 0 dB less echo in the 30 ms room
-instead of 25 and more; the mechanism was not pinned down, measured Dec 2026), and their
-recordings are of the echo, not of reply heads.
+on the Pi, no sound server) plays. The echo rooms ran with rewinds until Dec 6 2026: with
+norewinds the canceller lost the room then (12, 0, 0 dB). The room's own delay was creeping
+(device.simhw.room); with that fixed, the rooms measure 29-50 dB without rewinds
+(tests/audio/test_aec.py), so they run without them too.
 """
 
 from __future__ import annotations
@@ -61,12 +61,9 @@ class VirtualSoundCard:
         runtime_dir: str | os.PathLike[str] | None = None,
         *,
         mic_rate: int = 48000,
-        rewinds: bool = False,
     ) -> None:
-        """mic_rate: the microphone's own clock rate (the speaker's sink runs at 48 kHz);
-        rewinds: the speaker's sink rewinds (for the echo rooms, see above)."""
+        """mic_rate: the microphone's own clock rate (the speaker's sink runs at 48 kHz)."""
         self.mic_rate = mic_rate
-        self.rewinds = rewinds
         self._own_dir = runtime_dir is None
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="livespeaker-pulse-"))
         self._proc: subprocess.Popen[bytes] | None = None
@@ -109,8 +106,7 @@ class VirtualSoundCard:
             "-L",
             "module-native-protocol-unix",
             "-L",
-            "module-null-sink sink_name=speaker rate=48000"
-            + ("" if self.rewinds else " norewinds=1"),
+            "module-null-sink sink_name=speaker rate=48000 norewinds=1",
             "-L",
             f"module-null-sink sink_name=micfeed rate={self.mic_rate}",
             "-L",

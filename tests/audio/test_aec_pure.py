@@ -8,7 +8,9 @@ import pytest
 
 from device.audio.aec import (
     FRAME,
+    GAP_S,
     LEARN_FRAMES,
+    OUTLIERS,
     REANCHOR_S,
     EchoCanceller,
     EchoReference,
@@ -28,9 +30,17 @@ def test_sample_clock_counts_through_jitter_and_reanchors_on_a_jump() -> None:
     clock.report(1600, 100.1 + 0.004)  # 4 ms of jitter: counting wins (it moves 2 % of it)
     assert clock.time_of(3200) == pytest.approx(100.2, abs=0.0002)
     assert clock.reanchors == 0
-    clock.report(4800, 100.3 + REANCHOR_S + 0.005)  # a gap: the reported time wins
+    late = REANCHOR_S + 0.005
+    clock.report(4800, 100.3 + late)  # one report far off: jitter, counting goes on
+    assert clock.reanchors == 0
+    assert clock.time_of(4800) == pytest.approx(100.3, abs=0.0002)
+    for k in range(1, OUTLIERS):  # ... but off by as much OUTLIERS times in a row: moved
+        clock.report(4800 + 1600 * k, 100.3 + 0.1 * k + late)
     assert clock.reanchors == 1
-    assert clock.time_of(4800) == pytest.approx(100.3 + REANCHOR_S + 0.005)
+    assert clock.time_of(8000) == pytest.approx(100.5 + late)
+    clock.report(9600, 100.6 + late + GAP_S + 0.01)  # a gap: the reported time wins at once
+    assert clock.reanchors == 2
+    assert clock.time_of(9600) == pytest.approx(100.6 + late + GAP_S + 0.01)
 
 
 @pytest.mark.parametrize("ppm", [0, 430, -300])
@@ -91,6 +101,26 @@ def test_the_reference_follows_a_lasting_change_of_the_output_latency() -> None:
     tick = round((t0 + 2.5 + step) * MIC_RATE)
     level = ref.window(tick + 10, FRAME - 20).astype(np.float64) / 32767
     assert level == pytest.approx(np.full(FRAME - 20, 0.251), abs=0.002)
+
+
+def test_the_reference_ignores_reports_far_off_now_and_then() -> None:
+    """The rig's output reports jitter ~2 ms and now and then one 20-50 ms off; the timeline
+    neither restarts nor moves for them (it did, there and back, every few seconds)."""
+    ref = EchoReference()
+    rate = MIC_RATE
+    t0 = 10.0
+    rng = np.random.default_rng(2)
+    for k in range(500):  # 5 s of 10 ms blocks
+        off = float(rng.normal(0, 0.002))
+        if k % 50 == 25:
+            off = 0.035 if k % 100 == 25 else -0.025
+        block = np.full(FRAME, (k + 1) / 1000, np.float32)
+        ref.put(t0 + k * 0.01 + off, block, rate)
+    ref.drain()
+    assert ref.restarts == 1 and ref.shifts == 0
+    tick = round((t0 + 4.0) * MIC_RATE)  # block 400 where it was counted
+    level = ref.window(tick + 10, FRAME - 20).astype(np.float64) / 32767
+    assert level == pytest.approx(np.full(FRAME - 20, 0.401), abs=0.002)
 
 
 def test_the_gate_in_aec_mode_is_half_duplex_until_the_canceller_has_learned() -> None:

@@ -154,7 +154,7 @@ def cpu(seconds: int = 60) -> dict[str, float]:
 
 
 async def main_async(answers: int, delays: list[int], wake_too: bool) -> dict[str, Any]:
-    with VirtualSoundCard(mic_rate=44100, rewinds=True) as card:
+    with VirtualSoundCard(mic_rate=44100) as card:
         import sounddevice as sd
 
         sd._terminate()
