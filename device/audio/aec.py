@@ -84,7 +84,7 @@ class SampleClock:
     Counting keeps consecutive samples one period apart (reported times jitter); the period and
     the offset follow the reports slowly (a delay-locked loop, as JACK and PulseAudio smooth
     their clocks), and the count is re-anchored to a report that disagrees by more than
-    `REANCHOR_S`."""
+    `REANCHOR_S` when `OUTLIERS` reports in a row do, or by `GAP_S` or more at once."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate

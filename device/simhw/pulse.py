@@ -209,9 +209,10 @@ class VirtualSoundCard:
         """Start playing a WAV into the virtual microphone; returns the player process.
 
         While a room runs, the voice goes through the room's filter, which mixes it into the
-        echo: a second stream joining the microphone's sink moved the room's delay by tens of
-        ms each time (35 -> 236 ms over 12 spoken turns, measured Dec 2026), which no room does.
-        The player then ends when the rest of the voice fits in the pipe (up to ~2 s early)."""
+        echo, so the room's stream is the microphone's only one (see device.simhw.room: the
+        room's delay crept from 35 to 236 ms within 50 s of a test, in steps at the spoken
+        turns, measured Dec 2026). The player then ends when the rest of the voice fits in the
+        pipe (up to ~2 s early)."""
         if self.room_voice is not None:
             samples, rate = read_wav(wav)
             if rate != MIC_RATE:

@@ -8,8 +8,11 @@ reverberates it (a direct path plus an exponentially decaying tail, FFT overlap-
 plays the result into the microphone's feed. 16 kHz mono: the band the microphone path keeps.
 The user's voice (`VirtualSoundCard.play_into_mic` / `feed_mic` while the room runs) comes in
 through a named pipe and the filter mixes it in, so the room's stream is the microphone's only
-one: each stream that joined it beside the room's moved the echo's delay for good (35 -> 236 ms
-over a dozen turns of speech, steps at each), where a room's path stands still.
+one. The echo's delay used to creep for good (35 -> 236 ms within 50 s of test_aec_e2e, in
+steps at the spoken turns, measured Dec 2026), where a room's path stands still. With the voices
+through the filter it still crept (45 -> 380 ms in 160 s) until the filter stopped writing into
+a backlogged output pipe (pump); with both, 50 -> 108 ms over 280 s. Whether the second stream
+mattered on its own was not tried.
 
 The pipes cannot delay by less than PIPE_DELAY_MS. `LoopbackRoom` is the short room: PulseAudio's
 module-loopback from the speaker's monitor into the microphone's feed at a set latency (10 ms
