@@ -214,16 +214,7 @@ class VirtualSoundCard:
         turns, measured Dec 2026). The player then ends when the rest of the voice fits in the
         pipe (up to ~2 s early)."""
         if self.room_voice is not None:
-            samples, rate = read_wav(wav)
-            if rate != MIC_RATE:
-                import soxr
-
-                samples = soxr.resample(samples, rate, MIC_RATE)
-            raw = Path(wav).with_suffix(".raw")
-            raw.write_bytes(np.ascontiguousarray(samples, np.int16).tobytes())
-            return subprocess.Popen(
-                ["sh", "-c", 'exec cat -- "$0" > "$1"', str(raw), str(self.room_voice)]
-            )
+            return self._into_room(*read_wav(wav))
         return subprocess.Popen(
             ["pacat", "--playback", "-d", "micfeed", "--file-format=wav", str(wav)],
             env=self.env,
@@ -233,9 +224,24 @@ class VirtualSoundCard:
 
     def feed_mic(self, samples: npt.NDArray[np.int16], rate: int) -> subprocess.Popen[bytes]:
         """Play raw mono int16 samples into the virtual microphone (non-blocking)."""
+        if self.room_voice is not None:
+            return self._into_room(samples, rate)
         path = self.runtime_dir / f"feed-{time.monotonic_ns()}.wav"
         write_wav(path, samples, rate)
         return self.play_into_mic(path)
+
+    def _into_room(self, samples: npt.NDArray[np.int16], rate: int) -> subprocess.Popen[bytes]:
+        """Write a voice into the running room's pipe, at the room's rate (see play_into_mic)."""
+        assert self.room_voice is not None
+        if rate != MIC_RATE:
+            import soxr
+
+            samples = soxr.resample(samples, rate, MIC_RATE)
+        raw = self.runtime_dir / f"voice-{time.monotonic_ns()}.raw"
+        raw.write_bytes(np.ascontiguousarray(samples, np.int16).tobytes())
+        return subprocess.Popen(
+            ["sh", "-c", 'exec cat -- "$0" > "$1"', str(raw), str(self.room_voice)]
+        )
 
     @contextlib.contextmanager
     def record_speaker(self, rate: int = 48000) -> Iterator[SpeakerRecording]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,17 +33,22 @@ LEAD_S = 25
 
 
 @pytest.fixture
-def minute_ahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def minute_ahead() -> Iterator[int]:
     """The wall time (whole seconds) LEAD_S from now, made the start of a local minute by a time
-    zone offset of whole seconds (POSIX TZ: local = UTC + offset)."""
+    zone offset of whole seconds (POSIX TZ: local = UTC + offset); the zone is restored after."""
     target = math.ceil(time.time()) + LEAD_S
-    offset = -target % 60
-    monkeypatch.setenv("TZ", f"LSX-00:00:{offset:02d}")
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = f"LSX-00:00:{-target % 60:02d}"
     time.tzset()
-    assert dt.datetime.fromtimestamp(target).second == 0
-    yield target
-    monkeypatch.undo()
-    time.tzset()
+    try:
+        assert dt.datetime.fromtimestamp(target).second == 0
+        yield target
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
 
 
 async def test_an_alarm_for_the_next_minute_rings_then_without_the_server(
