@@ -220,9 +220,14 @@ class Rendition:
         return np.concatenate([wake, gap, rest]), len(wake)
 
 
-def renditions(voices: Sequence[Voice], per_voice: int | None = None) -> list[Rendition]:
-    """Every voice at every tempo x pitch (or an even subset of `per_voice` of them)."""
-    combos = list(itertools.product(TEMPOS, SEMITONES))
+def renditions(
+    voices: Sequence[Voice],
+    per_voice: int | None = None,
+    combos: Sequence[tuple[float, int]] | None = None,
+) -> list[Rendition]:
+    """Every voice at every tempo x pitch (or an even subset of `per_voice` of them); `combos`
+    replaces TEMPOS x SEMITONES."""
+    combos = list(combos or itertools.product(TEMPOS, SEMITONES))
     out: list[Rendition] = []
     for vi, v in enumerate(voices):
         picked = (
@@ -407,10 +412,14 @@ def apply(stream: Stream, condition: str, noise_voices: Sequence[Voice], seed: i
 # ---------------------------------------------------------------- the sets
 
 
-def positives(voices: Sequence[Voice], per_voice: int | None = None) -> Stream:
+def positives(
+    voices: Sequence[Voice],
+    per_voice: int | None = None,
+    combos: Sequence[tuple[float, int]] | None = None,
+) -> Stream:
     """Renditions of the wake word by `voices`, clean."""
     parts: list[tuple[str, Int16, int | None]] = []
-    for r in renditions(voices, per_voice):
+    for r in renditions(voices, per_voice, combos):
         audio, wake_end = r.audio()
         parts.append((f"{r.voice} t{r.tempo} p{r.semitones:+d}", audio, wake_end))
     return lay_out(f"positives {len(voices)} voices x {per_voice or 'all'}", parts)
