@@ -169,7 +169,7 @@ class FrameTrigger:
         if self._stage is None:
             return voice is not None or base, voice, False
         staged = embeddings is not None and self._stage.accepts(embeddings, score, base)
-        return voice is not None or staged, voice, staged and not base
+        return voice is not None or base or staged, voice, staged and not base
 
     def update(
         self,

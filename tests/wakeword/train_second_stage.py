@@ -17,15 +17,15 @@ frames near a wake word that are not positive are left out; every other frame is
 the newest 16 embeddings and log(base score), standardised. Model: scikit-learn's MLPClassifier
 (32 ReLU units, L2 1e-2, early stopping, seed 0), exported to plain numpy.
 
-The operating points (accept and veto logits) are chosen by 3-fold cross-validation *across the
+The operating point (the accepting logit) is chosen by 3-fold cross-validation *across the
 tuning voices* (each fold's model never saw the voices it is scored on): the lowest false accepts
 per hour on the tuning negatives, then the highest recall in the 10 dB and room conditions. The
-held-out voices play no part here.
+held-out voices play no part here. (The shipped file's logit was chosen this way together with a
+veto of base detections, logit 0, which the daemon no longer applies: README.)
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from collections.abc import Sequence
@@ -45,7 +45,6 @@ GATE = 1e-3
 HIDDEN = 32
 ALPHA = 1e-2
 ACCEPTS = (0.99, 0.998, 0.9995, 0.9999, 0.99995, 0.99999, 0.999995)
-VETOS = (0.1, 0.5)
 """Candidate operating points (probabilities; stored as logits)."""
 EXTRA_CONDITIONS = (
     *corpus.NEGATIVE_CONDITIONS,
@@ -211,7 +210,6 @@ def fit(x: Float32, y: npt.NDArray[np.int8], gate: float = GATE) -> SecondStage:
         float(net.intercepts_[1][0]),
         gate,
         np.inf,
-        np.inf,
     )
     sample = (x[:500] - mean) / scale
     want = net.predict_proba(sample)[:, 1]
@@ -224,42 +222,42 @@ def logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def detections(part: Part, z: Float32, accept: float, veto: float) -> int | float:
-    ok = (z >= accept) | ((part.analysis.scores >= 0.5) & (z >= veto))
+def detections(part: Part, z: Float32, accept: float) -> int | float:
+    ok = (z >= accept) | (part.analysis.scores >= 0.5)
     r = accepted(part.stream, ok)
     return r.recall() if part.kind == "pos" else r.total
 
 
-def choose(parts: Sequence[Part], logits: Sequence[Float32]) -> tuple[float, float]:
-    """The operating point with the fewest false accepts per hour on the tuning negatives (out of
+def choose(parts: Sequence[Part], logits: Sequence[Float32]) -> float:
+    """The accepting logit with the fewest false accepts per hour on the tuning negatives (out of
     fold), then the best recall at 10 dB and in rooms."""
     hours = sum(p.stream.hours for p in parts if p.kind in ("speech", "music"))
-    best: tuple[float, float, float, float] | None = None
-    for pa, pv in itertools.product(ACCEPTS, VETOS):
-        a, v = logit(pa), logit(pv)
+    best: tuple[float, float, float] | None = None
+    for pa in ACCEPTS:
+        a = logit(pa)
         fa = sum(
-            detections(p, z, a, v)
+            detections(p, z, a)
             for p, z in zip(parts, logits, strict=True)
             if p.kind in ("speech", "music")
         )
         ten = [
-            detections(p, z, a, v)
+            detections(p, z, a)
             for p, z in zip(parts, logits, strict=True)
             if p.kind == "pos" and ("10 dB" in p.condition or p.condition in ("room", "far"))
         ]
         clean = [
-            detections(p, z, a, v)
+            detections(p, z, a)
             for p, z in zip(parts, logits, strict=True)
             if p.kind == "pos" and p.condition == "clean"
         ]
         print(
-            f"  accept {pa:<7} veto {pv:<4} clean {np.mean(clean):.0%}  10 dB + rooms {np.mean(ten):.0%}  false accepts {fa / hours:.2f}/h"
+            f"  accept {pa:<9} clean {np.mean(clean):.0%}  10 dB + rooms {np.mean(ten):.0%}  false accepts {fa / hours:.2f}/h"
         )
-        key = (fa / hours, -float(np.mean(ten)), a, v)
+        key = (fa / hours, -float(np.mean(ten)), a)
         if best is None or key[:2] < best[:2]:
             best = key
     assert best is not None
-    return best[2], best[3]
+    return best[2]
 
 
 def main() -> None:
@@ -297,16 +295,14 @@ def main() -> None:
             z[gated] = zz
         logits.append(z)
     print("out-of-fold operating points (tuning voices):")
-    accept, veto = choose(parts, logits)
+    accept = choose(parts, logits)
     final = fit(x, y, gate)
     stage = SecondStage(
-        final.mean, final.scale, final.w1, final.b1, final.w2, final.b2, gate, accept, veto
+        final.mean, final.scale, final.w1, final.b1, final.w2, final.b2, gate, accept
     )
     path = args.out
     stage.save(path)
-    print(
-        f"wrote {path}: accept logit {accept:.2f}, veto logit {veto:.2f} ({time.monotonic() - t0:.0f} s)"
-    )
+    print(f"wrote {path}: accept logit {accept:.2f} ({time.monotonic() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
