@@ -163,7 +163,7 @@ def data(more: bool = False) -> list[Part]:
         extra += [("voices near", c) for c in ("clean", "babble 10 dB")]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
-        more = list(pool.map(_extra, extra))
+        extra_done = list(pool.map(_extra, extra))
     done = run_specs(specs)
     parts: list[Part] = []
     for spec, (s, a) in zip(specs, done, strict=True):
@@ -171,7 +171,7 @@ def data(more: bool = False) -> list[Part]:
         parts.append(
             Part(spec.kind, spec.condition, s, a, labels(s, n, spec.kind == "pos"), folds(s, n))
         )
-    for (kind, cond), (s, a) in zip(extra, more, strict=True):
+    for (kind, cond), (s, a) in zip(extra, extra_done, strict=True):
         n = len(a.scores)
         y = labels(s, n, kind.endswith("pos"))
         # extra positives train but do not choose the operating point (comparable to before)
