@@ -168,8 +168,8 @@ class FrameTrigger:
         base = score >= self.threshold_at(noise_level)
         if self._stage is None:
             return voice is not None or base, voice, False
-        staged = embeddings is not None and self._stage.accepts(embeddings, score, base)
-        return voice is not None or base or staged, voice, staged and not base
+        staged = not base and embeddings is not None and self._stage.accepts(embeddings, score)
+        return voice is not None or base or staged, voice, staged
 
     def update(
         self,

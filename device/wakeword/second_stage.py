@@ -70,10 +70,9 @@ class SecondStage:
         out: Float32 = (h @ self.w2 + self.b2).astype(np.float32)
         return out
 
-    def accepts(self, embeddings: Float32, score: float, base_accepts: bool) -> bool:
-        """Whether the frame counts towards a detection."""
-        if base_accepts:
-            return True
+    def accepts(self, embeddings: Float32, score: float) -> bool:
+        """Whether the second stage accepts the frame on its own (what the base model accepts
+        stands without it)."""
         return score >= self.gate and self.logit(embeddings, score) >= self.accept
 
     def save(self, path: Path) -> None:
