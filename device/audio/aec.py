@@ -56,14 +56,22 @@ SHIFT_RECENT = 8
 """The speaker's timeline moves by the median of this many recent disagreements (not by the
 latest one: a jittery report would move it there and the next one back)."""
 FOLLOW_GAIN = 0.02
-"""Share of a report's disagreement the counted time takes: the reports' jitter (about 2 ms on
-the rig) is averaged over ~50 reports."""
-RATE_GAIN = FOLLOW_GAIN**2 / 2
-"""Share of it the counted rate takes (a second-order loop damped as JACK's DLL): a device clock
-that runs fast or slow (the rig's 44.1 kHz microphone: 430 ppm; a USB microphone's crystal: tens
-to hundreds) is followed instead of drifting 20 ms and jumping back, which made the canceller
-find the echo again and let it through (bench_aec: 3 of the 4 answers under 25 dB in a run of
-60 came with such a jump)."""
+"""Share of a report's disagreement the counted time takes at first: the reports' jitter (about
+2 ms on the rig) is averaged over ~50 reports. The counted rate takes GAIN**2 / 2 of it (a
+second-order loop damped as JACK's DLL): a device clock that runs fast or slow (the rig's 44.1
+kHz microphone: 430 ppm; a USB microphone's crystal: tens to hundreds) is followed instead of
+drifting 20 ms and jumping back, which made the canceller find the echo again and let it through
+(bench_aec: 3 of the 4 answers under 25 dB in a run of 60 came with such a jump)."""
+NARROW_AFTER = 250
+"""Reports (5 s of 20 ms blocks) after which the loop narrows: its gain falls as 1/reports..."""
+SETTLED_GAIN = 0.002
+"""... to this (a 10 s time constant at 20 ms reports; the rate's loop ~90 s). A loop kept as
+quick as at first wanders with the jitter it averages, about 1.6 ms within 3 s (2 ms of jitter,
+20 ms reports; 0.17 ms narrowed): a microphone timeline that moves moves the echo against its
+reference within an answer, and AEC3 lets it through while it finds it again (test_aec_e2e:
+48-55 dB of echo in the upload for 100-200 ms of an answer, heard as the user, in 1 answer of 10
+to 30; Dec 2026). A clock's rate is set by its crystal and barely moves: it needs no quick loop
+once measured."""
 LEARN_FRAMES = 150
 """10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until
 then (the first answer after a start) the microphone passes the raw signal on and the echo gate
@@ -83,7 +91,7 @@ class SampleClock:
 
     Counting keeps consecutive samples one period apart (reported times jitter); the period and
     the offset follow the reports slowly (a delay-locked loop, as JACK and PulseAudio smooth
-    their clocks), and the count is re-anchored to a report that disagrees by more than
+    their clocks, quick for the first seconds and then narrowed so it holds still), and the count is re-anchored to a report that disagrees by more than
     `REANCHOR_S` when `OUTLIERS` reports in a row do, or by `GAP_S` or more at once."""
 
     def __init__(self, rate: int) -> None:
@@ -94,6 +102,8 @@ class SampleClock:
         self._time: float | None = None
         self._off = 0
         """Reports in a row that disagreed by more than REANCHOR_S."""
+        self._followed = 0
+        """Reports followed so far (the loop narrows as they add up)."""
         self.reanchors = 0
 
     def report(self, count: int, at: float) -> None:
@@ -103,16 +113,20 @@ class SampleClock:
             error = at - predicted
             if abs(error) <= REANCHOR_S:  # follow: a share of the error now, the rate over time
                 self._off = 0
+                self._followed += 1
+                narrowed = FOLLOW_GAIN * NARROW_AFTER / max(self._followed, NARROW_AFTER)
+                gain = max(SETTLED_GAIN, narrowed)
                 samples = count - self._count
-                self._count, self._time = count, predicted + FOLLOW_GAIN * error
+                self._count, self._time = count, predicted + gain * error
                 if samples > 0:
-                    period = self._period + RATE_GAIN * error / samples
+                    period = self._period + gain * gain / 2 * error / samples
                     self._period = min(max(period, 0.99 / self.rate), 1.01 / self.rate)
                 return
             self._off += 1
             if abs(error) < GAP_S and self._off < OUTLIERS:
                 return  # one report far off: jitter, keep counting
             self.reanchors += 1
+            self._followed = 0  # a restart (maybe another device): quick again, then narrowed
         self._off = 0
         self._count, self._time = count, at
 
@@ -128,11 +142,17 @@ class _Played:
     rate: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    at: float
+    """Monotonic time from which nothing handed over before was heard."""
+
+
 class EchoReference:
     """What the speaker plays, on a 16 kHz timeline of the monotonic clock."""
 
     def __init__(self) -> None:
-        self._handed: collections.deque[_Played] = collections.deque(maxlen=1000)
+        self._handed: collections.deque[_Played | _Cut] = collections.deque(maxlen=1000)
         self._ring = np.zeros(RING_S * MIC_RATE, np.int16)
         self._stamp = np.full(RING_S * MIC_RATE, -1, np.int64)
         self._resampler: soxr.ResampleStream | None = None
@@ -155,12 +175,28 @@ class EchoReference:
         """Hand over a block just written to the device (a copy) and when it will be heard."""
         self._handed.append(_Played(dac_time, samples, rate))
 
+    def cut(self, at: float) -> None:
+        """The device dropped what it held at monotonic time `at` (a flush): what was handed
+        over to be heard from then on never was (any thread, after the stream's abort)."""
+        self._handed.append(_Cut(at))
+
     # --- the loop -------------------------------------------------------------------------
 
     def drain(self) -> None:
         """Move what the speaker has handed over into the ring."""
         while self._handed:
-            self._write_block(self._handed.popleft())
+            item = self._handed.popleft()
+            if isinstance(item, _Cut):
+                self._drop_from(round(item.at * MIC_RATE))
+            else:
+                self._write_block(item)
+
+    def _drop_from(self, tick: int) -> None:
+        """Forget the reference from `tick` on and start the timeline afresh with the next
+        block: a flushed device never played it, and a canceller given sound that never came
+        out (80-200 ms of it at a barge-in, while the user talks) learns a wrong room."""
+        self._stamp[self._stamp >= tick] = -1
+        self._write = None
 
     def _write_block(self, played: _Played) -> None:
         if not self._continues(played):

@@ -544,6 +544,8 @@ class CallbackOutput(_Output):
         """Off the loop: abort (drop the device buffer) and start again."""
         with devices.LOCK:
             if not self.closed and self._abort("for a flush"):
+                if self.owner.reference is not None:
+                    self.owner.reference.cut(time.monotonic())
                 self._sounding_at = 0.0  # the wait until the next callback is no stall
                 self._start_again("after a flush")
 
