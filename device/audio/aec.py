@@ -91,8 +91,9 @@ class SampleClock:
 
     Counting keeps consecutive samples one period apart (reported times jitter); the period and
     the offset follow the reports slowly (a delay-locked loop, as JACK and PulseAudio smooth
-    their clocks, quick for the first seconds and then narrowed so it holds still), and the count is re-anchored to a report that disagrees by more than
-    `REANCHOR_S` when `OUTLIERS` reports in a row do, or by `GAP_S` or more at once."""
+    their clocks: quick for the first seconds, then narrowed so that it holds still), and the
+    count is re-anchored to a report that disagrees by more than `REANCHOR_S` when `OUTLIERS`
+    reports in a row do, or by `GAP_S` or more at once."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
@@ -194,7 +195,8 @@ class EchoReference:
     def _drop_from(self, tick: int) -> None:
         """Forget the reference from `tick` on and start the timeline afresh with the next
         block: a flushed device never played it, and a canceller given sound that never came
-        out (80-200 ms of it at a barge-in, while the user talks) learns a wrong room."""
+        out (about 130 ms of it at a barge-in on the rig, while the user talks) learns a wrong
+        room."""
         self._stamp[self._stamp >= tick] = -1
         self._write = None
 
