@@ -69,8 +69,8 @@ SETTLED_GAIN = 0.002
 quick as at first wanders with the jitter it averages, about 1.6 ms within 3 s (2 ms of jitter,
 20 ms reports; 0.17 ms narrowed): a microphone timeline that moves moves the echo against its
 reference within an answer, and AEC3 lets it through while it finds it again (test_aec_e2e:
-48-55 dB of echo in the upload for 100-200 ms of an answer, heard as the user, in 1 answer of 10
-to 30; Dec 2026). A clock's rate is set by its crystal and barely moves: it needs no quick loop
+echo at -42 to -35 dBFS in the upload for 100-200 ms of an answer, heard as the user, in 1
+answer of 10 to 30; Dec 2026). A clock's rate is set by its crystal and barely moves: it needs no quick loop
 once measured."""
 LEARN_FRAMES = 150
 """10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until

@@ -63,8 +63,8 @@ def test_sample_clock_follows_a_device_clock_that_runs_fast_or_slow(ppm: int) ->
 def test_sample_clock_holds_still_through_jitter_once_settled() -> None:
     """What the canceller needs is a timeline that holds still: one that wanders with the
     reports' jitter moves the echo against its reference within an answer, and AEC3 lets it
-    through while it finds it again (on the rig: 2.4 ms within a 3 s answer, 48-55 dB of echo
-    in the upload for 100-200 ms). 20 ms reports with 2 ms of jitter and, one in 20, a report
+    through while it finds it again (on the rig: 2.4 ms within a 3 s answer, echo at -42 to -35
+    dBFS in the upload for 100-200 ms). 20 ms reports with 2 ms of jitter and, one in 20, a report
     5-19 ms late (the rig's)."""
     rng = np.random.default_rng(7)
     clock = SampleClock(16000)

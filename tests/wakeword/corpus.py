@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import itertools
 import os
 import re
@@ -138,8 +139,6 @@ def _cache(key: str, make: Callable[[], Int16]) -> Int16:
 def _read_wav(data: bytes) -> Int16:
     """16-bit mono WAV bytes at any rate -> 16 kHz. The data chunk's size is ignored: text2wave
     writing to a pipe leaves it 0."""
-    import io
-
     with wave.open(io.BytesIO(data), "rb") as w:
         rate = w.getframerate()
     pcm = np.frombuffer(data[data.index(b"data") + 8 :], np.int16)
@@ -162,8 +161,6 @@ def _piper(name: str) -> Any:
 
 def _engine(voice: Voice, text: str) -> Int16:
     if voice.engine == "piper":
-        import io
-
         buf = io.BytesIO()
         with wave.open(buf, "wb") as w:
             _piper(voice.name).synthesize_wav(text, w)
