@@ -27,6 +27,9 @@ class AudioBlock:
 
     pcm: bytes
     start: int
+    uncancelled: bytes | None = None
+    """The same audio as captured, before the echo canceller took the speaker's sound out of
+    `pcm` (echo_mode "aec", once it has learned the room); None otherwise."""
 
     @property
     def end(self) -> int:

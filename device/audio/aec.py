@@ -297,7 +297,7 @@ class EchoCanceller:
                 self.stats.echo_frames += 1
             out[i : i + FRAME] = self._aec.process(near[i : i + FRAME], far[i : i + FRAME])
         self.stats.frames += n // FRAME
-        return AudioBlock(out.tobytes(), block.start)
+        return AudioBlock(out.tobytes(), block.start, uncancelled=block.pcm)
 
     def learned(self) -> bool:
         """Whether the canceller has heard enough of the speaker to be trusted (LEARN_FRAMES)."""

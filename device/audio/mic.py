@@ -17,7 +17,9 @@ for mute) it jumps forward by the time nothing was captured, so it keeps trackin
 its own bounded drop-oldest queue; a gate decides per block whether that consumer gets it.
 With an `EchoCanceller` (echo_mode "aec") every block is cancelled before it is fanned out, at
 the monotonic time its first sample was captured (PortAudio's time info, kept by a SampleClock),
-once the canceller has learned the room (before that it learns and the raw blocks go on).
+once the canceller has learned the room (before that it learns and the raw blocks go on); a
+cancelled block also carries what was captured (`AudioBlock.uncancelled`), which the wake word
+listens to as well while the speaker plays (device.wakeword.detector).
 Overflows (PortAudio's and the queues') are counted and summarised in the log every
 `summary_interval_s`, never logged per block. `progress` feeds the systemd watchdog.
 """

@@ -55,6 +55,14 @@ class MelDenoiser:
         self._cur_rows = 0
         self.noise_level = SILENCE_LEVEL
 
+    def follow(self, other: MelDenoiser) -> None:
+        """Take on `other`'s noise estimate (its arrays are replaced, never written, so they
+        can be shared)."""
+        self._mins = deque(other._mins, maxlen=other._mins.maxlen)
+        self._cur = other._cur
+        self._cur_rows = other._cur_rows
+        self.noise_level = other.noise_level
+
     def _track(self, power: FloatArray) -> FloatArray:
         """Update the running minimum with these rows; return the noise estimate per band."""
         rows_min = power.min(axis=0)

@@ -208,9 +208,63 @@ class FrameTrigger:
         self._run = 0
         self._blocked_until = -1
 
+    def twin(self) -> FrameTrigger:
+        """A trigger with the same settings, voices and second stage, for another stream."""
+        return FrameTrigger(
+            self._cfg,
+            self._name,
+            self._voices,
+            end_lead_s=self._leads[0],
+            noisy_end_lead_s=self._leads[1],
+            second_stage=self._stage,
+        )
+
+    def follow(self, other: FrameTrigger) -> None:
+        """Start afresh (no partial run) under `other`'s refractory period and mode."""
+        self._run = 0
+        self._blocked_until = other._blocked_until
+        self.barge_in = other.barge_in
+
+    def block_until(self, tick: int) -> None:
+        """No detection from frames that end before `tick` (another stream's refractory)."""
+        self._blocked_until = max(self._blocked_until, tick)
+
+    @property
+    def blocked_until(self) -> int:
+        """The first frame end that may be detected again."""
+        return self._blocked_until
+
+
+class _Lane:
+    """One stream of audio into a model and a trigger: the 80 ms frame being filled."""
+
+    def __init__(self, model: WakeModel, trigger: FrameTrigger) -> None:
+        self.model = model
+        self.trigger = trigger
+        self.buf = np.zeros(FRAME_SAMPLES, np.int16)
+        self.fill = 0
+        self.next = -1
+        self.frames = 0
+
+    def follow(self, other: _Lane) -> None:
+        """Pick up where `other` is: its audio history, its frame in progress, its refractory."""
+        self.model.follow(other.model)
+        self.trigger.follow(other.trigger)
+        self.buf[:] = other.buf
+        self.fill = other.fill
+        self.next = other.next
+
 
 class Detector:
-    """Scores microphone audio with one wake-word model and reports detections."""
+    """Scores microphone audio with one wake-word model and reports detections.
+
+    With echo cancellation (`AudioBlock.uncancelled` set) it listens on two lanes while the
+    speaker plays (`set_barge_in(True)`): the cancelled signal and the microphone as captured,
+    either one detects (the refractory period is shared). The canceller's suppressor thins the
+    user's voice while the answer's echo is loud, the echo masks it in the raw signal, and they
+    miss different takes (bench_aec, 20 trials on the rig: 13 cancelled, 13 raw, 17 either).
+    The second lane shares the interpreters (its own 50 KB of history), runs only while the
+    speaker plays, and picks up the first lane's history when it starts."""
 
     def __init__(
         self,
@@ -231,22 +285,33 @@ class Detector:
         self.stops: list[StopWordHeard] = []
         """"stop"s heard by process() and not yet handed over (run() takes them)."""
         self.trigger = FrameTrigger(cfg, self.model.name, voices, second_stage=second_stage)
-        self._buf = np.zeros(FRAME_SAMPLES, np.int16)
-        self._fill = 0
-        self._next = -1
+        self._main = _Lane(self.model, self.trigger)
+        self._uncancelled: _Lane | None = None
+        """The second lane (made on first use), on the microphone as captured."""
+        self._uncancelled_on = False
         self.gaps = 0
         self.dropped = 0
-        self.frames = 0
         self.last_score = 0.0
         self.on_score: Callable[[float, int], None] | None = None
         self._inbox: queue.Queue[AudioBlock | None] = queue.Queue(QUEUE_BLOCKS)
+
+    @property
+    def frames(self) -> int:
+        """80 ms frames scored on the microphone's signal (the first lane)."""
+        return self._main.frames
+
+    @property
+    def uncancelled_frames(self) -> int:
+        """Frames scored on the uncancelled signal while the speaker played (the second lane)."""
+        return 0 if self._uncancelled is None else self._uncancelled.frames
 
     def reset(self) -> None:
         """Forget all audio heard (a new, unrelated stream follows)."""
         self.model.reset()
         self.trigger.reset()
-        self._fill = 0
-        self._next = -1
+        self._main.fill = 0
+        self._main.next = -1
+        self._uncancelled_on = False
 
     def set_barge_in(self, playing: bool) -> None:
         """Use the barge-in threshold while the speaker plays (thread-safe: a plain flag)."""
@@ -258,25 +323,49 @@ class Detector:
 
     def process(self, block: AudioBlock) -> list[WakeDetected]:
         """Frame, clean and score a block; returns the detections it completed."""
-        if block.start != self._next and self._next >= 0:
-            self.gaps += 1  # lost blocks upstream: start a fresh frame at this block
-            self._fill = 0
-        self._next = block.end
-        samples: npt.NDArray[np.int16] = np.frombuffer(block.pcm, np.int16)
+        found: list[WakeDetected] = []
+        if block.uncancelled is not None and self.trigger.barge_in:
+            lane = self._uncancelled
+            if lane is None:
+                lane = self._uncancelled = _Lane(self.model.twin(), self.trigger.twin())
+            if not self._uncancelled_on:
+                lane.follow(self._main)  # before the first lane takes this block
+                self._uncancelled_on = True
+            found += self._lane(lane, block.uncancelled, block.start)
+        else:
+            self._uncancelled_on = False
+        found += self._lane(self._main, block.pcm, block.start)
+        return found
+
+    def _lane(self, lane: _Lane, pcm: bytes, start: int) -> list[WakeDetected]:
+        main = lane is self._main
+        if start != lane.next and lane.next >= 0:
+            lane.fill = 0  # lost blocks upstream: start a fresh frame at this block
+            if main:
+                self.gaps += 1
+        samples: npt.NDArray[np.int16] = np.frombuffer(pcm, np.int16)
+        lane.next = start + len(samples)
         found: list[WakeDetected] = []
         pos = 0
         while pos < len(samples):
-            n = min(FRAME_SAMPLES - self._fill, len(samples) - pos)
-            self._buf[self._fill : self._fill + n] = samples[pos : pos + n]
-            self._fill += n
+            n = min(FRAME_SAMPLES - lane.fill, len(samples) - pos)
+            lane.buf[lane.fill : lane.fill + n] = samples[pos : pos + n]
+            lane.fill += n
             pos += n
-            if self._fill == FRAME_SAMPLES:
-                self._fill = 0
-                hit = self._score_frame(block.start + pos)
+            if lane.fill == FRAME_SAMPLES:
+                lane.fill = 0
+                hit = self._score_frame(lane, start + pos)
                 if hit is not None:
                     found.append(hit)
-                self._check_stop(block.start + pos)
+                    self._share_refractory(lane)
+                if main:
+                    self._check_stop(start + pos)
         return found
+
+    def _share_refractory(self, lane: _Lane) -> None:
+        for other in (self._main, self._uncancelled):
+            if other is not None and other is not lane:
+                other.trigger.block_until(lane.trigger.blocked_until)
 
     def _check_stop(self, frame_end: int) -> None:
         if not self._stop_on or self.stop_word is None or frame_end < self._stop_blocked:
@@ -286,16 +375,17 @@ class Detector:
             self._stop_blocked = frame_end + int(STOP_REFRACTORY_S * MIC_RATE)
             self.stops.append(StopWordHeard(score, frame_end))
 
-    def _score_frame(self, frame_end: int) -> WakeDetected | None:
-        score = self.model.score(self._buf)
-        self.frames += 1
-        self.last_score = score
-        if self.on_score is not None:
-            self.on_score(score, frame_end)
-        trigger = self.trigger
-        emb = self.model.embeddings if trigger.needs_embeddings(score) else None
-        mels = self.model.mels if trigger.needs_mels(score) else None
-        return trigger.update(score, frame_end, self.model.noise_level, emb, mels)
+    def _score_frame(self, lane: _Lane, frame_end: int) -> WakeDetected | None:
+        model, trigger = lane.model, lane.trigger
+        score = model.score(lane.buf)
+        lane.frames += 1
+        if lane is self._main:
+            self.last_score = score
+            if self.on_score is not None:
+                self.on_score(score, frame_end)
+        emb = model.embeddings if trigger.needs_embeddings(score) else None
+        mels = model.mels if trigger.needs_mels(score) else None
+        return trigger.update(score, frame_end, model.noise_level, emb, mels)
 
     def feed(self, block: AudioBlock) -> None:
         """Hand a block to the scoring thread (loop thread; the oldest is dropped when the thread
@@ -327,8 +417,10 @@ class Detector:
             self._hand_over(inbox, None)
             await asyncio.to_thread(worker.join, 5.0)
             log.info(
-                "wake-word detector stopped: %d frames, %d blocks dropped, %d gaps",
+                "wake-word detector stopped: %d frames (%d more uncancelled), %d blocks "
+                "dropped, %d gaps",
                 self.frames,
+                self.uncancelled_frames,
                 self.dropped,
                 self.gaps,
             )

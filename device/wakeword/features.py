@@ -48,17 +48,43 @@ def _interpreter(path: Path) -> Any:
     return Interpreter(model_path=str(path), num_threads=1)
 
 
+class _Nets:
+    """The two TFLite interpreters. They keep no audio between invocations (each call sets its
+    whole input), so streams scored on one thread can share them (`Features.twin`)."""
+
+    def __init__(self, models: Path) -> None:
+        self.mel: Any = _interpreter(models / "melspectrogram.tflite")
+        self.mel_len = 0
+        """Samples the mel interpreter's input is sized for (a stream's first frame has fewer)."""
+        self.emb: Any = _interpreter(models / "embedding_model.tflite")
+        self.emb.allocate_tensors()
+        self.emb_in = self.emb.get_input_details()[0]["index"]
+        self.emb_out = self.emb.get_output_details()[0]["index"]
+        self.noise = noise_embeddings(models)
+
+    def mel_rows(self, samples: Float32) -> Float32:
+        if len(samples) != self.mel_len:
+            _resize(self.mel, [1, len(samples)])
+            self.mel_len = len(samples)
+        return _mel_rows(self.mel, samples)
+
+    def embed(self, windows: Float32) -> Float32:
+        emb = self.emb
+        emb.set_tensor(self.emb_in, windows)
+        emb.invoke()
+        out: Float32 = emb.get_tensor(self.emb_out).reshape(-1, EMBEDDING_SIZE).copy()
+        return out
+
+
 class Features:
     """Streaming mel spectrogram + speech embeddings, one 80 ms frame at a time."""
 
-    def __init__(self, models: Path, rows_filter: RowsFilter | None = None) -> None:
-        self._mel: Any = _interpreter(models / "melspectrogram.tflite")
-        self._mel_len = 0
-        self._emb: Any = _interpreter(models / "embedding_model.tflite")
-        self._emb.allocate_tensors()
-        self._emb_in = self._emb.get_input_details()[0]["index"]
-        self._emb_out = self._emb.get_output_details()[0]["index"]
-        self._noise = noise_embeddings(models)
+    def __init__(
+        self, models: Path, rows_filter: RowsFilter | None = None, *, nets: _Nets | None = None
+    ) -> None:
+        self._nets = nets if nets is not None else _Nets(models)
+        self._noise = self._nets.noise
+        self._models = models
         self._filter = rows_filter
         self._raw = np.zeros(FRAME_SAMPLES + CONTEXT_SAMPLES, np.float32)
         self._mels = np.ones((MEL_HISTORY, MEL_BANDS), np.float32)
@@ -73,6 +99,18 @@ class Features:
         self._mels[:] = 1.0
         self._frames = 0
         self._embeddings[:] = self._noise[-HISTORY:]
+
+    def twin(self, rows_filter: RowsFilter | None = None) -> Features:
+        """Another stream on the same interpreters (its own audio history: 50 KB, not the
+        interpreters' MBs); it must be pushed on the thread this one is."""
+        return Features(self._models, rows_filter, nets=self._nets)
+
+    def follow(self, other: Features) -> None:
+        """Take on `other`'s audio history, as if this stream had heard what it heard."""
+        self._raw[:] = other._raw
+        self._mels[:] = other._mels
+        self._embeddings[:] = other._embeddings
+        self._frames = other._frames
 
     @property
     def embeddings(self) -> Float32:
@@ -96,10 +134,7 @@ class Features:
         self._raw[CONTEXT_SAMPLES:] = frame
         # openWakeWord's first frame sees only its own 1280 samples (no context yet).
         samples = self._raw if self._frames else self._raw[CONTEXT_SAMPLES:]
-        if len(samples) != self._mel_len:
-            _resize(self._mel, [1, len(samples)])
-            self._mel_len = len(samples)
-        rows = _mel_rows(self._mel, samples)
+        rows = self._nets.mel_rows(samples)
         if self._filter is not None:
             rows = self._filter(rows)
         self._frames += 1
@@ -107,14 +142,7 @@ class Features:
         self._mels[:-n] = self._mels[n:]
         self._mels[-n:] = rows
         self._embeddings[:-1] = self._embeddings[1:]
-        self._embeddings[-1] = self._embed(self._mels[None, -MEL_WINDOW:, :, None])[0]
-
-    def _embed(self, windows: Float32) -> Float32:
-        emb = self._emb
-        emb.set_tensor(self._emb_in, windows)
-        emb.invoke()
-        out: Float32 = emb.get_tensor(self._emb_out).reshape(-1, EMBEDDING_SIZE).copy()
-        return out
+        self._embeddings[-1] = self._nets.embed(self._mels[None, -MEL_WINDOW:, :, None])[0]
 
 
 def _resize(interpreter: Any, shape: list[int]) -> None:

@@ -165,6 +165,26 @@ class WakeModel:
         """The noise suppressor's background level (log-mel units, 1 = 10 dB); None when off."""
         return self._denoiser.noise_level if self._denoiser is not None else None
 
+    def twin(self) -> WakeModel:
+        """The same model on another stream (the interpreters and classifier shared: score
+        both on one thread); its audio history is its own."""
+        twin = WakeModel.__new__(WakeModel)
+        twin.spec = self.spec
+        twin._denoiser = MelDenoiser() if self._denoiser is not None else None
+        twin._features = self._features.twin(
+            twin._denoiser.process if twin._denoiser is not None else None
+        )
+        twin._classify, twin._windows = self._classify, self._windows
+        twin._frames = 0
+        return twin
+
+    def follow(self, other: WakeModel) -> None:
+        """Take on `other`'s audio history (a twin picks up where `other` is)."""
+        self._features.follow(other._features)
+        if self._denoiser is not None and other._denoiser is not None:
+            self._denoiser.follow(other._denoiser)
+        self._frames = other._frames
+
     def reset(self) -> None:
         """Forget all audio heard so far."""
         self._features.reset()

@@ -45,6 +45,8 @@ class Take:
     during: npt.NDArray[np.int16]
     """What was uploaded from the answer's start to its end (withheld blocks as silence)."""
     user_at: float | None
+    uncancelled: npt.NDArray[np.int16] | None = None
+    """The same span before the echo canceller (when it cancelled), else None."""
 
 
 class Station:
@@ -101,10 +103,15 @@ class Station:
             await asyncio.to_thread(player.wait, 15)
         await wait_for(lambda: mic.position >= end + MIC_RATE // 5, 10, "the answer's tail")
         during = np.zeros(end - start, np.int16)  # withheld blocks stay silent
+        uncancelled = np.zeros_like(during)
+        cancelled = False
         for b in take_all(self.upload):
             if b.start >= start and b.end <= end:
                 during[b.start - start : b.end - start] = np.frombuffer(b.pcm, np.int16)
-        return Take(during, user_at)
+                raw = b.pcm if b.uncancelled is None else b.uncancelled
+                cancelled |= b.uncancelled is not None
+                uncancelled[b.start - start : b.end - start] = np.frombuffer(raw, np.int16)
+        return Take(during, user_at, uncancelled if cancelled else None)
 
 
 def power_db(x: npt.NDArray[np.int16]) -> float:

@@ -9,10 +9,12 @@ through the filter pipes; 10 ms through PulseAudio's loopback, without reverbera
   the same run), whether the simulator's voice activity detection hears a turn in it, and the
   timelines' events during it (reference restarts and shifts, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
-  daemon's wake-word path at its barge-in threshold, on the raw (half duplex) and the cancelled
-  (aec) microphone;
+  daemon's wake-word path at its barge-in threshold in half duplex (the microphone as captured)
+  and in aec mode (the cancelled and the captured signal, either detecting), and from the same
+  aec takes each of the two alone;
 - cpu: CPU seconds per second of audio of the canceller (16 kHz mono, 20 ms blocks) next to
-  the daemon's wake-word path on the same audio, in the same run.
+  the daemon's wake-word path on the same audio, on one lane and on two (aec mode while the
+  speaker plays), in the same run.
 Writes bench-results/aec.json.
 """
 
@@ -80,21 +82,26 @@ def timeline_events(station: Station) -> tuple[int, int, int]:
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3")
 
 
-def detected(audio: np.ndarray) -> bool:
+def detected(audio: np.ndarray, uncancelled: np.ndarray | None = None) -> bool:
     """The daemon's wake-word path, at its barge-in threshold (the speaker plays), hears the
-    wake word in `audio` (16 kHz)."""
+    wake word in `audio` (16 kHz; with `uncancelled`, the same span before the canceller, as
+    the microphone hands both over in aec mode)."""
     detector = Detector(WakewordConfig())
     detector.set_barge_in(True)
     step = 2 * FRAME
-    return any(
-        detector.process(AudioBlock(audio[i : i + step].tobytes(), i))
-        for i in range(0, len(audio) - step + 1, step)
-    )
+
+    def block(i: int) -> AudioBlock:
+        raw = None if uncancelled is None else uncancelled[i : i + step].tobytes()
+        return AudioBlock(audio[i : i + step].tobytes(), i, raw)
+
+    return any(detector.process(block(i)) for i in range(0, len(audio) - step + 1, step))
 
 
 async def wake_over_answer(card: VirtualSoundCard, trials: int) -> dict[str, Any]:
     """ "Hey Jarvis, stop" said over an answer in the 60 ms room: what the wake-word path hears
-    raw (half duplex: the wake word listens to the uncancelled microphone) and cancelled."""
+    in half duplex (the microphone as captured) and in aec mode (the cancelled signal and the
+    captured one, as the daemon listens); and, from the same aec takes, what the cancelled
+    signal alone and the captured one alone would have found."""
     answer = synthesize(ANSWER, MODEL_RATE)[: MODEL_RATE * 6]
     said = [
         synthesize(
@@ -102,16 +109,20 @@ async def wake_over_answer(card: VirtualSoundCard, trials: int) -> dict[str, Any
         )
         for i in range(trials)
     ]
-    hits = {"half_duplex": 0, "aec": 0}
+    hits = dict.fromkeys(("half_duplex", "aec", "aec_cancelled_only", "aec_uncancelled_only"), 0)
     with EchoRoom(card, delay_ms=60, attenuation_db=10, rt60_s=0.2):
-        for mode in hits:
+        for mode in ("half_duplex", "aec"):
             station = Station(card, aec=mode == "aec")
             station.upload = station.mic.add_consumer("wake", 100_000)  # ungated, as the wake path
             async with station.running():
                 await station.answer(answer)  # the canceller learns the room first
                 for words in said:
                     take = await station.answer(answer, user=words, user_after_s=2.0)
-                    hits[mode] += detected(take.during)
+                    hits[mode] += detected(take.during, take.uncancelled)
+                    if mode == "aec":
+                        assert take.uncancelled is not None, "the canceller did not cancel"
+                        hits["aec_cancelled_only"] += detected(take.during)
+                        hits["aec_uncancelled_only"] += detected(take.uncancelled)
     return {"trials": trials, **{f"{k}_detected": v for k, v in hits.items()}}
 
 
@@ -137,19 +148,24 @@ def cpu(seconds: int = 60) -> dict[str, float]:
             canceller.process(b, t0 + b.start / MIC_RATE)
         return (time.process_time() - start) / seconds
 
-    def run_wake() -> float:
+    def run_wake(two_lanes: bool) -> float:
         detector = Detector(WakewordConfig())
+        detector.set_barge_in(two_lanes)
+        fed = [AudioBlock(b.pcm, b.start, b.pcm) for b in blocks] if two_lanes else blocks
         start = time.process_time()
-        for b in blocks:
+        for b in fed:
             detector.process(b)
         return (time.process_time() - start) / seconds
 
     aec = min(run_aec() for _ in range(3))
-    wake = min(run_wake() for _ in range(3))
+    wake = min(run_wake(False) for _ in range(3))
+    wake2 = min(run_wake(True) for _ in range(3))
     return {
         "aec_cpu_per_s": round(aec, 4),
         "wake_cpu_per_s": round(wake, 4),
+        "wake_two_lanes_cpu_per_s": round(wake2, 4),
         "aec_over_wake": round(aec / wake, 2),
+        "two_lanes_over_one": round(wake2 / wake, 2),
     }
 
 
@@ -167,7 +183,9 @@ async def main_async(answers: int, delays: list[int], wake_too: bool) -> dict[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--answers", type=int, default=20)
-    ap.add_argument("--rooms", type=int, nargs="+", default=[10, 30, 60], help="delays, ms")
+    ap.add_argument(
+        "--rooms", type=int, nargs="*", default=[10, 30, 60], help="delays, ms (none: skip)"
+    )
     ap.add_argument("--skip-wake", action="store_true", help="only the rooms' echo and the CPU")
     ap.add_argument("--out", type=Path, default=Path("bench-results/aec.json"))
     args = ap.parse_args()
@@ -185,12 +203,16 @@ def main() -> None:
     if w is not None:
         print(
             f"'hey jarvis, stop' over an answer, {w['trials']} trials: detected "
-            f"{w['half_duplex_detected']} raw (half duplex), {w['aec_detected']} cancelled (aec)"
+            f"{w['half_duplex_detected']} in half duplex, {w['aec_detected']} in aec mode (the "
+            f"same takes: cancelled signal alone {w['aec_cancelled_only_detected']}, uncancelled "
+            f"alone {w['aec_uncancelled_only_detected']})"
         )
     c = result["cpu"]
     print(
         f"CPU per second of audio: AEC {c['aec_cpu_per_s'] * 1000:.1f} ms, wake word path "
-        f"{c['wake_cpu_per_s'] * 1000:.1f} ms ({c['aec_over_wake']}x)"
+        f"{c['wake_cpu_per_s'] * 1000:.1f} ms ({c['aec_over_wake']}x); the wake word path on "
+        f"two lanes (aec, the speaker playing) {c['wake_two_lanes_cpu_per_s'] * 1000:.1f} ms "
+        f"({c['two_lanes_over_one']}x one lane)"
     )
 
 
