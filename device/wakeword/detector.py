@@ -260,7 +260,7 @@ class Detector:
 
     With echo cancellation (`AudioBlock.uncancelled` set) it listens on two lanes while the
     speaker plays (`set_barge_in(True)`): the cancelled signal and the microphone as captured,
-    either one detects (the refractory period is shared). The canceller's suppressor thins the
+    either one detects (the refractory period is shared; "stop" over a ring too). The canceller's suppressor thins the
     user's voice while the answer's echo is loud, the echo masks it in the raw signal, and they
     miss different takes (bench_aec, 20 trials on the rig: 13 cancelled, 13 raw, 17 either).
     The second lane shares the interpreters (its own 50 KB of history), runs only while the
@@ -358,8 +358,7 @@ class Detector:
                 if hit is not None:
                     found.append(hit)
                     self._share_refractory(lane)
-                if main:
-                    self._check_stop(start + pos)
+                self._check_stop(lane, start + pos)
         return found
 
     def _share_refractory(self, lane: _Lane) -> None:
@@ -367,10 +366,11 @@ class Detector:
             if other is not None and other is not lane:
                 other.trigger.block_until(lane.trigger.blocked_until)
 
-    def _check_stop(self, frame_end: int) -> None:
+    def _check_stop(self, lane: _Lane, frame_end: int) -> None:
+        """Listen for "stop" on this lane (either lane may hear it; one refractory for both)."""
         if not self._stop_on or self.stop_word is None or frame_end < self._stop_blocked:
             return
-        score = self.stop_word.score(self.model.embeddings)
+        score = self.stop_word.score(lane.model.embeddings)
         if score >= STOP_THRESHOLD:
             self._stop_blocked = frame_end + int(STOP_REFRACTORY_S * MIC_RATE)
             self.stops.append(StopWordHeard(score, frame_end))

@@ -7,6 +7,8 @@ it in the captured signal. On the rig (bench_aec) each alone found 13 of 20 take
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -16,7 +18,7 @@ from device.audio.aec import FRAME, EchoCanceller, EchoReference
 from device.config import WakewordConfig
 from device.events import MIC_RATE, MODEL_RATE, AudioBlock
 from device.simhw.room import room_response
-from device.wakeword.detector import Detector
+from device.wakeword.detector import Detector, build_detector
 from tests.audio.test_aec import ANSWER
 from tests.conftest import SpeechFactory
 
@@ -110,3 +112,19 @@ def test_the_captured_signal_is_scored_only_while_the_speaker_plays(speech: Spee
     detector = Detector(WakewordConfig())
     detector.set_barge_in(True)
     assert sum(len(detector.process(b)) for b in blocks(captured, captured)) == 1  # not twice
+
+
+def test_stop_over_a_ring_is_heard_on_the_captured_signal_too(speech: SpeechFactory) -> None:
+    said = speech("stop", voice="en-gb-scotland")
+    silence = np.zeros(MIC_RATE, np.int16)
+    captured = np.concatenate([silence, said, silence])
+    blocks = [
+        AudioBlock(b"\0" * 2 * STEP, i, captured[i : i + STEP].tobytes())
+        for i in range(0, len(captured) - STEP + 1, STEP)
+    ]
+    detector = build_detector(WakewordConfig(), Path("/nonexistent"))
+    detector.set_stop_word(True)
+    detector.set_barge_in(True)  # a ring plays
+    for b in blocks:
+        detector.process(b)
+    assert len(detector.stops) == 1
