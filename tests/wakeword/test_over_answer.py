@@ -23,7 +23,7 @@ from device.wakeword.detector import Detector, build_detector
 from tests.audio.test_aec import ANSWER
 from tests.conftest import SpeechFactory
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # real AEC3 and openWakeWord
 
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3", "en-us+f4")
 STEP = 2 * FRAME
