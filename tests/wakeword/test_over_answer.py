@@ -3,8 +3,9 @@ the cancelled signal and on the microphone as captured, and either one wakes it 
 real openWakeWord, espeak-ng speech, a simulated room; no sound card).
 
 The canceller's suppressor thins the user's voice while the answer's echo is loud; the echo masks
-it in the captured signal. On the rig (bench_aec, 20 takes, two runs) the cancelled signal alone
-found 13 and 10, the captured one alone 10 and 11, either 17 and 15; half duplex 15 and 14."""
+it in the captured signal. On the rig (bench_aec, 20 takes, three runs) the cancelled signal
+alone found 13, 10 and 12, the captured one alone 10, 11 and 9, either 17, 15 and 18; half duplex
+15, 14 and 14."""
 
 from __future__ import annotations
 
