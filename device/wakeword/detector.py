@@ -222,7 +222,7 @@ class FrameTrigger:
     def follow(self, other: FrameTrigger) -> None:
         """Start afresh (no partial run) under `other`'s refractory period and mode."""
         self._run = 0
-        self._blocked_until = other._blocked_until
+        self._blocked_until = other.blocked_until
         self.barge_in = other.barge_in
 
     def block_until(self, tick: int) -> None:

@@ -83,7 +83,6 @@ class Features:
         self, models: Path, rows_filter: RowsFilter | None = None, *, nets: _Nets | None = None
     ) -> None:
         self._nets = nets if nets is not None else _Nets(models)
-        self._noise = self._nets.noise
         self._models = models
         self._filter = rows_filter
         self._raw = np.zeros(FRAME_SAMPLES + CONTEXT_SAMPLES, np.float32)
@@ -98,7 +97,7 @@ class Features:
         self._raw[:] = 0
         self._mels[:] = 1.0
         self._frames = 0
-        self._embeddings[:] = self._noise[-HISTORY:]
+        self._embeddings[:] = self._nets.noise[-HISTORY:]
 
     def twin(self, rows_filter: RowsFilter | None = None) -> Features:
         """Another stream on the same interpreters (its own audio history: 50 KB, not the

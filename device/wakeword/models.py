@@ -135,14 +135,20 @@ def _onnx_classifier(path: Path) -> tuple[Classifier, int]:
 class WakeModel:
     """openWakeWord feature pipeline + one wake-word classifier, fed 80 ms frames."""
 
-    def __init__(self, spec: ModelSpec, denoise: bool = False) -> None:
+    def __init__(
+        self, spec: ModelSpec, denoise: bool = False, *, shared: WakeModel | None = None
+    ) -> None:
+        """shared: a model whose interpreters and classifier this one uses (`twin`)."""
         self.spec = spec
         self._denoiser = MelDenoiser() if denoise else None
-        self._features = Features(
-            models_dir(), self._denoiser.process if self._denoiser is not None else None
-        )
-        loader = _onnx_classifier if spec.framework == "onnx" else _tflite_classifier
-        self._classify, self._windows = loader(spec.path)
+        rows_filter = self._denoiser.process if self._denoiser is not None else None
+        if shared is None:
+            self._features = Features(models_dir(), rows_filter)
+            loader = _onnx_classifier if spec.framework == "onnx" else _tflite_classifier
+            self._classify, self._windows = loader(spec.path)
+        else:
+            self._features = shared._features.twin(rows_filter)
+            self._classify, self._windows = shared._classify, shared._windows
         self._frames = 0
 
     @property
@@ -168,15 +174,7 @@ class WakeModel:
     def twin(self) -> WakeModel:
         """The same model on another stream (the interpreters and classifier shared: score
         both on one thread); its audio history is its own."""
-        twin = WakeModel.__new__(WakeModel)
-        twin.spec = self.spec
-        twin._denoiser = MelDenoiser() if self._denoiser is not None else None
-        twin._features = self._features.twin(
-            twin._denoiser.process if twin._denoiser is not None else None
-        )
-        twin._classify, twin._windows = self._classify, self._windows
-        twin._frames = 0
-        return twin
+        return WakeModel(self.spec, self._denoiser is not None, shared=self)
 
     def follow(self, other: WakeModel) -> None:
         """Take on `other`'s audio history (a twin picks up where `other` is)."""
