@@ -8,11 +8,12 @@
 The speaker's PortAudio callback hands each block it writes to `EchoReference.put` together with
 the monotonic time its first sample reaches the DAC (PortAudio's time info): an append to a
 deque, nothing else. On the loop, the reference is resampled to 16 kHz mono and written into a
-ring indexed by that time (16 kHz ticks of the monotonic clock). The microphone stamps each block
-with the monotonic time its first sample left the ADC (again PortAudio's time info, kept by a
-`SampleClock`), and `EchoCanceller.process` feeds the canceller the reference that was playing at
-that moment, 10 ms at a time, ahead of the captured frame. The two clocks are therefore aligned
-to within the device drivers' reports; what remains is the room's own path (the sound's flight
+ring indexed by that time (16 kHz ticks of the monotonic clock), as a `SampleClock` counts the
+output's samples through the reports' jitter (the timeline moves a tick at a time). The
+microphone stamps each block with the monotonic time its first sample left the ADC (again
+PortAudio's time info, kept by a `SampleClock`), and `EchoCanceller.process` feeds the
+canceller the reference that was playing at that moment, 10 ms at a time, ahead of the captured
+frame. The two clocks are therefore aligned to within the device drivers' reports; what remains is the room's own path (the sound's flight
 and reverberation, tens of ms), which WebRTC AEC3's delay estimator finds by itself.
 
 The canceller is WebRTC's AEC3 (with its high-pass filter) through `pywebrtc-audio`: pybind11
@@ -52,9 +53,6 @@ rig such reports came every few seconds, and each re-anchored the timeline twice
 back, so the canceller had to find the echo again each time)."""
 GAP_S = 0.1
 """A disagreement this large is a gap or a restart at once (jitter never goes that far)."""
-SHIFT_RECENT = 8
-"""The speaker's timeline moves by the median of this many recent disagreements (not by the
-latest one: a jittery report would move it there and the next one back)."""
 FOLLOW_GAIN = 0.02
 """Share of a report's disagreement the counted time takes at first: the reports' jitter (about
 2 ms on the rig) is averaged over ~50 reports. The counted rate takes GAIN**2 / 2 of it (a
@@ -77,10 +75,6 @@ LEARN_FRAMES = 150
 then (the first answer after a start) the microphone passes the raw signal on and the echo gate
 works as in half duplex (measured on the rig: a cold AEC3 lets the first ~300 ms of echo
 through, and once took the start of a question for the wake chime's echo)."""
-SHIFT_S = 0.002
-"""The speaker's timeline follows its reported latency once the two differ by this much."""
-DRIFT_ALPHA = 0.05
-"""Smoothing of that difference per output block (about 0.2 s at 10 ms blocks)."""
 LEAD_S = 0.01
 """The reference is read this much ahead of the capture time: a driver that reports its delays
 a little late must not make the echo arrive before its reference (AEC3 cannot cancel that)."""
@@ -127,8 +121,12 @@ class SampleClock:
             if abs(error) < GAP_S and self._off < OUTLIERS:
                 return  # one report far off: jitter, keep counting
             self.reanchors += 1
-            self._followed = 0  # a restart (maybe another device): quick again, then narrowed
-        self._off = 0
+        self.anchor(count, at)
+
+    def anchor(self, count: int, at: float) -> None:
+        """Sample `count` was at `at`, whatever was counted before (a restart, maybe on another
+        device): the measured period is kept, the loop is quick again and then narrows."""
+        self._off = self._followed = 0
         self._count, self._time = count, at
 
     def time_of(self, count: int) -> float:
@@ -157,18 +155,16 @@ class EchoReference:
         self._ring = np.zeros(RING_S * MIC_RATE, np.int16)
         self._stamp = np.full(RING_S * MIC_RATE, -1, np.int64)
         self._resampler: soxr.ResampleStream | None = None
-        self._rate = 0
+        self._clock: SampleClock | None = None
+        """When the output's samples are heard (its rate as measured against the monotonic
+        clock), from the DAC times reported with its blocks."""
+        self._count = 0
+        """Output samples handed over since the timeline started."""
         self._write: int | None = None
         """The tick (16 kHz, monotonic clock) the resampler's next output sample belongs at."""
-        self._drift = 0.0
-        """Smoothed (reported DAC time - counted time) of the blocks since the last anchor."""
-        self._recent: collections.deque[float] = collections.deque(maxlen=SHIFT_RECENT)
-        """The latest disagreements within REANCHOR_S (s)."""
-        self._off = 0
-        """Blocks in a row whose reported time disagreed by more than REANCHOR_S."""
         self.restarts = 0
-        self.shifts = 0
-        """Times the timeline followed a change in the output's reported latency."""
+        self.steps = 0
+        """Ticks the timeline moved (one per block at most) to follow the output's clock."""
 
     # --- PortAudio's output thread ----------------------------------------------------------
 
@@ -201,48 +197,52 @@ class EchoReference:
         self._write = None
 
     def _write_block(self, played: _Played) -> None:
-        if not self._continues(played):
+        step = self._follow(played)
+        if step is None:  # a new timeline from this block's reported time
             self.restarts += 1
-            self._rate = played.rate
+            if self._clock is None or played.rate != self._clock.rate:
+                self._clock = SampleClock(played.rate)
+            self._clock.anchor(0, played.dac_time)  # the same device keeps its measured rate
             self._resampler = (
                 None
                 if played.rate == MIC_RATE
                 else soxr.ResampleStream(played.rate, MIC_RATE, 1, "float32", quality=QUALITY)
             )
-            self._write = round(played.dac_time * MIC_RATE)
-            self._drift, self._off = 0.0, 0
-            self._recent.clear()
+            self._count, self._write, step = 0, round(played.dac_time * MIC_RATE), 0
         assert self._write is not None
         x = played.samples
         out = x if self._resampler is None else self._resampler.resample_chunk(x)
-        self._store(self._write, to_int16(out * 32767.0))
-        self._write += len(out)
+        pcm = to_int16(out * 32767.0)
+        if step and len(pcm):
+            self.steps += 1
+            if step > 0:  # a tick later: the first sample twice, so that no tick stays empty
+                pcm = np.concatenate([pcm[:1], pcm])
+            else:  # a tick earlier: over the previous block's last sample
+                self._write -= 1
+        self._store(self._write, pcm)
+        self._write += len(pcm)
+        self._count += len(x)
 
-    def _continues(self, played: _Played) -> bool:
-        """Whether `played` goes on from the counted timeline (which then follows a lasting
-        change in the output's latency), or starts a new one (a restart, a gap)."""
-        if played.rate != self._rate or self._write is None:
-            return False
-        # Counting keeps the reference smooth through the reports' jitter (and a report 20-50
-        # ms off now and then); a lasting change in the output's latency (PulseAudio
-        # re-buffering, say) moves what is heard, so the timeline follows it once the smoothed
-        # difference exceeds SHIFT_S, by the median of the latest differences.
+    def _follow(self, played: _Played) -> int | None:
+        """How many ticks (-1, 0, 1) the timeline moves before `played` to keep to the output's
+        clock, or None if `played` starts a new timeline (a restart, a gap, another rate).
+
+        The output's clock runs at its own rate against the monotonic one (the rig's 48 kHz
+        sink: 170 ppm slow, 2 ms in 12 s), and its DAC times jitter. A `SampleClock` follows
+        the rate through the jitter and a lasting change of the latency (re-anchored on a gap
+        or a restart), and the timeline follows the clock a tick at a time, as the echo itself
+        moves: a timeline that was moved by 2 ms at once (it was, every 12 s on the rig) moved
+        the echo against its reference, and AEC3 let it through while it found it again."""
+        clock = self._clock
+        if clock is None or played.rate != clock.rate or self._write is None:
+            return None
+        reanchors = clock.reanchors
+        clock.report(self._count, played.dac_time)
+        if clock.reanchors != reanchors:
+            return None
         pending = 0.0 if self._resampler is None else self._resampler.delay()
-        error = played.dac_time - (self._write + pending) / MIC_RATE
-        if abs(error) > REANCHOR_S:
-            self._off += 1
-            return abs(error) < GAP_S and self._off < OUTLIERS
-        self._off = 0
-        self._recent.append(error)
-        self._drift += DRIFT_ALPHA * (error - self._drift)
-        if abs(self._drift) > SHIFT_S:  # a lasting change: move by all of it at once
-            shift = round(float(np.median(self._recent)) * MIC_RATE)
-            if shift:
-                self._write += shift
-                self._recent.clear()
-                self.shifts += 1
-            self._drift = 0.0
-        return True
+        behind = clock.time_of(self._count) * MIC_RATE - pending - self._write
+        return 1 if behind >= 0.5 else -1 if behind <= -0.5 else 0
 
     def _store(self, tick: int, pcm: Int16) -> None:
         if not len(pcm):

@@ -7,7 +7,7 @@ through the filter pipes; 10 ms through PulseAudio's loopback, without reverbera
 - echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
   it); per answer the echo reduction against the same room without the canceller (measured in
   the same run), whether the simulator's voice activity detection hears a turn in it, and the
-  timelines' events during it (reference restarts and shifts, microphone clock re-anchors);
+  timelines' events during it (reference restarts and one-tick steps, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
   daemon's wake-word path at its barge-in threshold in half duplex (the microphone as captured)
   and in aec mode (the cancelled and the captured signal, either detecting), and from the same
@@ -73,10 +73,10 @@ async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str,
 
 
 def timeline_events(station: Station) -> tuple[int, int, int]:
-    """(reference restarts, reference shifts, microphone clock re-anchors) so far."""
+    """(reference restarts, reference one-tick steps, microphone clock re-anchors) so far."""
     assert station.canceller is not None
     ref = station.canceller.reference
-    return ref.restarts, ref.shifts, station.mic.clock_reanchors
+    return ref.restarts, ref.steps, station.mic.clock_reanchors
 
 
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3")
