@@ -123,10 +123,14 @@ class SampleClock:
             self.reanchors += 1
         self.anchor(count, at)
 
-    def anchor(self, count: int, at: float) -> None:
-        """Sample `count` was at `at`, whatever was counted before (a restart, maybe on another
-        device): the measured period is kept, the loop is quick again and then narrows."""
-        self._off = self._followed = 0
+    def anchor(self, count: int, at: float, *, same_device: bool = False) -> None:
+        """Sample `count` was at `at`, whatever was counted before (a restart). The measured
+        period is kept; the loop is quick again and then narrows, unless it is `same_device`
+        (its rate already measured): a loop quick again wanders with the reports' jitter (1.6 ms
+        within 3 s), and the echo with it."""
+        self._off = 0
+        if not same_device:
+            self._followed = 0
         self._count, self._time = count, at
 
     def time_of(self, count: int) -> float:
@@ -200,9 +204,10 @@ class EchoReference:
         step = self._follow(played)
         if step is None:  # a new timeline from this block's reported time
             self.restarts += 1
-            if self._clock is None or played.rate != self._clock.rate:
+            same = self._clock is not None and played.rate == self._clock.rate
+            if self._clock is None or not same:
                 self._clock = SampleClock(played.rate)
-            self._clock.anchor(0, played.dac_time)  # the same device keeps its measured rate
+            self._clock.anchor(0, played.dac_time, same_device=same)  # after a flush, a pause
             self._resampler = (
                 None
                 if played.rate == MIC_RATE
