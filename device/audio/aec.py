@@ -70,6 +70,9 @@ reference within an answer, and AEC3 lets it through while it finds it again (te
 echo at -42 to -35 dBFS in the upload for 100-200 ms of an answer, heard as the user, in 1
 answer of 10 to 30; Dec 2026). A clock's rate is set by its crystal and barely moves: it needs no quick loop
 once measured."""
+AVERAGE_AFTER_ANCHOR = 25
+"""Reports whose mean places a `one_device` clock after a re-anchor (its rate measured before):
+one report is 2 ms off now and then, and a narrowed loop takes seconds to correct it."""
 LEARN_FRAMES = 150
 """10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until
 then (the first answer after a start) the microphone passes the raw signal on and the echo gate
@@ -89,8 +92,12 @@ class SampleClock:
     count is re-anchored to a report that disagrees by more than `REANCHOR_S` when `OUTLIERS`
     reports in a row do, or by `GAP_S` or more at once."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, *, one_device: bool = False) -> None:
         self.rate = rate
+        self.one_device = one_device
+        """Re-anchors (a gap, a restart) keep the loop narrowed: the stream stays on the device
+        whose rate it measured (the speaker's reference: another device comes with a new
+        stream). Otherwise a re-anchor makes the loop quick again, and then it narrows."""
         self._period = 1.0 / rate
         """Seconds per sample, as measured against the monotonic clock."""
         self._count = 0
@@ -99,6 +106,7 @@ class SampleClock:
         """Reports in a row that disagreed by more than REANCHOR_S."""
         self._followed = 0
         """Reports followed so far (the loop narrows as they add up)."""
+        self._since_anchor = 0
         self.reanchors = 0
 
     def report(self, count: int, at: float) -> None:
@@ -108,6 +116,12 @@ class SampleClock:
             error = at - predicted
             if abs(error) <= REANCHOR_S:  # follow: a share of the error now, the rate over time
                 self._off = 0
+                self._since_anchor += 1
+                if self.one_device and self._since_anchor <= AVERAGE_AFTER_ANCHOR:
+                    # the rate is known and the anchor was one jittery report: the mean of the
+                    # first reports places the count (1/n of each error), then the narrow loop
+                    self._count, self._time = count, predicted + error / (self._since_anchor + 1)
+                    return
                 self._followed += 1
                 narrowed = FOLLOW_GAIN * NARROW_AFTER / max(self._followed, NARROW_AFTER)
                 gain = max(SETTLED_GAIN, narrowed)
@@ -123,13 +137,13 @@ class SampleClock:
             self.reanchors += 1
         self.anchor(count, at)
 
-    def anchor(self, count: int, at: float, *, same_device: bool = False) -> None:
+    def anchor(self, count: int, at: float) -> None:
         """Sample `count` was at `at`, whatever was counted before (a restart). The measured
-        period is kept; the loop is quick again and then narrows, unless it is `same_device`
-        (its rate already measured): a loop quick again wanders with the reports' jitter (1.6 ms
-        within 3 s), and the echo with it."""
-        self._off = 0
-        if not same_device:
+        period is kept; the loop is quick again and then narrows, unless `one_device` (a loop
+        quick again wanders with the reports' jitter, 0.6-0.9 ms within 3 s, and the echo
+        with it)."""
+        self._off = self._since_anchor = 0
+        if not self.one_device:
             self._followed = 0
         self._count, self._time = count, at
 
@@ -204,10 +218,9 @@ class EchoReference:
         step = self._follow(played)
         if step is None:  # a new timeline from this block's reported time
             self.restarts += 1
-            same = self._clock is not None and played.rate == self._clock.rate
-            if self._clock is None or not same:
-                self._clock = SampleClock(played.rate)
-            self._clock.anchor(0, played.dac_time, same_device=same)  # after a flush, a pause
+            if self._clock is None or played.rate != self._clock.rate:
+                self._clock = SampleClock(played.rate, one_device=True)
+            self._clock.anchor(0, played.dac_time)  # after a flush or a pause: its rate kept
             self._resampler = (
                 None
                 if played.rate == MIC_RATE
