@@ -13,8 +13,9 @@ output's samples through the reports' jitter (the timeline moves a tick at a tim
 microphone stamps each block with the monotonic time its first sample left the ADC (again
 PortAudio's time info, kept by a `SampleClock`), and `EchoCanceller.process` feeds the
 canceller the reference that was playing at that moment, 10 ms at a time, ahead of the captured
-frame. The two clocks are therefore aligned to within the device drivers' reports; what remains is the room's own path (the sound's flight
-and reverberation, tens of ms), which WebRTC AEC3's delay estimator finds by itself.
+frame. The two clocks are therefore aligned to within the device drivers' reports; what remains
+is the room's own path (the sound's flight and reverberation, tens of ms), which WebRTC AEC3's
+delay estimator finds by itself.
 
 The canceller is WebRTC's AEC3 (with its high-pass filter) through `pywebrtc-audio`: pybind11
 bindings made for this job, wheels for aarch64 and x86_64 on Python 3.11 and 3.13, numpy in and
@@ -68,8 +69,8 @@ quick as at first wanders with the jitter it averages, about 1.6 ms within 3 s (
 20 ms reports; 0.17 ms narrowed): a microphone timeline that moves moves the echo against its
 reference within an answer, and AEC3 lets it through while it finds it again (test_aec_e2e:
 echo at -42 to -35 dBFS in the upload for 100-200 ms of an answer, heard as the user, in 1
-answer of 10 to 30; Dec 2026). A clock's rate is set by its crystal and barely moves: it needs no quick loop
-once measured."""
+answer of 10 to 30; Dec 2026). A clock's rate is set by its crystal and barely moves: it needs
+no quick loop once measured."""
 AVERAGE_AFTER_ANCHOR = 25
 """Reports whose mean places a `one_device` clock after a re-anchor (its rate measured before):
 one report is 2 ms off now and then, and a narrowed loop takes seconds to correct it."""
