@@ -32,7 +32,7 @@ from device.timers.stopword import StopWord
 from device.wakeword.features import FRAME_SAMPLES
 from device.wakeword.models import WakeModel, load_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
-from device.wakeword.verifier import GATE, VoiceVerifier, best_match, voices_dir
+from device.wakeword.verifier import FAINT_GATE, VoiceVerifier, best_match, voices_dir
 
 log = logging.getLogger(__name__)
 Float32 = npt.NDArray[np.float32]
@@ -136,13 +136,13 @@ class FrameTrigger:
     def needs_embeddings(self, score: float) -> bool:
         """Whether `update` will read this frame's embeddings (the second stage or the enrolled
         voices look at it)."""
-        return (bool(self._voices) and score >= GATE) or (
+        return (bool(self._voices) and score >= FAINT_GATE) or (
             self._stage is not None and score >= self._stage.gate
         )
 
     def needs_mels(self, score: float) -> bool:
         """Whether `update` will read the newest mel rows (enrolled-only: the voiceprints)."""
-        return self._enrolled_only and bool(self._voices) and score >= GATE
+        return self._enrolled_only and bool(self._voices) and score >= FAINT_GATE
 
     def _accepts(
         self,
@@ -154,12 +154,12 @@ class FrameTrigger:
         """Does this frame count towards a detection, which enrolled voice matched, and was it
         the second stage that accepted a score below the threshold."""
         match = None
-        if embeddings is not None and self._voices and score >= GATE:
+        if embeddings is not None and self._voices and score >= FAINT_GATE:
             # Enrolled-only: the window must also sound like the voice (its voiceprint).
             prints = mels if self._enrolled_only else None
             if self._enrolled_only and mels is None:
                 raise ValueError("enrolled-only mode needs the mel rows (needs_mels)")
-            match = best_match(self._voices, embeddings, prints)
+            match = best_match(self._voices, embeddings, score, prints)
         voice = None if match is None else match[0]
         if self._enrolled_only and voice is None:
             return False, None, False

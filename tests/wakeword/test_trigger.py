@@ -1,11 +1,14 @@
-"""FrameTrigger: threshold, frames above threshold, refractory time, barge-in threshold, end estimate."""
+"""FrameTrigger: threshold, frames above threshold, refractory time, barge-in threshold, end estimate,
+enrolled voices."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from device.config import WakewordConfig
 from device.events import WakeDetected
+from device.wakeword import verifier
 from device.wakeword.detector import NOISY_END_LEAD_S, FrameTrigger
 
 pytestmark = pytest.mark.unit
@@ -87,3 +90,37 @@ def test_noise_needs_more_frames_above_the_lower_threshold() -> None:
     assert t.update(0.6, 100 * F, 4.0) is not None  # quiet: one frame at the quiet threshold
     t.barge_in = True
     assert t.frames_needed(9.0) == 1
+
+
+def _window_at(template: np.ndarray, similarity: float, rng: np.random.Generator) -> np.ndarray:
+    """A window of embeddings whose every row has cosine `similarity` with the template's."""
+    other = rng.standard_normal(template.shape)
+    other -= np.sum(other * template, axis=1, keepdims=True) * template  # orthogonal rows
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    return (similarity * template + np.sqrt(1 - similarity**2) * other).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("score", "similarity", "accepted"),
+    [
+        (verifier.GATE, verifier.MATCH + 0.01, True),
+        (verifier.GATE / 2, verifier.MATCH + 0.01, False),  # a faint frame needs more
+        (verifier.GATE / 2, verifier.FAINT_MATCH + 0.01, True),
+        (verifier.FAINT_GATE, verifier.FAINT_MATCH + 0.01, True),
+        (verifier.FAINT_GATE / 2, 0.999, False),  # the base model heard nothing like it
+    ],
+)
+def test_an_enrolled_voice_needs_a_closer_match_where_the_base_model_scored_faintly(
+    score: float, similarity: float, accepted: bool
+) -> None:
+    rng = np.random.default_rng(1)
+    template = verifier.unit_rows(rng.standard_normal((verifier.WINDOW, 96)).astype(np.float32))
+    voice = verifier.VoiceVerifier("anna", template[None])
+    window = _window_at(template, similarity, rng)
+    assert voice.similarity(window) == pytest.approx(similarity, abs=1e-4)
+    t = FrameTrigger(WakewordConfig(), "hey_jarvis", [voice], end_lead_s=0)
+    assert t.needs_embeddings(score) is (score >= verifier.FAINT_GATE)
+    hit = t.update(score, F, None, window)
+    assert (hit is not None) is accepted
+    if hit is not None:
+        assert hit.voice == "anna"
