@@ -32,7 +32,7 @@ from device.timers.stopword import StopWord
 from device.wakeword.features import FRAME_SAMPLES
 from device.wakeword.models import WakeModel, load_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
-from device.wakeword.verifier import FAINT_GATE, VoiceVerifier, best_match, voices_dir
+from device.wakeword.verifier import VoiceVerifier, best_match, consulted, voices_dir
 
 log = logging.getLogger(__name__)
 Float32 = npt.NDArray[np.float32]
@@ -136,13 +136,13 @@ class FrameTrigger:
     def needs_embeddings(self, score: float) -> bool:
         """Whether `update` will read this frame's embeddings (the second stage or the enrolled
         voices look at it)."""
-        return (bool(self._voices) and score >= FAINT_GATE) or (
+        return (bool(self._voices) and consulted(score)) or (
             self._stage is not None and score >= self._stage.gate
         )
 
     def needs_mels(self, score: float) -> bool:
         """Whether `update` will read the newest mel rows (enrolled-only: the voiceprints)."""
-        return self._enrolled_only and bool(self._voices) and score >= FAINT_GATE
+        return self._enrolled_only and bool(self._voices) and consulted(score)
 
     def _accepts(
         self,
@@ -154,7 +154,7 @@ class FrameTrigger:
         """Does this frame count towards a detection, which enrolled voice matched, and was it
         the second stage that accepted a score below the threshold."""
         match = None
-        if embeddings is not None and self._voices and score >= FAINT_GATE:
+        if embeddings is not None and self._voices and consulted(score):
             # Enrolled-only: the window must also sound like the voice (its voiceprint).
             prints = mels if self._enrolled_only else None
             if self._enrolled_only and mels is None:

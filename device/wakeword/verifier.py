@@ -3,11 +3,11 @@
 Enrollment keeps, per take, the speech embeddings (openWakeWord's 96-value features, one per 80 ms)
 of the 1.28 s window where the base model scored highest, a frame either side, and copies of the
 take in a little noise and a small room: the voice's *templates*. At run time, on every frame
-where the base model's score reaches `FAINT_GATE`, the newest window is compared with each
-template (cosine similarity per 80 ms row, averaged over the window); the best match is the
-voice's similarity. A similarity of `MATCH` or more accepts where the base model scored `GATE` or
-more, `FAINT_MATCH` where it scored less (`required_match`). The wake word of someone else, or any other
-speech by the enrolled person, matches far less (see the evaluation in tests/wakeword/).
+where the base model's score reaches `FAINT_GATE` (`consulted`), the newest window is compared
+with each template (cosine similarity per 80 ms row, averaged over the window); the best match is
+the voice's similarity. A similarity of `MATCH` or more accepts where the base model scored `GATE`
+or more, `FAINT_MATCH` where it scored less (`required_match`). The wake word of someone else, or
+any other speech by the enrolled person, matches far less (see the evaluation in tests/wakeword/).
 
 The speech embedding says far more about *what* was said than *who* said it, so for
 `who_can_wake = "enrolled"` each template also has a *voiceprint*: the shape of the spectrum (mean
@@ -190,6 +190,11 @@ def check_name(name: str) -> str:
 def voices_dir(state_dir: Path) -> Path:
     """Where enrolled voices live."""
     return state_dir / "voices"
+
+
+def consulted(score: float) -> bool:
+    """Whether a frame the base model scored `score` is compared with the enrolled voices."""
+    return score >= FAINT_GATE
 
 
 def required_match(score: float) -> float:
