@@ -162,9 +162,9 @@ async def test_the_answer_s_echo_is_25_db_down_and_never_sounds_like_a_user(
     # then keeps 18-38 dB until the canceller has followed (1 answer in 20, bench_aec): the bar
     # holds for the median answer; every answer must still be well cancelled, and at most one
     # may sound like a user. CI takes five answers: with two, the median was the mean of the
-    # first two, and one CI run (Dec 7 2026) had both under the bar (20.5, 24.5 dB) while the
-    # speaker's clock was still being measured; four runs of five answers on the same machine
-    # gave medians of 34-48 dB, 4 of 20 answers under 25 dB (19.8-23.6).
+    # two, and one CI run (Dec 7 2026) had both under the bar (20.5, 24.5 dB); four runs of five
+    # answers on the same machine gave medians of 34-48 dB, 4 of 20 answers under 25 dB
+    # (19.8-23.6, the 3rd to 5th answers of their runs).
     assert float(np.median(erle)) >= 25.0
     assert min(erle) >= 12.0
     assert sum(vad_starts(take.during) == [] for take in takes) >= len(takes) - 1
