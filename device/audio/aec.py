@@ -281,6 +281,125 @@ class EchoReference:
         return out
 
 
+LOCK_WINDOW = MIC_RATE
+"""Samples of the microphone and its reference compared to measure the echo's lag (1 s), once
+per window."""
+LOCK_MAX_LAG = MIC_RATE // 4
+"""The echo is looked for up to 250 ms after its reference (the room's flight, LEAD_S and what
+the devices' reports leave)."""
+LOCK_MIN_PEAK = 0.15
+"""The whitened cross-correlation's peak a measurement needs to count (the rig's echo of an
+answer: 0.2-0.75 over half-second windows; a window without a clear echo is skipped)."""
+LOCK_RETARGET = MIC_RATE * 5 // 1000
+"""A lag this far (5 ms) from the held one, measured LOCK_RETARGET_AFTER times in a row, is a
+new room (the speaker was moved): it is held from then on and nothing is corrected."""
+LOCK_RETARGET_AFTER = 3
+LOCK_RATE_GAIN = 0.5
+"""Share of a window's error taken into the drift's rate (the loop's second order)."""
+LOCK_MAX_CORRECTION = MIC_RATE // 2
+"""Corrections add up to at most this (0.5 s, within the reference's ring) before the lock lets
+go and starts over. They add up for as long as the two timelines drift apart (on the rig 0.17
+ms a second, 17 ms within 100 s). The reference read stays the held lag before its echo, so it
+is always one already played, whatever the sum."""
+
+
+class EchoLock:
+    """Holds the echo still against its reference: the lag between them, measured once a
+    second, is kept where it was first measured by moving where the reference is read, a tick
+    (1/16 ms) per 10 ms frame.
+
+    The two timelines map each stream's samples to the monotonic clock through the devices'
+    reports. Reports that drift against the samples (the rig's PulseAudio: the echo moved 0.17
+    ms per second against the reference, 93 -> 78 ms within 90 s, while in the samples played
+    and captured it stood still to 0.01 ms) move the echo, and an echo that moves for good makes
+    AEC3 find it again and again: simulated, the same answer through the same room measured 52
+    dB of echo reduction in each of 11 answers with the echo still, 30-50 dB with it moving
+    0.2 ms/s (one-tick steps back and forth, 3 per second, cost nothing: 51.6-52.2 dB).
+    The echo itself is the one clock both streams agree on. Measured on the microphone as
+    captured, so the canceller's own output plays no part; a window whose peak is weak (no echo,
+    or a talker over it) changes nothing."""
+
+    def __init__(self) -> None:
+        self._near = np.zeros(LOCK_WINDOW, np.float32)
+        self._far = np.zeros(LOCK_WINDOW, np.float32)
+        self._filled = 0
+        self.held: float | None = None
+        """The lag (ticks, echo after its reference) the lock holds: its first measurement."""
+        self._away = 0
+        """Measurements in a row further than LOCK_RETARGET from the held lag."""
+        self.correction = 0
+        """Ticks added to where the reference is read (negative: earlier)."""
+        self._aim = 0.0
+        """Where the correction is headed: it follows at a tick a frame at most."""
+        self._rate = 0.0
+        """Ticks a frame the echo moves (the two timelines' drift), learned from the errors."""
+        self.lag: float | None = None
+        """The last lag measured (ticks, before correction)."""
+        self.measured = 0
+        self.moves = 0
+
+    def step(self) -> int:
+        """The correction for the next frame (it moves by at most one tick a frame)."""
+        self._aim += self._rate
+        aim = round(self._aim)
+        if aim != self.correction:
+            self.correction += 1 if aim > self.correction else -1
+            self.moves += 1
+        return self.correction
+
+    def push(self, near: Int16, far: Int16) -> None:
+        """A frame of the microphone as captured and the reference it was given."""
+        at, n = self._filled, len(near)
+        self._near[at : at + n] = near
+        self._far[at : at + n] = far
+        self._filled += n
+        if self._filled >= LOCK_WINDOW:  # frames divide the window: it is full and in order
+            self._filled = 0
+            self._measure()
+
+    def _measure(self) -> None:
+        if not self._far.any() or not self._near.any():
+            return
+        lag, peak = _whitened_lag(self._far, self._near, LOCK_MAX_LAG)
+        if peak < LOCK_MIN_PEAK:
+            return
+        self.lag, self.measured = lag, self.measured + 1
+        if self.held is None:
+            self.held = lag
+            return
+        error = lag - self.held
+        if abs(error) > LOCK_RETARGET:
+            self._away += 1
+            if self._away >= LOCK_RETARGET_AFTER:
+                self.held, self._away, self._aim = lag, 0, float(self.correction)
+            return
+        self._away = 0
+        # a second-order loop: the error now, and the rate it implies over the coming windows,
+        # so that a steady drift is followed a tick at a time instead of in a jump a second
+        self._aim -= error
+        self._rate -= LOCK_RATE_GAIN * error / (LOCK_WINDOW // FRAME)
+        self._rate = min(max(self._rate, -1.0), 1.0)
+        if abs(self._aim) > LOCK_MAX_CORRECTION:
+            self.correction, self._aim, self._rate, self.held = 0, 0.0, 0.0, None
+
+
+def _whitened_lag(far: Float32, near: Float32, max_lag: int) -> tuple[float, float]:
+    """The lag (samples, `near` after `far`, 0..max_lag, to a fraction) at which the two
+    correlate best, whitened (GCC-PHAT: the echo's timing, not its spectrum), and the peak."""
+    size = 1 << (len(far) + len(near) - 1).bit_length()
+    spectrum = np.fft.rfft(near, size) * np.conj(np.fft.rfft(far, size))
+    magnitude = np.abs(spectrum)
+    spectrum /= magnitude + 1e-6 * float(magnitude.max())
+    corr = np.fft.irfft(spectrum, size)[: max_lag + 1]
+    k = int(np.argmax(corr))
+    offset = 0.0
+    if 0 < k < max_lag:
+        a, b, c = corr[k - 1], corr[k], corr[k + 1]
+        denominator = a - 2 * b + c
+        offset = 0.5 * (a - c) / denominator if denominator else 0.0
+    return k + offset, float(corr[k])
+
+
 @dataclass
 class CancellerStats:
     """What the canceller has done (for doctor, the bench and the tests)."""
@@ -294,12 +413,15 @@ class CancellerStats:
 class EchoCanceller:
     """Removes the speaker's sound from 16 kHz microphone blocks (WebRTC AEC3)."""
 
-    def __init__(self, reference: EchoReference) -> None:
+    def __init__(self, reference: EchoReference, *, lock: bool = True) -> None:
+        """`lock`: hold the echo still against the reference (EchoLock); off only to measure
+        what it does."""
         import pywebrtc_audio
 
         self.reference = reference
         self._aec = pywebrtc_audio.EchoCanceller(sample_rate=MIC_RATE, num_channels=1)
         self.stats = CancellerStats()
+        self.lock = EchoLock() if lock else None
 
     def process(self, block: AudioBlock, captured_at: float) -> AudioBlock:
         """The block with the echo of what was playing at `captured_at` (its first sample's
@@ -309,12 +431,16 @@ class EchoCanceller:
         n = len(near)
         if n % FRAME:
             raise ValueError(f"echo cancellation needs whole 10 ms blocks, got {n} samples")
-        far = self.reference.window(round((captured_at + LEAD_S) * MIC_RATE), n)
+        tick = round((captured_at + LEAD_S) * MIC_RATE)
+        lock = self.lock
         out = np.empty(n, np.int16)
         for i in range(0, n, FRAME):
-            if far[i : i + FRAME].any():
+            far = self.reference.window(tick + i + (lock.step() if lock else 0), FRAME)
+            if far.any():
                 self.stats.echo_frames += 1
-            out[i : i + FRAME] = self._aec.process(near[i : i + FRAME], far[i : i + FRAME])
+            out[i : i + FRAME] = self._aec.process(near[i : i + FRAME], far)
+            if lock is not None:
+                lock.push(near[i : i + FRAME], far)
         self.stats.frames += n // FRAME
         return AudioBlock(out.tobytes(), block.start, uncancelled=block.pcm)
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from device.audio.aec import (
     FRAME,
     GAP_S,
     LEARN_FRAMES,
+    LOCK_RETARGET_AFTER,
     OUTLIERS,
     REANCHOR_S,
     EchoCanceller,
+    EchoLock,
     EchoReference,
     SampleClock,
 )
@@ -371,3 +374,84 @@ def test_after_an_earcon_the_gate_opens_after_the_short_tail_after_a_reply_the_l
         captured_at=lambda b: b.start / MIC_RATE, earcon_tail_ms=150,
     )  # fmt: skip
     assert not plain(block(99.2)) and plain(block(99.31))
+
+
+def _bursts(n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """Noise in 100 ms bursts, 70 % of them sounding: a far end with pauses, as speech has."""
+    return rng.standard_normal(n) * 3000 * np.repeat(rng.random(n // 1600 + 1) > 0.3, 1600)[:n]
+
+
+def _answers_through_a_drifting_room(lock: bool, ppm: float, answers: int) -> list[float]:
+    """Echo reduction (dB) per 6 s answer (1 s pauses between them) when the echo drifts `ppm`
+    against its reference (two timelines that disagree), through one canceller."""
+    rng = np.random.default_rng(1)
+    answer, pause = 6 * MIC_RATE, MIC_RATE
+    far = np.concatenate(
+        [np.concatenate([_bursts(answer, rng), np.zeros(pause)]) for _ in range(answers)]
+    )
+    n = len(far)
+    drifted = np.interp(np.arange(n) * (1 + ppm * 1e-6), np.arange(n), far)  # no aliasing: bursts
+    echo = np.convolve(drifted, room_response(0.05, 10, 0.2, rng))[:n] + rng.normal(0, 3, n)
+    near = np.clip(echo, -32768, 32767).astype(np.int16)
+    ref = EchoReference()
+    canceller = EchoCanceller(ref, lock=lock)
+    t0, ahead = 1000.0, 5 * FRAME
+    played = (far / 32767).astype(np.float32)
+    ref.put(t0, played[:ahead], MIC_RATE)
+    out = []
+    for i in range(0, n - 2 * FRAME + 1, 2 * FRAME):
+        for j in range(i + ahead, min(i + ahead + 2 * FRAME, n), FRAME):
+            ref.put(t0 + j / MIC_RATE, played[j : j + FRAME], MIC_RATE)
+        block = AudioBlock(near[i : i + 2 * FRAME].tobytes(), i)
+        out.append(np.frombuffer(canceller.process(block, t0 + i / MIC_RATE).pcm, np.int16))
+    y = np.concatenate(out).astype(np.float64)
+
+    def db(x: npt.NDArray[np.float64]) -> float:
+        return float(10 * np.log10(np.mean(x**2) + 1e-3))
+
+    step = answer + pause
+    return [db(echo[k * step : k * step + answer]) - db(y[k * step : k * step + answer])
+            for k in range(answers)]  # fmt: skip
+
+
+def test_the_echo_lock_holds_an_echo_that_drifts_against_its_reference() -> None:
+    """The rig's timelines let the echo drift 0.17 ms a second against the reference; held
+    still by the lock, every answer after the first is cancelled as well as a still one."""
+    held = _answers_through_a_drifting_room(True, 200, 8)
+    drifting = _answers_through_a_drifting_room(False, 200, 8)
+    still = _answers_through_a_drifting_room(False, 0, 8)
+    assert min(held[1:]) > min(still[1:]) - 3, (held, still)
+    assert min(drifting[1:]) < min(held[1:]) - 6, (drifting, held)
+
+
+def test_the_echo_lock_follows_the_drift_and_takes_a_moved_room_as_new() -> None:
+    """The lock measures the lag once a second and holds the first one: a drift is corrected a
+    tick at a time; a lag that jumps by 20 ms and stays (the speaker was moved) is held anew
+    after LOCK_RETARGET_AFTER windows instead of being pulled back."""
+    rng = np.random.default_rng(2)
+    lock = EchoLock()
+    far_all = _bursts(40 * MIC_RATE, rng)
+    delay = 800.0  # ticks: 50 ms
+    pos = 0
+    for second in range(40):
+        if second == 20:
+            delay += 320  # moved: 20 ms more
+        for _ in range(MIC_RATE // FRAME):
+            correction = lock.step()
+            start = pos + correction
+            far = far_all[max(start, 0) : start + FRAME] if start >= 0 else np.zeros(FRAME)
+            echo_at = pos - int(delay)
+            near = far_all[echo_at : echo_at + FRAME] * 0.3 if echo_at >= 0 else np.zeros(FRAME)
+            lock.push(near.astype(np.int16), far.astype(np.int16))
+            pos += FRAME
+        if second < 20:
+            delay += 3.2  # 0.2 ms a second
+        if second == 19:
+            # the first 20 s: held where first measured, the correction following the drift
+            assert lock.lag is not None and lock.held is not None
+            assert abs(lock.lag - lock.held) < 2
+            # the echo comes later and later: the reference is read earlier
+            assert abs(lock.correction + 3.2 * 19) < 8, lock.correction
+            before = lock.correction
+    assert lock.held is not None and abs(lock.held - (800 + 3.2 * 20 + 320 + before)) < 8
+    assert abs(lock.correction - before) < 8 + 3.2 * LOCK_RETARGET_AFTER
