@@ -53,12 +53,13 @@ class Station:
     """A 48 kHz stereo speaker and a 44.1 kHz microphone, cancelled when `aec`, kept open over
     several answers (as the daemon keeps its canceller)."""
 
-    def __init__(self, card: VirtualSoundCard, *, aec: bool) -> None:
+    def __init__(self, card: VirtualSoundCard, *, aec: bool, lock: bool = True) -> None:
+        """`lock`: the canceller's echo lock (off: to measure what it does, bench_aec)."""
         cfg = AudioConfig(echo_mode="aec" if aec else "full_duplex")
         self.card = card
         reference = EchoReference() if aec else None
         self.speaker = Speaker(cfg, tempfile.mkdtemp(), rate=48000, channels=2, reference=reference)
-        self.canceller = EchoCanceller(reference) if reference is not None else None
+        self.canceller = EchoCanceller(reference, lock=lock) if reference is not None else None
         self.mic = Microphone(cfg, rate=44100, channels=1, canceller=self.canceller)
         speaker = self.speaker
         self.gate = EchoGate(  # as the daemon wires it (device/assembly.py)

@@ -5,9 +5,10 @@ On a private PulseAudio card with a 48 kHz stereo speaker and a 44.1 kHz microph
 feeding the speaker back into the mic at -10 dB (device.simhw.room: 30 and 60 ms with RT60 0.2 s
 through the filter pipes; 10 ms through PulseAudio's loopback, without reverberation):
 - echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
-  it); per answer the echo reduction against the same room without the canceller (measured in
-  the same run), whether the simulator's voice activity detection hears a turn in it, and the
-  timelines' events during it (reference restarts and one-tick steps, microphone clock re-anchors);
+  it), and N more through one without its echo lock (device.audio.aec.EchoLock); per answer
+  the echo reduction against the same room without the canceller (measured in the same run),
+  whether the simulator's voice activity detection hears a turn in it, and the timelines'
+  events during it (reference restarts and one-tick steps, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
   daemon's wake-word path at its barge-in threshold in half duplex (the microphone as captured)
   and in aec mode (the cancelled and the captured signal, either detecting), and from the same
@@ -36,7 +37,7 @@ from device.simhw.pulse import VirtualSoundCard
 from device.simhw.room import PIPE_DELAY_MS, EchoRoom, LoopbackRoom, room_response
 from device.simhw.speech import synthesize
 from device.wakeword.detector import Detector
-from tests.audio.test_aec import ANSWER, Station, power_db, vad_starts
+from tests.audio.test_aec import ANSWER, Station, Take, power_db, vad_starts
 
 
 def room(card: VirtualSoundCard, delay_ms: int) -> EchoRoom | LoopbackRoom:
@@ -47,27 +48,38 @@ def room(card: VirtualSoundCard, delay_ms: int) -> EchoRoom | LoopbackRoom:
 
 
 async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str, Any]:
+    """The room's echo without the canceller, then `answers` answers through one canceller with
+    the echo lock (shipped) and as many through one without it, in the same room and run."""
     answer = synthesize(ANSWER, MODEL_RATE)[: MODEL_RATE * 6]
+    runs: dict[bool, tuple[list[Take], list[list[int]]]] = {}
     with room(card, delay_ms):
         async with Station(card, aec=False).running() as plain:
             raw = await plain.answer(answer)
-        async with Station(card, aec=True).running() as cancelled:
-            takes, events = [], []
-            for _ in range(answers):
-                before = timeline_events(cancelled)
-                takes.append(await cancelled.answer(answer))
-                after = timeline_events(cancelled)
-                events.append([a - b for a, b in zip(after, before, strict=True)])
-    erle = [round(power_db(raw.during) - power_db(t.during), 1) for t in takes]
-    heard = [bool(vad_starts(t.during)) for t in takes]
+        for lock in (True, False):
+            async with Station(card, aec=True, lock=lock).running() as cancelled:
+                takes, events = [], []
+                for _ in range(answers):
+                    before = timeline_events(cancelled)
+                    takes.append(await cancelled.answer(answer))
+                    after = timeline_events(cancelled)
+                    events.append([a - b for a, b in zip(after, before, strict=True)])
+                runs[lock] = takes, events
+
+    def summary(takes: list[Take]) -> dict[str, Any]:
+        erle = [round(power_db(raw.during) - power_db(t.during), 1) for t in takes]
+        return {
+            "erle_db": erle,
+            "erle_median_db": float(np.median(erle)),
+            "answers_at_25db": sum(e >= 25 for e in erle),
+            "answers_heard_as_speech": sum(bool(vad_starts(t.during)) for t in takes),
+        }
+
     return {
         "delay_ms": delay_ms,
         "echo_db": round(power_db(raw.during), 1),
-        "erle_db": erle,
-        "erle_median_db": float(np.median(erle)),
-        "answers_at_25db": sum(e >= 25 for e in erle),
-        "timeline_events": events,
-        "answers_heard_as_speech": sum(heard),
+        **summary(runs[True][0]),
+        "timeline_events": runs[True][1],
+        "without_lock": summary(runs[False][0]),
         "without_aec_heard_as_speech": bool(vad_starts(raw.during)),
     }
 
@@ -139,9 +151,9 @@ def cpu(seconds: int = 60) -> dict[str, float]:
         AudioBlock(near16[i : i + 2 * FRAME].tobytes(), i) for i in range(0, len(near16), 2 * FRAME)
     ]
 
-    def run_aec() -> float:
+    def run_aec(lock: bool = True) -> float:
         ref, t0 = EchoReference(), 1000.0
-        canceller = EchoCanceller(ref)
+        canceller = EchoCanceller(ref, lock=lock)
         start = time.process_time()
         for b in blocks:
             ref.put(t0 + (b.start + 800) / MIC_RATE, played[b.start + 800 : b.end + 800], MIC_RATE)
@@ -158,10 +170,12 @@ def cpu(seconds: int = 60) -> dict[str, float]:
         return (time.process_time() - start) / seconds
 
     aec = min(run_aec() for _ in range(3))
+    unlocked = min(run_aec(False) for _ in range(3))
     wake = min(run_wake(False) for _ in range(3))
     wake2 = min(run_wake(True) for _ in range(3))
     return {
         "aec_cpu_per_s": round(aec, 4),
+        "aec_without_lock_cpu_per_s": round(unlocked, 4),
         "wake_cpu_per_s": round(wake, 4),
         "wake_two_lanes_cpu_per_s": round(wake2, 4),
         "aec_over_wake": round(aec / wake, 2),
@@ -199,6 +213,12 @@ def main() -> None:
             f"{r['answers_heard_as_speech']} heard as speech (without AEC: "
             f"{r['without_aec_heard_as_speech']}); per answer {r['erle_db']}"
         )
+        w = r["without_lock"]
+        print(
+            f"  without the echo lock (same room, same run): ERLE median {w['erle_median_db']} dB, "
+            f"{w['answers_at_25db']}/{len(w['erle_db'])} answers >= 25 dB, "
+            f"{w['answers_heard_as_speech']} heard as speech; per answer {w['erle_db']}"
+        )
     w = result["wake_over_answer"]
     if w is not None:
         print(
@@ -210,7 +230,8 @@ def main() -> None:
     c = result["cpu"]
     print(
         f"CPU per second of audio: AEC {c['aec_cpu_per_s'] * 1000:.1f} ms, wake word path "
-        f"{c['wake_cpu_per_s'] * 1000:.1f} ms ({c['aec_over_wake']}x); the wake word path on "
+        f"{c['wake_cpu_per_s'] * 1000:.1f} ms ({c['aec_over_wake']}x); AEC without its echo "
+        f"lock {c['aec_without_lock_cpu_per_s'] * 1000:.1f} ms; the wake word path on "
         f"two lanes (aec, the speaker playing) {c['wake_two_lanes_cpu_per_s'] * 1000:.1f} ms "
         f"({c['two_lanes_over_one']}x one lane)"
     )
