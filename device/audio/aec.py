@@ -15,7 +15,9 @@ PortAudio's time info, kept by a `SampleClock`), and `EchoCanceller.process` fee
 canceller the reference that was playing at that moment, 10 ms at a time, ahead of the captured
 frame. The two clocks are therefore aligned to within the device drivers' reports; what remains
 is the room's own path (the sound's flight and reverberation, tens of ms), which WebRTC AEC3's
-delay estimator finds by itself.
+delay estimator finds by itself. Reports that drift against the samples would still move the
+echo against its reference; `EchoLock` measures where the echo is once a second and holds it
+still there, moving the reference's read a tick at a time.
 
 The canceller is WebRTC's AEC3 (with its high-pass filter) through `pywebrtc-audio`: pybind11
 bindings made for this job, wheels for aarch64 and x86_64 on Python 3.11 and 3.13, numpy in and
