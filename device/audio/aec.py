@@ -336,9 +336,7 @@ class EchoLock:
         self._rate = 0.0
         """Ticks a frame the echo moves (the two timelines' drift), learned from the errors."""
         self.lag: float | None = None
-        """The last lag measured (ticks, before correction)."""
-        self.measured = 0
-        self.moves = 0
+        """The last lag measured (ticks, against the reference as read: corrections included)."""
 
     def step(self) -> int:
         """The correction for the next frame (it moves by at most one tick a frame)."""
@@ -346,7 +344,6 @@ class EchoLock:
         aim = round(self._aim)
         if aim != self.correction:
             self.correction += 1 if aim > self.correction else -1
-            self.moves += 1
         return self.correction
 
     def push(self, near: Int16, far: Int16) -> None:
@@ -365,7 +362,7 @@ class EchoLock:
         lag, peak = _whitened_lag(self._far, self._near, LOCK_MAX_LAG)
         if peak < LOCK_MIN_PEAK:
             return
-        self.lag, self.measured = lag, self.measured + 1
+        self.lag = lag
         if self.held is None:
             self.held = lag
             return

@@ -439,7 +439,7 @@ def test_the_echo_lock_follows_the_drift_and_takes_a_moved_room_as_new() -> None
         for _ in range(MIC_RATE // FRAME):
             correction = lock.step()
             start = pos + correction
-            far = far_all[max(start, 0) : start + FRAME] if start >= 0 else np.zeros(FRAME)
+            far = far_all[start : start + FRAME] if start >= 0 else np.zeros(FRAME)
             echo_at = pos - int(delay)
             near = far_all[echo_at : echo_at + FRAME] * 0.3 if echo_at >= 0 else np.zeros(FRAME)
             lock.push(near.astype(np.int16), far.astype(np.int16))
