@@ -298,6 +298,12 @@ new room (the speaker was moved): it is held from then on and nothing is correct
 LOCK_RETARGET_AFTER = 3
 LOCK_RATE_GAIN = 0.5
 """Share of a window's error taken into the drift's rate (the loop's second order)."""
+LOCK_MAX_RATE = 0.05
+"""The drift's rate is believed up to this (ticks per 10 ms frame: 0.3 ms a second, 300 ppm;
+the rig's settled timelines drift 0.17 ms a second). In their first seconds the timelines move
+the echo 1-2 ms a second (test_aec_e2e: 69.5 -> 62.8 ms within 5 s): a rate learned from that
+and carried on marched the read 6 ms through the pause before the next answer, whose echo then
+came through while AEC3 found it again (heard as the user in 1 of 2 runs, Dec 2026)."""
 LOCK_MAX_CORRECTION = MIC_RATE // 2
 """Corrections add up to at most this (0.5 s, within the reference's ring) before the lock lets
 go and starts over. They add up for as long as the two timelines drift apart (on the rig 0.17
@@ -337,10 +343,14 @@ class EchoLock:
         """Ticks a frame the echo moves (the two timelines' drift), learned from the errors."""
         self.lag: float | None = None
         """The last lag measured (ticks, against the reference as read: corrections included)."""
+        self._measuring = False
+        """The last window measured the echo: the drift's rate is carried on only while it does
+        (through a pause or a talker nothing confirms it)."""
 
     def step(self) -> int:
         """The correction for the next frame (it moves by at most one tick a frame)."""
-        self._aim += self._rate
+        if self._measuring:
+            self._aim += self._rate
         aim = round(self._aim)
         if aim != self.correction:
             self.correction += 1 if aim > self.correction else -1
@@ -357,6 +367,7 @@ class EchoLock:
             self._measure()
 
     def _measure(self) -> None:
+        self._measuring = False
         if not self._far.any() or not self._near.any():
             return
         lag, peak = _whitened_lag(self._far, self._near, LOCK_MAX_LAG)
@@ -371,13 +382,15 @@ class EchoLock:
             self._away += 1
             if self._away >= LOCK_RETARGET_AFTER:
                 self.held, self._away, self._aim = lag, 0, float(self.correction)
+                self._rate = 0.0
             return
         self._away = 0
+        self._measuring = True
         # a second-order loop: the error now, and the rate it implies over the coming windows,
         # so that a steady drift is followed a tick at a time instead of in a jump a second
         self._aim -= error
         self._rate -= LOCK_RATE_GAIN * error / (LOCK_WINDOW // FRAME)
-        self._rate = min(max(self._rate, -1.0), 1.0)
+        self._rate = min(max(self._rate, -LOCK_MAX_RATE), LOCK_MAX_RATE)
         if abs(self._aim) > LOCK_MAX_CORRECTION:
             self.correction, self._aim, self._rate, self.held = 0, 0.0, 0.0, None
 
