@@ -13,6 +13,7 @@ from device.audio.aec import (
     FRAME,
     GAP_S,
     LEARN_FRAMES,
+    LOCK_MAX_RATE,
     LOCK_RETARGET_AFTER,
     OUTLIERS,
     REANCHOR_S,
@@ -455,3 +456,35 @@ def test_the_echo_lock_follows_the_drift_and_takes_a_moved_room_as_new() -> None
             before = lock.correction
     assert lock.held is not None and abs(lock.held - (800 + 3.2 * 20 + 320 + before)) < 8
     assert abs(lock.correction - before) < 8 + 3.2 * LOCK_RETARGET_AFTER
+
+
+def test_the_echo_lock_carries_no_drift_through_a_pause() -> None:
+    """In their first seconds the timelines move the echo quickly (test_aec_e2e: 42 ticks in a
+    second). The lock follows, but the rate it learns from that is bounded and carried on only
+    while it measures the echo: through the pause before the next answer the read stays put.
+    (It once marched 6 ms through such a pause, and that answer's echo was heard as the user.)"""
+    rng = np.random.default_rng(3)
+    lock = EchoLock()
+    far_all = _bursts(13 * MIC_RATE, rng)
+    silent = np.zeros(FRAME)
+    delay, pos = 800.0, 0
+    corrections: list[int] = []
+    for second in range(12):
+        playing = second < 4 or second >= 9  # an answer, a 5 s pause, the next answer
+        for _ in range(MIC_RATE // FRAME):
+            start = pos + lock.step()
+            far = far_all[start : start + FRAME] if playing else silent
+            echo_at = pos - int(delay)
+            near = far_all[echo_at : echo_at + FRAME] * 0.3 if playing and echo_at >= 0 else silent
+            lock.push(near.astype(np.int16), far.astype(np.int16))
+            pos += FRAME
+        if second in (1, 2):
+            delay -= 42  # the timelines' first seconds
+        corrections.append(lock.correction)
+    # the quick move is followed ...
+    assert corrections[3] > 40, corrections
+    # ... and at most one window of the bounded rate is carried into the pause, none through it
+    assert abs(corrections[8] - corrections[3]) <= LOCK_MAX_RATE * (MIC_RATE // FRAME) + 1
+    assert corrections[8] == corrections[5], corrections
+    # the next answer's echo is where it was held
+    assert lock.lag is not None and lock.held is not None and abs(lock.lag - lock.held) < 4
