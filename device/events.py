@@ -29,7 +29,7 @@ class AudioBlock:
     start: int
     uncancelled: bytes | None = None
     """The same audio as captured, before the echo canceller took the speaker's sound out of
-    `pcm` (echo_mode "aec", once it has learned the room); None otherwise."""
+    `pcm` (echo_mode "aec", once it is trusted); None otherwise."""
 
     @property
     def end(self) -> int:

@@ -30,6 +30,7 @@ Noise suppression stays off (the wake word is tuned on the raw signal).
 from __future__ import annotations
 
 import collections
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,8 @@ import soxr
 
 from device.audio.convert import QUALITY, to_int16
 from device.events import MIC_RATE, AudioBlock
+
+log = logging.getLogger(__name__)
 
 Float32 = npt.NDArray[np.float32]
 Int16 = npt.NDArray[np.int16]
@@ -78,9 +81,18 @@ AVERAGE_AFTER_ANCHOR = 25
 one report is 2 ms off now and then, and a narrowed loop takes seconds to correct it."""
 LEARN_FRAMES = 150
 """10 ms frames of the speaker's sound the canceller hears before it is trusted (1.5 s): until
-then (the first answer after a start) the microphone passes the raw signal on and the echo gate
+then (the first answers after a start) the microphone passes the raw signal on and the echo gate
 works as in half duplex (measured on the rig: a cold AEC3 lets the first ~300 ms of echo
 through, and once took the start of a question for the wake chime's echo)."""
+LEARN_STEADY = 3
+"""... and the echo lock must have measured the echo where it holds it (within LOCK_STEADY)
+this many windows in a row (pauses aside): while the devices' timelines still move quickly
+(their loops' first seconds, see SampleClock) the echo moves 1-2 ms a second against its
+reference, and AEC3 lets some of it through each time it finds it again (bench_aec: the only
+answers under 25 dB were the first or second after a start)."""
+LEARN_AT_MOST = 3000
+"""... or the canceller has heard this many frames of the speaker (30 s): a room whose echo the
+lock cannot measure (a radio louder than the echo) is not kept in half duplex for good."""
 LEAD_S = 0.01
 """The reference is read this much ahead of the capture time: a driver that reports its delays
 a little late must not make the echo arrive before its reference (AEC3 cannot cancel that)."""
@@ -296,6 +308,8 @@ LOCK_RETARGET = MIC_RATE * 5 // 1000
 """A lag this far (5 ms) from the held one, measured LOCK_RETARGET_AFTER times in a row, is a
 new room (the speaker was moved): it is held from then on and nothing is corrected."""
 LOCK_RETARGET_AFTER = 3
+LOCK_STEADY = 8
+"""A window whose lag is within this (ticks: 0.5 ms) of the held one found the echo steady."""
 LOCK_RATE_GAIN = 0.5
 """Share of a window's error taken into the drift's rate (the loop's second order)."""
 LOCK_MAX_RATE = 0.05
@@ -346,6 +360,9 @@ class EchoLock:
         self._measuring = False
         """The last window measured the echo: the drift's rate is carried on only while it does
         (through a pause or a talker nothing confirms it)."""
+        self.steady = 0
+        """Windows in a row (those skipped aside) that found the echo within LOCK_STEADY of
+        where it is held."""
 
     def step(self) -> int:
         """The correction for the next frame (it moves by at most one tick a frame)."""
@@ -378,6 +395,7 @@ class EchoLock:
             self.held = lag
             return
         error = lag - self.held
+        self.steady = self.steady + 1 if abs(error) <= LOCK_STEADY else 0
         if abs(error) > LOCK_RETARGET:
             self._away += 1
             if self._away >= LOCK_RETARGET_AFTER:
@@ -393,6 +411,7 @@ class EchoLock:
         self._rate = min(max(self._rate, -LOCK_MAX_RATE), LOCK_MAX_RATE)
         if abs(self._aim) > LOCK_MAX_CORRECTION:
             self.correction, self._aim, self._rate, self.held = 0, 0.0, 0.0, None
+            self.steady = 0
 
 
 def _whitened_lag(far: Float32, near: Float32, max_lag: int) -> tuple[float, float]:
@@ -434,6 +453,7 @@ class EchoCanceller:
         self._aec = pywebrtc_audio.EchoCanceller(sample_rate=MIC_RATE, num_channels=1)
         self.stats = CancellerStats()
         self.lock = EchoLock() if lock else None
+        self._trusted = False
 
     def process(self, block: AudioBlock, captured_at: float) -> AudioBlock:
         """The block with the echo of what was playing at `captured_at` (its first sample's
@@ -457,5 +477,17 @@ class EchoCanceller:
         return AudioBlock(out.tobytes(), block.start, uncancelled=block.pcm)
 
     def learned(self) -> bool:
-        """Whether the canceller has heard enough of the speaker to be trusted (LEARN_FRAMES)."""
-        return self.stats.echo_frames >= LEARN_FRAMES
+        """Whether the canceller is trusted with the upload: it has heard LEARN_FRAMES of the
+        speaker, and its echo lock has found the echo steady (LEARN_STEADY) or it has heard
+        LEARN_AT_MOST. Once trusted, it stays so."""
+        if not self._trusted:
+            frames = self.stats.echo_frames
+            steady = self.lock is None or self.lock.steady >= LEARN_STEADY
+            self._trusted = frames >= LEARN_FRAMES and (steady or frames >= LEARN_AT_MOST)
+            if self._trusted:
+                log.info(
+                    "echo canceller trusted with the upload after %.1f s of the speaker's sound%s",
+                    frames / 100,
+                    "" if steady else " (the echo lock never found the echo steady)",
+                )
+        return self._trusted

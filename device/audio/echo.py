@@ -19,8 +19,9 @@ question lost in CI: 116 blocks (2.3 s) withheld behind a wake chime that starte
 Without those two clocks (`is_playing` only) it is closed while anything is queued and for the
 tail after. The clock is injectable for tests. full_duplex keeps it open for headsets or hardware
 echo cancellation, and aec keeps it open because the microphone's blocks are already cancelled
-(device.audio.aec), once the canceller has learned the room (before that, the first answer after
-a start, it gates as half duplex does).
+(device.audio.aec), once the canceller is trusted with the upload: it has learned the room and the
+echo holds steady against its reference (before that, the first answers after a start, it gates
+as half duplex does).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class EchoGate:
     ) -> None:
         """Either `heard_until` (the speaker's DAC clock, with `captured_at`) or, without
         it, `is_playing()` (audio queued or on its way: closed while it is). `learned()`: the
-        echo canceller (echo_mode "aec") has learned the room; until it has, the gate closes
+        echo canceller (echo_mode "aec") is trusted with the upload; until it is, the gate closes
         while the speaker plays, as in half duplex. `captured_at(block)`: when the block's
         first sample was captured (the microphone's clock); the tail then counts from there, not from when the block reached the loop, so a slow capture path
         cannot let the end of the echo through. `heard_until()`: when the speaker's last sound
@@ -77,7 +78,7 @@ class EchoGate:
 
     def talks_over(self) -> bool:
         """Whether the upload stays open while the speaker plays (full duplex, or aec once the
-        canceller has learned the room): the appliance's streaming and LEDs follow it."""
+        canceller is trusted with the upload): the appliance's streaming and LEDs follow it."""
         if self.mode is EchoMode.AEC:
             return self._learned is not None and self._learned()
         return self.mode.streams_while_playing

@@ -33,6 +33,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 BARGE_INS = 2 if os.environ.get("CI") else 20
 """Trials of "wait, stop" over an answer (the issue's bar: 19 of 20; CI runs 2)."""
+HELD_AT_MOST = 10
+"""Answers (3-6 s each) after a start over which the upload may stay held: the canceller is
+trusted after LEARN_AT_MOST (30 s) of the speaker's sound at the latest."""
 
 
 @pytest.fixture
@@ -106,18 +109,25 @@ async def test_aec_keeps_the_upload_open_over_the_answer_and_a_voice_stops_it(
                 mark = len(rig.seen)
                 await asyncio.to_thread(rig.press)
                 await rig.wait_state(State.LISTENING, 20, since=mark)
-                # The first answer after a start: the canceller is learning the room, so the
-                # upload is held (half duplex) and the LEDs do not show listening.
+                # The first answers after a start: the canceller is learning the room (and
+                # its echo lock waits for the echo to hold steady), so the upload is held (half
+                # duplex) and the LEDs do not show listening; the button stops each.
                 pins = await story_without_interruption(rig, sim, story, 6.0)
                 assert pins != LISTENING_RGB
-                mark = len(rig.seen)
-                await asyncio.to_thread(rig.press, 0.05)  # barge in by button
-                await rig.wait_state(State.LISTENING, 10, since=mark)
-                for _ in range(BARGE_INS):
-                    # Learned: the upload is open while the answer plays (LEDs: listening),
-                    # and the answer's echo does not interrupt it ...
+                held = 1
+                while pins != LISTENING_RGB:
+                    assert held <= HELD_AT_MOST, f"still half duplex after {held} answers"
+                    mark = len(rig.seen)
+                    await asyncio.to_thread(rig.press, 0.05)  # barge in by button
+                    await rig.wait_state(State.LISTENING, 10, since=mark)
                     pins = await story_without_interruption(rig, sim, story, 3.0)
-                    assert pins == LISTENING_RGB
+                    held += pins != LISTENING_RGB
+                for trial in range(BARGE_INS):
+                    # Trusted: the upload is open while the answer plays (LEDs: listening),
+                    # and the answer's echo does not interrupt it ...
+                    if trial:
+                        pins = await story_without_interruption(rig, sim, story, 3.0)
+                        assert pins == LISTENING_RGB
                     # ... but a voice over it does, and the speaker falls silent.
                     stops.append(await barge_in(rig, sim, rec, wait_stop))
                     # The simulator answers what it heard; the conversation listens again.
@@ -125,7 +135,8 @@ async def test_aec_keeps_the_upload_open_over_the_answer_and_a_voice_stops_it(
                     await rig.wait_state(State.LISTENING, 30, since=len(rig.seen) - 1)
     heard = [s for s in stops if s is not None]
     print(
-        f"aec barge-in: {len(heard)}/{len(stops)} interrupted; interrupted -> silent at the "
+        f"aec: the upload held over {held} answers after the start; "
+        f"barge-in: {len(heard)}/{len(stops)} interrupted; interrupted -> silent at the "
         f"sink in {', '.join(f'{s * 1000:.0f}' for s in heard)} ms"
     )
     assert len(heard) >= len(stops) - (len(stops) // 20)

@@ -13,6 +13,7 @@ from device.audio.aec import (
     FRAME,
     GAP_S,
     LEARN_FRAMES,
+    LEARN_STEADY,
     LOCK_MAX_RATE,
     LOCK_RETARGET_AFTER,
     OUTLIERS,
@@ -488,3 +489,30 @@ def test_the_echo_lock_carries_no_drift_through_a_pause() -> None:
     assert corrections[8] == corrections[5], corrections
     # the next answer's echo is where it was held
     assert lock.lag is not None and lock.held is not None and abs(lock.lag - lock.held) < 4
+
+
+def test_the_canceller_is_trusted_once_the_echo_holds_steady() -> None:
+    """While the timelines still move the echo quickly (their first seconds after a start) the
+    canceller is not trusted with the upload, however much of the speaker it has heard; once
+    the echo lock finds the echo where it holds it LEARN_STEADY windows in a row, it is, and
+    stays so."""
+    rng = np.random.default_rng(4)
+    seconds = 10
+    far = _bursts((seconds + 1) * MIC_RATE, rng)
+    ticks = np.arange(seconds * MIC_RATE)
+    delay = 800 - 32 * np.minimum(ticks // MIC_RATE, 4)  # 2 ms a second for 4 s, then still
+    near = np.clip(far[np.maximum(ticks - delay, 0)] * 0.3, -32768, 32767).astype(np.int16)
+    ref = EchoReference()
+    canceller = EchoCanceller(ref)
+    t0, played = 1000.0, (far / 32767).astype(np.float32)
+    trusted, ahead = [], 5 * FRAME  # the speaker hands its blocks over ~50 ms before
+    ref.put(t0, played[:ahead], MIC_RATE)
+    for i in range(0, seconds * MIC_RATE, 2 * FRAME):
+        ref.put(t0 + (i + ahead) / MIC_RATE, played[i + ahead : i + ahead + 2 * FRAME], MIC_RATE)
+        canceller.process(AudioBlock(near[i : i + 2 * FRAME].tobytes(), i), t0 + i / MIC_RATE)
+        if (i + 2 * FRAME) % MIC_RATE == 0:
+            trusted.append(canceller.learned())
+    assert canceller.stats.echo_frames >= LEARN_FRAMES * 2
+    assert trusted[:4] == [False] * 4, trusted  # the echo moved: not trusted
+    assert trusted[-1] and trusted.index(True) <= 4 + LEARN_STEADY + 1, trusted
+    assert all(trusted[trusted.index(True) :])

@@ -6,8 +6,9 @@ feeding the speaker back into the mic at -10 dB (device.simhw.room: 30 and 60 ms
 through the filter pipes; 10 ms through PulseAudio's loopback, without reverberation):
 - echo: N answers of 6 s in a row, nobody talking, through one canceller (as the daemon keeps
   it), and N more through one without its echo lock (device.audio.aec.EchoLock); per answer
-  the echo reduction against the same room without the canceller (measured in the same run),
-  whether the simulator's voice activity detection hears a turn in it, and the timelines'
+  the echo reduction of the upload against the same room without the canceller (measured in
+  the same run; the answers that began before the canceller was trusted with the upload, held
+  as in half duplex, are counted apart), whether the simulator's voice activity detection hears a turn in it, and the timelines'
   events during it (reference restarts and one-tick steps, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
   daemon's wake-word path at its barge-in threshold in half duplex (the microphone as captured)
@@ -51,35 +52,42 @@ async def echo(card: VirtualSoundCard, delay_ms: int, answers: int) -> dict[str,
     """The room's echo without the canceller, then `answers` answers through one canceller with
     the echo lock (shipped) and as many through one without it, in the same room and run."""
     answer = synthesize(ANSWER, MODEL_RATE)[: MODEL_RATE * 6]
-    runs: dict[bool, tuple[list[Take], list[list[int]]]] = {}
+    runs: dict[bool, tuple[list[Take], list[list[int]], list[bool]]] = {}
     with room(card, delay_ms):
         async with Station(card, aec=False).running() as plain:
             raw = await plain.answer(answer)
         for lock in (True, False):
             async with Station(card, aec=True, lock=lock).running() as cancelled:
-                takes, events = [], []
+                takes, events, opened = [], [], []
+                assert cancelled.canceller is not None
                 for _ in range(answers):
                     before = timeline_events(cancelled)
+                    opened.append(cancelled.canceller.learned())
                     takes.append(await cancelled.answer(answer))
                     after = timeline_events(cancelled)
                     events.append([a - b for a, b in zip(after, before, strict=True)])
-                runs[lock] = takes, events
+                runs[lock] = takes, events, opened
 
-    def summary(takes: list[Take]) -> dict[str, Any]:
+    def summary(takes: list[Take], opened: list[bool]) -> dict[str, Any]:
+        """Echo reduction of the upload per answer; the answers over which the upload was held
+        at the start (the canceller not yet trusted: half duplex) are counted apart."""
         erle = [round(power_db(raw.during) - power_db(t.during), 1) for t in takes]
+        uploaded = [e for e, o in zip(erle, opened, strict=True) if o]
         return {
             "erle_db": erle,
-            "erle_median_db": float(np.median(erle)),
-            "answers_at_25db": sum(e >= 25 for e in erle),
+            "answers_held": opened.count(False),
+            "answers_uploaded": len(uploaded),
+            "erle_median_db": float(np.median(uploaded)) if uploaded else None,
+            "answers_at_25db": sum(e >= 25 for e in uploaded),
             "answers_heard_as_speech": sum(bool(vad_starts(t.during)) for t in takes),
         }
 
     return {
         "delay_ms": delay_ms,
         "echo_db": round(power_db(raw.during), 1),
-        **summary(runs[True][0]),
+        **summary(runs[True][0], runs[True][2]),
         "timeline_events": runs[True][1],
-        "without_lock": summary(runs[False][0]),
+        "without_lock": summary(runs[False][0], runs[False][2]),
         "without_aec_heard_as_speech": bool(vad_starts(raw.during)),
     }
 
@@ -208,15 +216,17 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2))
     for r in result["rooms"]:
         print(
-            f"room {r['delay_ms']} ms: echo {r['echo_db']} dB; ERLE median {r['erle_median_db']} dB, "
-            f"{r['answers_at_25db']}/{len(r['erle_db'])} answers >= 25 dB, "
+            f"room {r['delay_ms']} ms: echo {r['echo_db']} dB; upload held over the first "
+            f"{r['answers_held']} answers; ERLE median {r['erle_median_db']} dB, "
+            f"{r['answers_at_25db']}/{r['answers_uploaded']} uploaded answers >= 25 dB, "
             f"{r['answers_heard_as_speech']} heard as speech (without AEC: "
             f"{r['without_aec_heard_as_speech']}); per answer {r['erle_db']}"
         )
         w = r["without_lock"]
         print(
-            f"  without the echo lock (same room, same run): ERLE median {w['erle_median_db']} dB, "
-            f"{w['answers_at_25db']}/{len(w['erle_db'])} answers >= 25 dB, "
+            f"  without the echo lock (same room, same run): held over {w['answers_held']}; "
+            f"ERLE median {w['erle_median_db']} dB, "
+            f"{w['answers_at_25db']}/{w['answers_uploaded']} uploaded answers >= 25 dB, "
             f"{w['answers_heard_as_speech']} heard as speech; per answer {w['erle_db']}"
         )
     w = result["wake_over_answer"]
