@@ -135,7 +135,11 @@ async def wake_over_answer(card: VirtualSoundCard, trials: int) -> dict[str, Any
             station = Station(card, aec=mode == "aec")
             station.upload = station.mic.add_consumer("wake", 100_000)  # ungated, as the wake path
             async with station.running():
-                await station.answer(answer)  # the canceller learns the room first
+                await station.answer(answer)  # the canceller learns the room first ...
+                for _ in range(5):  # ... until it is trusted (aec mode)
+                    if station.canceller is None or station.canceller.learned():
+                        break
+                    await station.answer(answer)
                 for words in said:
                     take = await station.answer(answer, user=words, user_after_s=2.0)
                     hits[mode] += detected(take.during, take.uncancelled)
