@@ -17,9 +17,9 @@ for mute) it jumps forward by the time nothing was captured, so it keeps trackin
 its own bounded drop-oldest queue; a gate decides per block whether that consumer gets it.
 With an `EchoCanceller` (echo_mode "aec") every block is cancelled before it is fanned out, at
 the monotonic time its first sample was captured (PortAudio's time info, kept by a SampleClock),
-once the canceller is trusted (EchoCanceller.learned: before that it learns and the raw blocks go on); a
-cancelled block also carries what was captured (`AudioBlock.uncancelled`), which the wake word
-listens to as well while the speaker plays (device.wakeword.detector).
+once the canceller is trusted (EchoCanceller.learned: before that it learns and the raw blocks
+go on); a cancelled block also carries what was captured (`AudioBlock.uncancelled`), which the
+wake word listens to as well while the speaker plays (device.wakeword.detector).
 Overflows (PortAudio's and the queues') are counted and summarised in the log every
 `summary_interval_s`, never logged per block. `progress` feeds the systemd watchdog.
 """
@@ -316,9 +316,9 @@ class Microphone:
         canceller = self.canceller
         for block in self._framer.feed(self._converter.convert(raw)):
             if canceller is not None:
-                # It always learns; its output is used once it is trusted with the upload (until then
-                # the raw signal goes on, gated as in half duplex: a cold canceller's output can
-                # lose the start of what the user says).
+                # It always learns; its output is used once it is trusted with the upload (until
+                # then the raw signal goes on, gated as in half duplex: a cold canceller's output
+                # can lose the start of what the user says).
                 cancelled = canceller.process(block, self._clock.time_of(block.start))
                 if canceller.learned():
                     block = cancelled  # noqa: PLW2901

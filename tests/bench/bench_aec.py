@@ -8,8 +8,8 @@ through the filter pipes; 10 ms through PulseAudio's loopback, without reverbera
   it), and N more through one without its echo lock (device.audio.aec.EchoLock); per answer
   the echo reduction of the upload against the same room without the canceller (measured in
   the same run; the answers that began before the canceller was trusted with the upload, held
-  as in half duplex, are counted apart), whether the simulator's voice activity detection hears a turn in it, and the timelines'
-  events during it (reference restarts and one-tick steps, microphone clock re-anchors);
+  as in half duplex, are counted apart), whether the simulator's voice activity detection
+  hears a turn in it, and the timelines' events during it (reference restarts and one-tick steps, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
   daemon's wake-word path at its barge-in threshold in half duplex (the microphone as captured)
   and in aec mode (the cancelled and the captured signal, either detecting), and from the same
