@@ -9,7 +9,8 @@ through the filter pipes; 10 ms through PulseAudio's loopback, without reverbera
   the echo reduction of the upload against the same room without the canceller (measured in
   the same run; the answers that began before the canceller was trusted with the upload, held
   as in half duplex, are counted apart), whether the simulator's voice activity detection
-  hears a turn in it, and the timelines' events during it (reference restarts and one-tick steps, microphone clock re-anchors);
+  hears a turn in it, and the timelines' events during it (reference restarts and one-tick
+  steps, microphone clock re-anchors);
 - wake over answer: "Hey Jarvis, stop" said over N answers in several voices, detected by the
   daemon's wake-word path at its barge-in threshold in half duplex (the microphone as captured)
   and in aec mode (the cancelled and the captured signal, either detecting), and from the same
@@ -135,11 +136,10 @@ async def wake_over_answer(card: VirtualSoundCard, trials: int) -> dict[str, Any
             station = Station(card, aec=mode == "aec")
             station.upload = station.mic.add_consumer("wake", 100_000)  # ungated, as the wake path
             async with station.running():
-                await station.answer(answer)  # the canceller learns the room first ...
-                for _ in range(5):  # ... until it is trusted (aec mode)
+                for _ in range(6):  # the canceller learns the room first, until it is trusted
+                    await station.answer(answer)
                     if station.canceller is None or station.canceller.learned():
                         break
-                    await station.answer(answer)
                 for words in said:
                     take = await station.answer(answer, user=words, user_after_s=2.0)
                     hits[mode] += detected(take.during, take.uncancelled)
