@@ -2,8 +2,9 @@
 `uv run python -m tests.bench.bench_wakeword_accuracy [--ci]`.
 
 The evaluation of tests/wakeword/corpus.py: three synthesizers, voices split into a tuning part
-and a held-out part, every condition, >= 2 h of negatives, and a neural voice apart (Piper's joe:
-the wake word in every condition, 30 minutes of its speech, near misses). Prints, for each part:
+and a held-out part, every condition, >= 2 h of negatives, and three neural voices apart (Piper's
+joe, two of Kokoro's: the wake word in every condition, 30 minutes of their speech, near misses).
+Prints, for each part:
 - bare openWakeWord (a frame >= 0.5) vs the daemon path at default settings, per condition
   (recall) and per negative condition (false accepts per hour);
 - the curve: recall (clean, and the 10 dB / room conditions) against false accepts per hour as the

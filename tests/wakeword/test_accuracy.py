@@ -1,7 +1,7 @@
 """Wake-word accuracy on held-out voices: CI's reduced version of `bench_wakeword_accuracy`.
 
-Voices of three synthesizers never used to choose any setting (corpus.HELD_OUT_VOICES), and a
-neural voice (corpus.NEURAL_VOICES: only the no-regression rule is asserted on it), three
+Voices of three synthesizers never used to choose any setting (corpus.HELD_OUT_VOICES), and three
+neural voices (corpus.NEURAL_VOICES: only the no-regression rule is asserted on them), three
 renditions each, clean / room / far field / white, pink, babble, music and TV noise at 10 dB;
 negatives: ordinary speech clean and in babble, TV and music, music alone, the speaker's replies,
 near misses. Asserted: the daemon path never recalls less than bare openWakeWord nor fires more
@@ -43,7 +43,7 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
     found = [evaluate.enrolled(v, results, cfg) for v in ENROLLED]
     hours = sum(s.hours for spec, s, _ in results if spec.kind not in ("pos", "near"))
     print("\n" + "\n".join([*table(rows), *enrolled_lines(found), f"negatives: {hours:.2f} h"]))
-    print("neural voice (Piper's joe):\n" + "\n".join(table(neural_rows)))
+    print("neural voices (Piper, Kokoro):\n" + "\n".join(table(neural_rows)))
 
     errs = [
         e
