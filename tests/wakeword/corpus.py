@@ -6,8 +6,8 @@ neural voices from PyPI (Piper's `joe`, two of Kokoro-82M's: `NEURAL_VOICES`) ar
 Kokoro's other three voices only train (`NEURAL_TRAIN_VOICES`). Each voice says "hey jarvis" (alone
 or followed by a question in one breath) at tempo 0.85..1.2 and pitch -2..+2 semitones (sox).
 Conditions: clean, a reverberant room, far field (reverb, low-pass, 18 dB quieter, a noise floor),
-and white, pink, babble (5 talkers), music and TV (speech over music) noise
-at 5, 10 and 20 dB SNR. Noise runs through the whole stream, before each wake word too.
+and white, pink, babble (5 talkers), music and TV (speech over music) noise at 5, 10 and 20 dB
+SNR. Noise runs through the whole stream, before each wake word too.
 
 Negatives: ordinary speech read from Debian's fortune files by every voice, clean and in each
 condition; synthesized music alone; the speaker's own replies (the simulator's voice); near misses.

@@ -122,30 +122,30 @@ def folds(stream: Stream, n: int) -> npt.NDArray[np.int8]:
     return out
 
 
+EXTRA_VOICES = {
+    "voices": (MORE_VOICES, {"pos": 9300, "speech": 9500, "near": 9700}, 31),
+    "neural": (NEURAL_TRAIN, {"pos": 9900, "speech": 9950, "near": 9990}, 37),
+}
+"""Training-only voice groups (`--more`, `--neural`): the voices, the base of their streams' noise
+seeds, the seed of their texts."""
+
+
 def _extra(args: tuple[str, str]) -> tuple[Stream, Analysis]:
     kind, condition = args
     voices = corpus.TUNE_VOICES
-    if kind == "pos":
+    group, _, what = kind.rpartition(" ")
+    if group:  # a training-only voice group's "pos", "speech" or "near"
+        extra, seeds, text_seed = EXTRA_VOICES[group]
+        base = {
+            "pos": lambda: corpus.positives(extra),
+            "speech": lambda: corpus.ordinary_speech(extra, 10.0, seed=text_seed),
+            "near": lambda: corpus.near_misses(extra),
+        }[what]()
+        at = len(condition) if what == "near" else corpus.CONDITIONS.index(condition)
+        seed = seeds[what] + at
+    elif kind == "pos":
         base = corpus.positives(voices, combos=MORE_COMBOS)
         seed = 9100 + corpus.CONDITIONS.index(condition)
-    elif kind == "voices pos":
-        base = corpus.positives(MORE_VOICES)
-        seed = 9300 + corpus.CONDITIONS.index(condition)
-    elif kind == "voices speech":
-        base = corpus.ordinary_speech(MORE_VOICES, 10.0, seed=31)
-        seed = 9500 + corpus.CONDITIONS.index(condition)
-    elif kind == "voices near":
-        base = corpus.near_misses(MORE_VOICES)
-        seed = 9700 + len(condition)
-    elif kind == "neural pos":
-        base = corpus.positives(NEURAL_TRAIN)
-        seed = 9900 + corpus.CONDITIONS.index(condition)
-    elif kind == "neural speech":
-        base = corpus.ordinary_speech(NEURAL_TRAIN, 10.0, seed=37)
-        seed = 9950 + corpus.CONDITIONS.index(condition)
-    elif kind == "neural near":
-        base = corpus.near_misses(NEURAL_TRAIN)
-        seed = 9990 + len(condition)
     elif kind == "speech":
         base = corpus.ordinary_speech(voices, 20.0, seed=23)
         seed = 4242 + EXTRA_CONDITIONS.index(condition)
