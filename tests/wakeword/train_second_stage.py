@@ -74,9 +74,7 @@ MORE_VOICES = tuple(
     ]
 )
 """Training-only voices: espeak accents and variants that no held-out voice uses."""
-NEURAL_TRAIN = corpus.NEURAL_TRAIN_VOICES
-"""Training-only neural voices (`--neural`): Kokoro voices the evaluation does not report."""
-ALL_VOICES = (*corpus.TUNE_VOICES, *MORE_VOICES, *NEURAL_TRAIN)
+ALL_VOICES = (*corpus.TUNE_VOICES, *MORE_VOICES, *corpus.NEURAL_TRAIN_VOICES)
 
 Float32 = npt.NDArray[np.float32]
 
@@ -124,7 +122,7 @@ def folds(stream: Stream, n: int) -> npt.NDArray[np.int8]:
 
 EXTRA_VOICES = {
     "voices": (MORE_VOICES, {"pos": 9300, "speech": 9500, "near": 9700}, 31),
-    "neural": (NEURAL_TRAIN, {"pos": 9900, "speech": 9950, "near": 9990}, 37),
+    "neural": (corpus.NEURAL_TRAIN_VOICES, {"pos": 9900, "speech": 9950, "near": 9990}, 37),
 }
 """Training-only voice groups (`--more`, `--neural`): the voices, the base of their streams' noise
 seeds, the seed of their texts."""
