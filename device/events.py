@@ -54,6 +54,8 @@ class WakeDetected:
     trigger); None when not known (e.g. an injected event)."""
     second_stage: bool = False
     """Accepted by the second stage where the base model's score alone was below the threshold."""
+    micro: bool = False
+    """Heard by the microWakeWord model where the base model's score was below the threshold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +156,14 @@ class Opened:
     """The enrolled voice that matched (None: the base model alone, or not a wake word)."""
     second_stage: bool = False
     """The wake word's second stage accepted a score below the base threshold."""
+    micro: bool = False
+    """The microWakeWord model heard it where the base model's score was below the threshold."""
 
     @classmethod
     def by_wake(cls, wake: WakeDetected) -> Opened:
         """Opened by this wake word detection."""
         score = round(float(wake.score), 3)
-        return cls(Trigger.WAKE_WORD, wake.model, score, wake.voice, wake.second_stage)
+        return cls(Trigger.WAKE_WORD, wake.model, score, wake.voice, wake.second_stage, wake.micro)
 
 
 # --- the Live session -----------------------------------------------------------------------

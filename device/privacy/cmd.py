@@ -88,6 +88,7 @@ def table(records: list[Upload]) -> str:
         if r.wake_word:
             trigger = f"{r.wake_word} {r.score:.2f}" + (f" ({r.voice})" if r.voice else "")
             trigger += " (2nd stage)" if r.second_stage else ""
+            trigger += " (microWakeWord)" if r.micro else ""
         trigger += " +resumed" if r.resumed else ""
         ended = str(r.ended) + (f" ({r.error or r.cause})" if r.error or r.cause else "")
         if r.connection > 1:

@@ -98,6 +98,8 @@ class Upload:
     """Why the device ended the conversation (silence, button, asked, ...), when it did."""
     second_stage: bool = False
     """The wake word's second stage accepted it (its base score was below the threshold)."""
+    micro: bool = False
+    """The microWakeWord model heard it (the base score was below the threshold)."""
 
     @classmethod
     def make(
@@ -134,6 +136,7 @@ class Upload:
             error=error,
             cause=cause,
             second_stage=opened.second_stage,
+            micro=opened.micro,
         )
 
     def to_json(self) -> str:

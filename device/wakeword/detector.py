@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -30,9 +31,10 @@ from device.events import MIC_RATE, AudioBlock, StopWordHeard, WakeDetected
 from device.timers.stopword import THRESHOLD as STOP_THRESHOLD
 from device.timers.stopword import StopWord
 from device.wakeword.features import FRAME_SAMPLES
+from device.wakeword.micro import MicroModel, micro_model_for
 from device.wakeword.models import WakeModel, load_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
-from device.wakeword.verifier import VoiceVerifier, best_match, consulted, voices_dir
+from device.wakeword.verifier import GATE, VoiceVerifier, best_match, consulted, voices_dir
 
 log = logging.getLogger(__name__)
 Float32 = npt.NDArray[np.float32]
@@ -59,6 +61,15 @@ STOP_REFRACTORY_S = 2.0
 """No second "stop" for this long after one."""
 QUEUE_BLOCKS = 200
 """Blocks buffered between the event loop and the scoring thread (4 s of 20 ms blocks)."""
+
+
+class Accepted(Enum):
+    """What accepted a frame: the base model (or an enrolled voice) at its threshold, the
+    microWakeWord model where the base model scored below it, or the second stage."""
+
+    BASE = "base"
+    MICRO = "micro"
+    SECOND_STAGE = "second_stage"
 
 
 class BlockSource(Protocol):
@@ -133,16 +144,16 @@ class FrameTrigger:
         """The base model's trained second stage, if it has one and it is enabled."""
         return self._stage
 
-    def needs_embeddings(self, score: float) -> bool:
+    def needs_embeddings(self, score: float, heard: bool = False) -> bool:
         """Whether `update` will read this frame's embeddings (the second stage or the enrolled
-        voices look at it)."""
-        return (bool(self._voices) and consulted(score)) or (
+        voices look at it); `heard`: the microWakeWord model heard the wake word in it."""
+        return (bool(self._voices) and (heard or consulted(score))) or (
             self._stage is not None and score >= self._stage.gate
         )
 
-    def needs_mels(self, score: float) -> bool:
+    def needs_mels(self, score: float, heard: bool = False) -> bool:
         """Whether `update` will read the newest mel rows (enrolled-only: the voiceprints)."""
-        return self._enrolled_only and bool(self._voices) and consulted(score)
+        return self._enrolled_only and bool(self._voices) and (heard or consulted(score))
 
     def _accepts(
         self,
@@ -150,26 +161,33 @@ class FrameTrigger:
         noise_level: float | None,
         embeddings: Float32 | None,
         mels: Float32 | None,
-    ) -> tuple[bool, str | None, bool]:
-        """Does this frame count towards a detection, which enrolled voice matched, and was it
-        the second stage that accepted a score below the threshold."""
+        heard: bool,
+    ) -> tuple[bool, str | None, Accepted]:
+        """Does this frame count towards a detection, which enrolled voice matched, and what
+        accepted it where the base model's score was below the threshold."""
         match = None
-        if embeddings is not None and self._voices and consulted(score):
+        if embeddings is not None and self._voices and (heard or consulted(score)):
             # Enrolled-only: the window must also sound like the voice (its voiceprint).
             prints = mels if self._enrolled_only else None
             if self._enrolled_only and mels is None:
                 raise ValueError("enrolled-only mode needs the mel rows (needs_mels)")
-            match = best_match(self._voices, embeddings, score, prints)
+            # The microWakeWord model's detection counts as a sure one of the base model's.
+            match = best_match(
+                self._voices, embeddings, max(score, GATE) if heard else score, prints
+            )
         voice = None if match is None else match[0]
         if self._enrolled_only and voice is None:
-            return False, None, False
+            return False, None, Accepted.BASE
         if self.barge_in:  # the speaker plays: only a clear wake word interrupts it
-            return score >= self._cfg.barge_in_threshold, voice, False
-        base = score >= self.threshold_at(noise_level)
-        if self._stage is None:
-            return voice is not None or base, voice, False
-        staged = not base and embeddings is not None and self._stage.accepts(embeddings, score)
-        return voice is not None or base or staged, voice, staged
+            return score >= self._cfg.barge_in_threshold, voice, Accepted.BASE
+        if score >= self.threshold_at(noise_level) or voice is not None:
+            return True, voice, Accepted.BASE
+        if heard:
+            return True, None, Accepted.MICRO
+        stage = self._stage
+        if stage is not None and embeddings is not None and stage.accepts(embeddings, score):
+            return True, None, Accepted.SECOND_STAGE
+        return False, None, Accepted.BASE
 
     def update(
         self,
@@ -178,10 +196,13 @@ class FrameTrigger:
         noise_level: float | None = None,
         embeddings: Float32 | None = None,
         mels: Float32 | None = None,
+        *,
+        heard: bool = False,
     ) -> WakeDetected | None:
         """Feed the score (and the newest embeddings and mel rows, when `needs_embeddings` and
-        `needs_mels` ask for them) of the frame ending at sample `frame_end`."""
-        accepted, voice, by_stage = self._accepts(score, noise_level, embeddings, mels)
+        `needs_mels` ask for them) of the frame ending at sample `frame_end`; `heard`: the
+        microWakeWord model heard the wake word in this frame."""
+        accepted, voice, by = self._accepts(score, noise_level, embeddings, mels, heard)
         if not accepted or frame_end < self._blocked_until:
             self._run = 0
             return None
@@ -200,8 +221,16 @@ class FrameTrigger:
         self._run = 0
         self._blocked_until = frame_end + self._refractory
         end = max(0, self._first_end - self._lead)
-        staged = by_stage and self._run_voice is None
-        return WakeDetected(self._name, self._run_peak, end, self._run_voice, frame_end, staged)
+        by = by if self._run_voice is None else Accepted.BASE
+        return WakeDetected(
+            self._name,
+            self._run_peak,
+            end,
+            self._run_voice,
+            frame_end,
+            second_stage=by is Accepted.SECOND_STAGE,
+            micro=by is Accepted.MICRO,
+        )
 
     def reset(self) -> None:
         """Forget a partial run and any refractory period."""
@@ -238,9 +267,14 @@ class FrameTrigger:
 class _Lane:
     """One stream of audio into a model and a trigger: the 80 ms frame being filled."""
 
-    def __init__(self, model: WakeModel, trigger: FrameTrigger) -> None:
+    def __init__(
+        self, model: WakeModel, trigger: FrameTrigger, micro: MicroModel | None = None
+    ) -> None:
         self.model = model
         self.trigger = trigger
+        self.micro = micro
+        """The microWakeWord model on this stream (the first lane only: it keeps state, and
+        while the speaker plays only the base model's barge-in threshold counts)."""
         self.buf = np.zeros(FRAME_SAMPLES, np.int16)
         self.fill = 0
         self.next = -1
@@ -274,10 +308,13 @@ class Detector:
         voices: Sequence[VoiceVerifier] = (),
         stop_word: StopWord | None = None,
         second_stage: SecondStage | None = None,
+        *,
+        micro: MicroModel | None = None,
     ) -> None:
-        if model is None:  # the configured model, with its second stage unless one is given
+        if model is None:  # the configured model, its second stage and microWakeWord model
             model = load_model(cfg.model, denoise=cfg.noise_suppression)
             second_stage = second_stage or second_stage_for(model.spec, cfg)
+            micro = micro or micro_model_for(model.spec, cfg)
         self.model = model
         self.stop_word = stop_word
         """The "stop" keyword model, scored only while `set_stop_word(True)` (a timer rings)."""
@@ -286,7 +323,7 @@ class Detector:
         self.stops: list[StopWordHeard] = []
         """"stop"s heard by process() and not yet handed over (run() takes them)."""
         self.trigger = FrameTrigger(cfg, self.model.name, voices, second_stage=second_stage)
-        self._main = _Lane(self.model, self.trigger)
+        self._main = _Lane(self.model, self.trigger, micro)
         self._uncancelled: _Lane | None = None
         """The second lane (made on first use), on the microphone as captured."""
         self._uncancelled_on = False
@@ -309,6 +346,8 @@ class Detector:
     def reset(self) -> None:
         """Forget all audio heard (a new, unrelated stream follows)."""
         self.model.reset()
+        if self._main.micro is not None:
+            self._main.micro.reset()
         self.trigger.reset()
         self._main.fill = 0
         self._main.next = -1
@@ -384,9 +423,10 @@ class Detector:
             self.last_score = score
             if self.on_score is not None:
                 self.on_score(score, frame_end)
-        emb = model.embeddings if trigger.needs_embeddings(score) else None
-        mels = model.mels if trigger.needs_mels(score) else None
-        return trigger.update(score, frame_end, model.noise_level, emb, mels)
+        heard = lane.micro is not None and lane.micro.hears(lane.micro.score(lane.buf))
+        emb = model.embeddings if trigger.needs_embeddings(score, heard) else None
+        mels = model.mels if trigger.needs_mels(score, heard) else None
+        return trigger.update(score, frame_end, model.noise_level, emb, mels, heard=heard)
 
     def feed(self, block: AudioBlock) -> None:
         """Hand a block to the scoring thread (loop thread; the oldest is dropped when the thread
@@ -471,6 +511,8 @@ def how(hit: WakeDetected) -> str:
     """What accepted a detection, for people reading the journal or `wakeword test`."""
     if hit.voice:
         return f", voice {hit.voice}"
+    if hit.micro:
+        return ", heard by microWakeWord's model"
     return ", accepted by the second stage" if hit.second_stage else ""
 
 

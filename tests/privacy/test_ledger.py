@@ -50,23 +50,29 @@ def test_records_round_trip_without_words(tmp_path: Path) -> None:
     )  # type: ignore[arg-type]
     low = WakeDetected("hey_jarvis", 0.31, 16000, second_stage=True)  # below the threshold
     ledger.add(Upload.make(Opened.by_wake(low), **{**_plain(NOW), "ended": Ending.CLOSED}))  # type: ignore[arg-type]
+    micro = WakeDetected("hey_jarvis", 0.02, 16000, micro=True)  # microWakeWord's model heard it
+    ledger.add(Upload.make(Opened.by_wake(micro), **{**_plain(NOW), "ended": Ending.CLOSED}))  # type: ignore[arg-type]
     back = Ledger(tmp_path).records()  # a fresh reader: from the disk
-    assert [(r.trigger, r.voice, r.second_stage, r.audio_s, r.ended, r.error) for r in back] == [
-        (Trigger.WAKE_WORD, "alice", False, 3.25, Ending.CLOSED, None),
-        (Trigger.BUTTON, None, False, 0.0, Ending.FAILED, "quota"),
-        (Trigger.WAKE_WORD, None, True, 0.0, Ending.CLOSED, None),
+    got = [(r.trigger, r.voice, r.second_stage, r.micro, r.audio_s, r.ended, r.error) for r in back]
+    assert got == [
+        (Trigger.WAKE_WORD, "alice", False, False, 3.25, Ending.CLOSED, None),
+        (Trigger.BUTTON, None, False, False, 0.0, Ending.FAILED, "quota"),
+        (Trigger.WAKE_WORD, None, True, False, 0.0, Ending.CLOSED, None),
+        (Trigger.WAKE_WORD, None, False, True, 0.0, Ending.CLOSED, None),
     ]
     lines = (tmp_path / "upload-ledger.jsonl").read_text().splitlines()
     assert set(json.loads(lines[0])) == {
         "opened_at", "conversation", "connection", "trigger", "wake_word", "score", "voice",
-        "second_stage", "resumed", "duration_s", "audio_s", "bytes_up", "bytes_down", "ended",
+        "second_stage", "micro", "resumed", "duration_s", "audio_s", "bytes_up", "bytes_down", "ended",
         "error", "cause",
     }  # fmt: skip
     assert "hey_jarvis 0.31 (2nd stage)" in table(back)
-    # A line written before second_stage was recorded still reads (as False).
+    assert "hey_jarvis 0.02 (microWakeWord)" in table(back)
+    # A line written before second_stage and micro were recorded still reads (as False).
     old = json.loads(lines[0])
-    del old["second_stage"]
-    assert Upload.from_json(json.dumps(old)).second_stage is False
+    del old["second_stage"], old["micro"]
+    assert not Upload.from_json(json.dumps(old)).second_stage
+    assert not Upload.from_json(json.dumps(old)).micro
     assert os.stat(tmp_path / "upload-ledger.jsonl").st_mode & 0o777 == 0o600
 
 

@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +28,7 @@ from device.config import WakeAudience, WakewordConfig
 from device.events import MIC_RATE
 from device.wakeword.detector import FrameTrigger
 from device.wakeword.features import FRAME_SAMPLES, HISTORY, MEL_HISTORY
+from device.wakeword.micro import MicroModel, MicroSpec, micro_spec_for
 from device.wakeword.models import WakeModel, resolve_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
 from device.wakeword.verifier import VoiceVerifier
@@ -44,19 +47,44 @@ class Analysis:
     embeddings: npt.NDArray[np.float16]
     mels: npt.NDArray[np.float16]
     """n x ROWS x 32: the mel rows each frame added (what voiceprints read)."""
+    micro: npt.NDArray[np.float32]
+    """The microWakeWord model's score of each frame (`MicroModel.score`)."""
 
 
 ROWS = 8
 """Mel rows per 80 ms frame."""
 
 
+def _save(path: Path, **arrays: npt.NDArray[Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def micro_scores(stream: Stream, digest: str) -> npt.NDArray[np.float32]:
+    """The hey_jarvis microWakeWord model's score per 80 ms frame (cached apart from the rest,
+    which it came after)."""
+    path = ROOT / "analysis" / f"{VERSION}-u-{digest}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return np.asarray(z["micro"], np.float32)
+    spec = MicroSpec.builtin("hey_jarvis")
+    assert spec is not None
+    model = MicroModel(spec)
+    micro = np.array([model.score(f) for f in frames_of(stream)], np.float32)
+    _save(path, micro=micro)
+    return micro
+
+
 def analyse(stream: Stream) -> Analysis:
     """Features and base scores of a stream (cached by a hash of its audio)."""
     digest = hashlib.sha256(stream.audio.tobytes()).hexdigest()[:24]
     path = ROOT / "analysis" / f"{VERSION}-m-{digest}.npz"
+    micro = micro_scores(stream, digest)
     if path.exists():
         with np.load(path) as z:
-            return Analysis(z["scores"], z["embeddings"], z["mels"])
+            return Analysis(z["scores"], z["embeddings"], z["mels"], micro)
     model = WakeModel(resolve_model("hey_jarvis"))
     scores: list[float] = []
     embs: list[npt.NDArray[np.float32]] = []
@@ -66,12 +94,12 @@ def analyse(stream: Stream) -> Analysis:
         embs.append(model.embeddings[-1].copy())
         mels.append(model.mels[-ROWS:].copy())
     a = Analysis(
-        np.array(scores, np.float32), np.array(embs, np.float16), np.array(mels, np.float16)
+        np.array(scores, np.float32),
+        np.array(embs, np.float16),
+        np.array(mels, np.float16),
+        micro,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, scores=a.scores, embeddings=a.embeddings, mels=a.mels)
-    tmp.replace(path)
+    _save(path, scores=a.scores, embeddings=a.embeddings, mels=a.mels)
     return a
 
 
@@ -169,10 +197,12 @@ def daemon(
     stage: SecondStage | None = None,
 ) -> Result:
     """The daemon's FrameTrigger on the same frames (no noise suppression: the default), with the
-    second stage the Detector would use (or `stage`: another operating point of it)."""
+    second stage (or `stage`: another operating point of it) and the microWakeWord model the
+    Detector would use."""
     cfg = cfg or WakewordConfig()
     if stage is None:
         stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
+    micro = micro_spec_for(resolve_model("hey_jarvis"), cfg)
     trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
@@ -180,12 +210,13 @@ def daemon(
     n = len(a.scores)
     for k in range(n):
         score = float(a.scores[k])
-        if trigger.needs_embeddings(score):
+        heard = micro is not None and micro.hears(float(a.micro[k]))
+        if trigger.needs_embeddings(score, heard):
             lo = max(0, k + 1 - HISTORY)
             window[HISTORY - (k + 1 - lo) :] = a.embeddings[lo : k + 1]
-        if trigger.needs_mels(score):
+        if trigger.needs_mels(score, heard):
             mel_history(a, k, mels)
-        hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window, mels)
+        hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window, mels, heard=heard)
         if hit is not None:
             dets.append(((k + 1) * FRAME_SAMPLES, hit.voice, hit.end))
     return _result(stream, dets)

@@ -5,11 +5,11 @@ neural voices (corpus.NEURAL_VOICES: only the no-regression rule is asserted on 
 renditions each, clean / room / far field / white, pink, babble, music and TV noise at 10 dB;
 negatives: ordinary speech clean and in babble, TV and music, music alone, the speaker's replies,
 near misses. Asserted: the daemon path never recalls less than bare openWakeWord nor fires more
-often on any negative, at most 0.5 false accepts per hour; with the second stage the daemon path
-reaches the product's clean target (90 %) and floors as measured in the noise and room conditions
-(the 70 % target per condition is not met in all of them: README); an enrolled voice is recalled
-clean every time and over all conditions far more often than without enrollment, at the same
-false-accept bound. How often enrolled-only mode lets another
+often on any negative, at most 0.5 false accepts per hour; with the second stage and
+microWakeWord's model the daemon path reaches the product's targets: 90 % clean and 70 % in each
+noise and room condition (less one clip of 33: float kernels differ between CPUs); an enrolled
+voice is recalled clean every time and over all conditions more often than without enrollment,
+at the same false-accept bound. How often enrolled-only mode lets another
 voice's wake word pass is printed ('others', with the voice's own renditions it keeps: 'own'),
 not asserted: it misses the product's target.
 """
@@ -64,11 +64,12 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
     pos = {r.condition: r.daemon for r in rows if r.kind == "pos"}
     fa = sum(r.daemon * r.n / 60 for r in rows if r.kind == "neg")
     assert fa / hours <= 0.5, f"{fa} false accepts in {hours:.2f} h"
-    # The daemon path (base model + second stage) on voices never used to tune it. Measured on this
-    # set: clean 100 %, the others 64-91 % (mean 77 %); bare openWakeWord 79 % and 18-48 %.
+    # The daemon path (base model, second stage, microWakeWord's model) on voices never used to tune
+    # it. Measured on this set: clean 100 %, the others 76-97 % (mean 86 %); bare openWakeWord 79 %
+    # and 18-48 %. (Without microWakeWord's model: 64-91 %, mean 77 %.)
     assert pos["clean"] >= 0.90
     noisy = [v for k, v in pos.items() if k != "clean"]
-    assert np.mean(noisy) >= 0.70 and min(noisy) >= 0.55, pos
+    assert min(noisy) >= 0.70 - 1 / 33 and np.mean(noisy) >= 0.80, pos
     bare_pos = {r.condition: r.bare for r in rows if r.kind == "pos"}
     assert np.mean(noisy) >= np.mean([v for k, v in bare_pos.items() if k != "clean"]) + 0.25
 
@@ -81,4 +82,6 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
         mean, alone = np.mean(list(e.recall.values())), np.mean(list(e.without.values()))
         assert mean >= 0.70, e  # measured 75-96 % on these three voices
         lifts.append(mean - alone)
-    assert np.mean(lifts) >= 0.15, lifts  # enrollment is what lifts them
+    # Measured: 4-21 points (mean 12.5) over the path with microWakeWord's model; 15 or more
+    # before it, whose misses enrollment made up for.
+    assert np.mean(lifts) >= 0.08, lifts
