@@ -1,4 +1,5 @@
-"""Check: the wake-word model loads, how much CPU one 80 ms frame costs, and who is enrolled."""
+"""Check: the wake-word models load, how much CPU one 80 ms frame costs (openWakeWord's model and
+microWakeWord's), and who is enrolled."""
 
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ def _voices(ctx: DoctorContext) -> tuple[list[str], list[str]]:
 
 
 def check(ctx: DoctorContext) -> CheckResult:
-    """Load the configured model and score FRAMES frames of low noise, timing CPU per frame."""
+    """Load the configured model (and microWakeWord's for it) and score FRAMES frames of low
+    noise, timing CPU per frame."""
     from device.config import WakeAudience
+    from device.wakeword.micro import micro_model_for
     from device.wakeword.models import load_model
     from device.wakeword.second_stage import second_stage_for
 
@@ -47,13 +50,20 @@ def check(ctx: DoctorContext) -> CheckResult:
         model = load_model(name)
     except Exception as exc:  # a missing or broken model file: the user's problem to see
         return CheckResult(NAME, CheckStatus.FAIL, f"cannot load wake-word model {name!r}: {exc}")
+    try:
+        micro = micro_model_for(model.spec, ctx.cfg.wakeword)
+    except Exception as exc:  # a broken install of the package that ships it
+        return CheckResult(NAME, CheckStatus.FAIL, f"cannot load microWakeWord's model: {exc}")
     load_ms = (time.perf_counter() - t0) * 1000
     rng = np.random.default_rng(0)
     audio = (rng.standard_normal(FRAME * FRAMES) * 100).astype(np.int16)
     c0, w0 = time.process_time(), time.perf_counter()
     best = 0.0
+    heard = 0
     for i in range(FRAMES):
-        best = max(best, model.score(audio[i * FRAME : (i + 1) * FRAME]))
+        frame = audio[i * FRAME : (i + 1) * FRAME]
+        best = max(best, model.score(frame))
+        heard += micro is not None and micro.hears(micro.score(frame))
     cpu_ms = (time.process_time() - c0) * 1000 / FRAMES
     wall_ms = (time.perf_counter() - w0) * 1000 / FRAMES
     frame_ms = FRAME * 1000 / MIC_RATE
@@ -71,12 +81,14 @@ def check(ctx: DoctorContext) -> CheckResult:
     except ValueError as exc:
         return CheckResult(NAME, CheckStatus.FAIL, f"the wake word's second stage: {exc}")
     numbers["second_stage"] = stage is not None
+    numbers["micro_wake_word"] = micro is not None
     voices, unreadable = _voices(ctx)
     who = ctx.cfg.wakeword.who_can_wake
     numbers["enrolled_voices"] = voices
     numbers["who_can_wake"] = str(who)
     detail = f"{name} loaded in {load_ms:.0f} ms; {cpu_ms:.2f} ms CPU per {frame_ms:.0f} ms frame ({cpu_ms / frame_ms:.1%})"
     detail += f"; second stage {'on' if stage is not None else 'off'}"
+    detail += f"; microWakeWord's model {'on' if micro is not None else 'off'}"
     detail += f"; enrolled voices: {', '.join(voices) or 'none'} (who_can_wake = {who})"
     if unreadable:
         return CheckResult(
@@ -91,7 +103,7 @@ def check(ctx: DoctorContext) -> CheckResult:
         )
     if cpu_ms / frame_ms > WARN_FRACTION:
         return CheckResult(NAME, CheckStatus.WARN, detail + ": too slow for this CPU", numbers)
-    if best >= ctx.cfg.wakeword.threshold:
+    if best >= ctx.cfg.wakeword.threshold or heard:
         return CheckResult(
             NAME, CheckStatus.WARN, detail + f"; triggers on noise (score {best:.2f})", numbers
         )

@@ -1,9 +1,9 @@
 """The wake-word detector: AudioBlocks in, 80 ms frames scored off the event loop, WakeDetected out.
 
 Three layers, each testable on its own:
-- `FrameTrigger`: pure decision logic on a score sequence (threshold, the second stage and enrolled
-  voices on the frame's embeddings, frames above threshold, refractory time, a higher threshold
-  during playback) and the estimate of where the wake word ended.
+- `FrameTrigger`: pure decision logic on a score sequence (threshold, microWakeWord's model, the
+  second stage and enrolled voices on the frame's embeddings, frames above threshold, refractory
+  time, a higher threshold during playback) and the estimate of where the wake word ended.
 - `Detector.process(block)`: synchronous framing + front end + model + FrameTrigger (the evaluation runs
   exactly this).
 - `Detector.run(source, on_detect)`: the daemon path; a dedicated thread does the scoring, fed by a

@@ -19,7 +19,6 @@ between calls, so one instance listens to one stream. Per 80 ms frame: 8 front-e
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 from collections import deque
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import WakewordConfig
-from device.wakeword.models import ModelSpec
+from device.wakeword.models import ModelSpec, wheel_models
 from device.wakeword.models import models_dir as openwakeword_dir
 
 STEP_SAMPLES = 160
@@ -40,7 +39,7 @@ MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu")
 
 def models_dir() -> Path:
     """Folder of the model files shipped in the pymicro-wakeword wheel."""
-    return Path(str(importlib.resources.files("pymicro_wakeword") / "models"))
+    return wheel_models("pymicro_wakeword")
 
 
 @dataclass(frozen=True, slots=True)

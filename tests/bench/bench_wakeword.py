@@ -2,11 +2,14 @@
 
 CPU seconds per second of audio, over the same audio in the same run, for:
 - daemon: the daemon's wake-word path at its default settings (`Detector.process` on 20 ms
-  AudioBlocks: framing, openWakeWord features, classifier, second stage, FrameTrigger);
+  AudioBlocks: framing, openWakeWord features, classifier, second stage, microWakeWord's model,
+  FrameTrigger);
+- daemon-no-mww: the same without microWakeWord's model (`micro_wake_word = false`);
 - daemon-no-2nd: the same without the second stage (`second_stage = false`);
 - daemon+voice: the same with one enrolled voice (its verifier runs on frames scoring >= GATE);
 - bare: a plain `openwakeword.Model.predict` loop on 80 ms frames (same TFLite files and runtime);
-- pyopen-wakeword: that wheel's own engine (TFLite C library through ctypes).
+- pyopen-wakeword: that wheel's own engine (TFLite C library through ctypes);
+- pymicro-wakeword: microWakeWord's hey_jarvis on that wheel's own engine (likewise).
 Trials are interleaved and the minimum per engine is reported (the machine is shared). The audio is
 the evaluation set's speech: wake words with questions and ordinary sentences, clean and noisy.
 Writes bench-results/wakeword.json.
@@ -55,9 +58,13 @@ def a_voice() -> VoiceVerifier:
 
 
 def run_daemon(
-    audio: Int16, voices: list[VoiceVerifier] | None = None, second_stage: bool = True
+    audio: Int16,
+    voices: list[VoiceVerifier] | None = None,
+    second_stage: bool = True,
+    micro: bool = True,
 ) -> Callable[[], int]:
-    detector = Detector(WakewordConfig(second_stage=second_stage), voices=voices or [])
+    cfg = WakewordConfig(second_stage=second_stage, micro_wake_word=micro)
+    detector = Detector(cfg, voices=voices or [])
 
     def go() -> int:
         detector.reset()
@@ -101,6 +108,25 @@ def run_pyopen(audio: Int16) -> Callable[[], int]:
     return go
 
 
+def run_pymicro(audio: Int16) -> Callable[[], int]:
+    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
+
+    ww = MicroWakeWord.from_builtin(Model.HEY_JARVIS)
+    feats = MicroWakeWordFeatures()
+    pcm = audio.tobytes()
+
+    def go() -> int:
+        ww.reset()
+        feats.reset()
+        heard = 0
+        for i in range(0, len(pcm), 640):  # 20 ms chunks
+            for f in feats.process_streaming(pcm[i : i + 640]):
+                heard += bool(ww.process_streaming(f))
+        return heard
+
+    return go
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=120.0, help="audio per trial")
@@ -111,10 +137,12 @@ def main() -> None:
     secs = len(audio) / MIC_RATE
     engines = {
         "daemon": run_daemon(audio),
+        "daemon-no-mww": run_daemon(audio, micro=False),
         "daemon-no-2nd": run_daemon(audio, second_stage=False),
         "daemon+voice": run_daemon(audio, [a_voice()]),
         "bare": run_bare(audio),
         "pyopen-wakeword": run_pyopen(audio),
+        "pymicro-wakeword": run_pymicro(audio),
     }
     cpu: dict[str, list[float]] = {k: [] for k in engines}
     frames_above: dict[str, int] = {}
@@ -141,7 +169,7 @@ def main() -> None:
                 "cpu_s_per_audio_s": best,
                 "all_trials": cpu,
                 "ratio_to_bare": {k: best[k] / best["bare"] for k in best},
-                "note": "daemon counts detections; the others count frames scoring >= 0.5",
+                "note": "daemon counts detections; the others count frames scoring >= 0.5 (pymicro-wakeword: steps above its cutoff)",
             },
             indent=2,
         )

@@ -6,12 +6,14 @@ and a held-out part, every condition, >= 2 h of negatives, and three neural voic
 joe, two of Kokoro's: the wake word in every condition, 30 minutes of their speech, near misses).
 Prints, for each part:
 - bare openWakeWord (a frame >= 0.5) vs the daemon path at default settings, per condition
-  (recall) and per negative condition (false accepts per hour);
+  (recall) and per negative condition (false accepts per hour), and between them the daemon path
+  without microWakeWord's model ('no mWW');
 - the curve: recall (clean, and the 10 dB / room conditions) against false accepts per hour as the
   threshold falls, for the base model alone;
 - the same curve for the daemon path, moving the second stage's accepting logit from the shipped
   operating point (chosen on the tuning voices) down and up: the recall in the worst 10 dB / room
-  condition a given false-accept rate would buy, and what the shipped point gives up;
+  condition a given false-accept rate would buy, and what the shipped point gives up; and moving
+  microWakeWord's cutoff from its author's (0.97);
 - each held-out voice enrolled from 4 takes: recall of its other renditions per condition (and
   'alone': the same renditions with nobody enrolled), false
   accepts per hour over all negatives (its own ordinary speech included), and in enrolled-only
@@ -33,14 +35,16 @@ from typing import Any
 import numpy as np
 
 from device.config import WakewordConfig
+from device.wakeword.micro import MicroSpec, micro_spec_for
 from device.wakeword.models import resolve_model
-from device.wakeword.second_stage import second_stage_for
+from device.wakeword.second_stage import SecondStage, second_stage_for
 from tests.wakeword import corpus, evaluate
 from tests.wakeword.corpus import Spec
 from tests.wakeword.evaluate import Analysis, Enrolled, Row, Stream
 
 CURVE = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02)
 STAGE_CURVE = (-3.0, -2.0, -1.0, -0.5, 0.0, 1.0)
+MICRO_CURVE = (0.5, 0.7, 0.9, 0.97, 0.99)
 Results = Sequence[tuple[Spec, Stream, Analysis]]
 
 
@@ -50,18 +54,24 @@ def evaluate_all(specs: Sequence[Spec]) -> list[tuple[Spec, Stream, Analysis]]:
     return [(spec, s, a) for spec, (s, a) in zip(specs, done, strict=True)]
 
 
-def table(rows: Sequence[Row]) -> list[str]:
-    """The bare vs daemon table."""
-    lines = [f"{'positives: recall':<34}{'clips':>6}{'bare':>8}{'daemon':>8}"]
+def table(rows: Sequence[Row], without: Sequence[Row] | None = None) -> list[str]:
+    """The bare vs daemon table (`without`: a middle column, the daemon path without
+    microWakeWord's model, rows in the same order)."""
+    mid = [f"{r.daemon:>8.0%}" if r.kind == "pos" else f"{r.daemon:>8.2f}" for r in without or ()]
+    mid_head = f"{'no mWW':>8}" if without else ""
+    cols = [mid[i] if without else "" for i in range(len(rows))]
+    lines = [f"{'positives: recall':<34}{'clips':>6}{'bare':>8}{mid_head}{'daemon':>8}"]
     lines += [
-        f"  {r.condition:<32}{r.n:>6}{r.bare:>8.0%}{r.daemon:>8.0%}"
-        for r in rows
+        f"  {r.condition:<32}{r.n:>6}{r.bare:>8.0%}{m}{r.daemon:>8.0%}"
+        for r, m in zip(rows, cols, strict=True)
         if r.kind == "pos"
     ]
-    lines.append(f"{'negatives: false accepts per hour':<34}{'min':>6}{'bare':>8}{'daemon':>8}")
+    lines.append(
+        f"{'negatives: false accepts per hour':<34}{'min':>6}{'bare':>8}{mid_head}{'daemon':>8}"
+    )
     lines += [
-        f"  {r.condition:<32}{r.n:>6}{r.bare:>8.2f}{r.daemon:>8.2f}"
-        for r in rows
+        f"  {r.condition:<32}{r.n:>6}{r.bare:>8.2f}{m}{r.daemon:>8.2f}"
+        for r, m in zip(rows, cols, strict=True)
         if r.kind != "pos"
     ]
     return lines
@@ -96,23 +106,41 @@ def stage_curve(results: Results) -> list[dict[str, Any]]:
     out = []
     for delta in STAGE_CURVE:
         stage = dataclasses.replace(shipped, accept=shipped.accept + delta)
-        recall: dict[str, list[float]] = {}
-        fa, hours = 0, 0.0
-        for spec, s, a in results:
-            if spec.kind == "near":
-                continue
-            r = evaluate.daemon(s, a, stage=stage)
-            if spec.kind != "pos":
-                fa += r.total
-                hours += s.hours
-            elif "5 dB" not in spec.condition and "20 dB" not in spec.condition:
-                recall.setdefault(spec.condition, []).append(r.recall())
-        noisy = {c: float(np.mean(v)) for c, v in recall.items() if c != "clean"}
-        out.append({"accept_delta": delta, "clean": float(np.mean(recall["clean"])),
-                    "noisy_mean": float(np.mean(list(noisy.values()))),
-                    "noisy_worst": min(noisy.values()), "worst": min(noisy, key=lambda c: noisy[c]),
-                    "false_accepts_per_hour": fa / hours})  # fmt: skip
+        out.append({"accept_delta": delta, **_operating_point(results, stage=stage)})
     return out
+
+
+def micro_curve(results: Results) -> list[dict[str, Any]]:
+    """Daemon path: the same as microWakeWord's cutoff moves from its author's (0.97) down."""
+    shipped = micro_spec_for(resolve_model("hey_jarvis"))
+    assert shipped is not None
+    return [
+        {"cutoff": c, **_operating_point(results, micro=dataclasses.replace(shipped, cutoff=c))}
+        for c in MICRO_CURVE
+    ]
+
+
+def _operating_point(
+    results: Results, stage: SecondStage | None = None, micro: MicroSpec | None = None
+) -> dict[str, Any]:
+    """Recall clean, mean and worst of the 10 dB / room conditions, and false accepts per hour
+    (near misses left out), of the daemon path with `stage` and `micro`."""
+    recall: dict[str, list[float]] = {}
+    fa, hours = 0, 0.0
+    for spec, s, a in results:
+        if spec.kind == "near":
+            continue
+        r = evaluate.daemon(s, a, stage=stage, micro=micro)
+        if spec.kind != "pos":
+            fa += r.total
+            hours += s.hours
+        elif "5 dB" not in spec.condition and "20 dB" not in spec.condition:
+            recall.setdefault(spec.condition, []).append(r.recall())
+    noisy = {c: float(np.mean(v)) for c, v in recall.items() if c != "clean"}
+    return {"clean": float(np.mean(recall["clean"])),
+            "noisy_mean": float(np.mean(list(noisy.values()))),
+            "noisy_worst": min(noisy.values()), "worst": min(noisy, key=lambda c: noisy[c]),
+            "false_accepts_per_hour": fa / hours}  # fmt: skip
 
 
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
@@ -141,15 +169,17 @@ def main() -> None:
     specs = corpus.ci_specs() if args.ci else corpus.full_specs()
     results = evaluate_all(specs)
     cfg = WakewordConfig()
+    no_micro = cfg.model_copy(update={"micro_wake_word": False})
     report: dict[str, Any] = {"settings": cfg.model_dump(mode="json")}
     for split in ("tune", "held-out", "neural"):
         part = [r for r in results if r[0].split == split]
         if not part:
             continue
         rows = evaluate.compare(part, cfg)
+        without = evaluate.compare(part, no_micro)
         hours = sum(s.hours for spec, s, _ in part if spec.kind not in ("pos", "near"))
         print(f"\n== {split} voices ({hours:.1f} h of negatives) ==")
-        print("\n".join(table(rows)))
+        print("\n".join(table(rows, without)))
         c = curve(part)
         print("base model alone, threshold -> recall clean / 10 dB+rooms, false accepts per hour:")
         for pt in c:
@@ -166,14 +196,30 @@ def main() -> None:
                 f"  {pt['accept_delta']:+5.1f} {pt['clean']:>5.0%} {pt['noisy_mean']:>5.0%}"
                 f" {pt['noisy_worst']:>5.0%} ({pt['worst']}) {pt['false_accepts_per_hour']:>7.2f}"
             )
+        mc = micro_curve(part)
+        print(
+            "daemon path, microWakeWord's cutoff -> recall clean / 10 dB+rooms mean / worst,"
+            " false accepts per hour:"
+        )
+        for pt in mc:
+            print(
+                f"  {pt['cutoff']:<5} {pt['clean']:>5.0%} {pt['noisy_mean']:>5.0%}"
+                f" {pt['noisy_worst']:>5.0%} ({pt['worst']}) {pt['false_accepts_per_hour']:>7.2f}"
+            )
         voices = part[0][0].voices()
         found = [evaluate.enrolled(v, part, cfg) for v in voices]
         print("\n".join(enrolled_lines(found)))
+        found_without = [evaluate.enrolled(v, part, no_micro) for v in voices]
+        print("the same without microWakeWord's model:")
+        print("\n".join(enrolled_lines(found_without)))
         report[split] = {
             "negative_hours": hours,
             "rows": [r.__dict__ for r in rows],
+            "rows_without_micro": [r.__dict__ for r in without],
+            "enrolled_without_micro": [e.__dict__ for e in found_without],
             "curve": c,
             "second_stage_curve": sc,
+            "micro_curve": mc,
             "enrolled": [e.__dict__ for e in found],
         }
     report["seconds"] = round(time.monotonic() - t0, 1)

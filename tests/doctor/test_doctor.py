@@ -104,6 +104,7 @@ def test_doctor_all_pass_on_the_rig(
     assert checks["gpio"]["numbers"]["factory"].startswith("Mock")
     assert checks["wakeword"]["numbers"]["cpu_ms_per_frame"] > 0
     assert checks["wakeword"]["numbers"]["second_stage"] is True  # hey_jarvis ships one
+    assert checks["wakeword"]["numbers"]["micro_wake_word"] is True  # and microWakeWord has one
     assert 600 <= checks["state"]["numbers"]["handle_age_s"] < 900
     # The API check's connection is in the upload ledger, and doctor summarises the ledger.
     privacy = checks["privacy"]

@@ -194,15 +194,18 @@ def daemon(
     a: Analysis,
     cfg: WakewordConfig | None = None,
     voices: Sequence[VoiceVerifier] = (),
+    *,
     stage: SecondStage | None = None,
+    micro: MicroSpec | None = None,
 ) -> Result:
     """The daemon's FrameTrigger on the same frames (no noise suppression: the default), with the
-    second stage (or `stage`: another operating point of it) and the microWakeWord model the
-    Detector would use."""
+    second stage (or `stage`: another operating point of it) and the microWakeWord model (or
+    `micro`: another cutoff of it) the Detector would use."""
     cfg = cfg or WakewordConfig()
     if stage is None:
         stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
-    micro = micro_spec_for(resolve_model("hey_jarvis"), cfg)
+    if micro is None:
+        micro = micro_spec_for(resolve_model("hey_jarvis"), cfg)
     trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
