@@ -103,8 +103,12 @@ def check(ctx: DoctorContext) -> CheckResult:
         )
     if cpu_ms / frame_ms > WARN_FRACTION:
         return CheckResult(NAME, CheckStatus.WARN, detail + ": too slow for this CPU", numbers)
-    if best >= ctx.cfg.wakeword.threshold or heard:
+    if best >= ctx.cfg.wakeword.threshold:
         return CheckResult(
             NAME, CheckStatus.WARN, detail + f"; triggers on noise (score {best:.2f})", numbers
+        )
+    if heard:
+        return CheckResult(
+            NAME, CheckStatus.WARN, detail + "; microWakeWord's model triggers on noise", numbers
         )
     return CheckResult(NAME, CheckStatus.PASS, detail, numbers)

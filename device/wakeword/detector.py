@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from device.config import WakeAudience, WakewordConfig
+from device.config import ConfigError, WakeAudience, WakewordConfig
 from device.events import MIC_RATE, AudioBlock, StopWordHeard, WakeDetected
 from device.timers.stopword import THRESHOLD as STOP_THRESHOLD
 from device.timers.stopword import StopWord
@@ -314,7 +314,7 @@ class Detector:
         if model is None:  # the configured model, its second stage and microWakeWord model
             model = load_model(cfg.model, denoise=cfg.noise_suppression)
             second_stage = second_stage or second_stage_for(model.spec, cfg)
-            micro = micro or micro_model_for(model.spec, cfg)
+            micro = micro or _micro_model(model, cfg)
         self.model = model
         self.stop_word = stop_word
         """The "stop" keyword model, scored only while `set_stop_word(True)` (a timer rings)."""
@@ -505,6 +505,16 @@ class Detector:
                 log.info('"stop" heard (score %.2f, frame ends at %d)', stop.score, stop.end)
                 if on_stop is not None:
                     loop.call_soon_threadsafe(on_stop, stop)
+
+
+def _micro_model(model: WakeModel, cfg: WakewordConfig) -> MicroModel | None:
+    """microWakeWord's model for the configured wake word; a broken install of it is logged and
+    left out (openWakeWord's model still listens; `doctor` fails on it)."""
+    try:
+        return micro_model_for(model.spec, cfg)
+    except (ConfigError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        log.error("microWakeWord's model left out, only openWakeWord's listens: %s", exc)
+        return None
 
 
 def how(hit: WakeDetected) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from device.config import WakeAudience, WakewordConfig
 from device.events import AudioBlock
+from device.wakeword import detector as detector_module
 from device.wakeword.detector import Detector, FrameTrigger
 from device.wakeword.micro import MicroModel, MicroSpec, micro_model_for, micro_spec_for
 from device.wakeword.models import ModelSpec, models_dir, resolve_model
@@ -36,6 +37,19 @@ def test_built_in_wake_words_get_the_model_and_its_authors_operating_point(
     custom = tmp_path / "hey_jarvis.tflite"
     custom.write_bytes((models_dir() / "hey_jarvis.tflite").read_bytes())
     assert micro_model_for(ModelSpec("hey_jarvis", custom)) is None
+
+
+@pytest.mark.unit
+def test_a_broken_install_of_it_leaves_openwakeword_listening(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_: object) -> None:
+        raise FileNotFoundError("hey_jarvis.json")
+
+    monkeypatch.setattr(detector_module, "micro_model_for", broken)
+    det = Detector(WakewordConfig())
+    assert det.trigger.second_stage is not None  # the rest of the wake path is built
+    assert "microWakeWord's model left out" in caplog.text and "hey_jarvis.json" in caplog.text
 
 
 @pytest.mark.integration
