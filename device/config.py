@@ -179,8 +179,8 @@ class WakewordConfig(_Table):
     micro_wake_word: bool = True
     """Also listen with microWakeWord's model for the same wake word (hey_jarvis, alexa, hey_mycroft
     and okay_nabu have one), at the cutoff its author ships: a wake word either model is sure of
-    counts. On voices never used to tune anything it caught 7-20 points more of the wake words in
-    10 dB noise and rooms, with no more false accepts (README)."""
+    counts. On voices never used to tune anything it caught 1-13 points more of the wake words in
+    10 dB noise and rooms (mean 6), with no more false accepts (README)."""
     who_can_wake: WakeAudience = WakeAudience.ANYONE
     """anyone (enrolled voices also wake it when the base model alone would miss them), or
     enrolled (only voices enrolled with `livespeaker wakeword enroll`; the button always works)."""
