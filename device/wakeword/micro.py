@@ -23,6 +23,7 @@ import json
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,12 +81,14 @@ class MicroModel:
 
         self.spec = spec
         self._frontend = MicroFrontend()
-        self._interp = Interpreter(model_path=str(spec.path), num_threads=1)
-        self._interp.allocate_tensors()
+        self._interpreter = Interpreter
+        self._interp = self._load()
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]
         self._in_index, self._out_index = int(inp["index"]), int(out["index"])
         self._in_dtype = inp["dtype"]
+        info = np.iinfo(self._in_dtype)
+        self._in_range = (int(info.min), int(info.max))
         self._in_scale, self._in_zero = (float(v) for v in inp["quantization"])
         self._out_scale, self._out_zero = (float(v) for v in out["quantization"])
         self._stride = int(inp["shape"][1])
@@ -94,10 +97,17 @@ class MicroModel:
         self._features: list[list[float]] = []
         self._probs: deque[float] = deque(maxlen=spec.window)
 
+    def _load(self) -> Any:
+        interp = self._interpreter(model_path=str(self.spec.path), num_threads=1)
+        interp.allocate_tensors()
+        return interp
+
     def reset(self) -> None:
         """Forget all audio heard (the front end's noise estimate and the model's state)."""
         self._frontend = type(self._frontend)()
-        self._interp.reset_all_variables()
+        # Its state is in resource variables, which reset_all_variables() leaves as they are:
+        # only a new interpreter starts afresh (as pymicro-wakeword reloads its model).
+        self._interp = self._load()
         self._pending = b""
         self._features.clear()
         self._probs.clear()
@@ -118,7 +128,8 @@ class MicroModel:
                 continue
             x = np.asarray(self._features, np.float32)[None] / self._in_scale + self._in_zero
             self._features.clear()
-            self._interp.set_tensor(self._in_index, np.round(x).astype(self._in_dtype))
+            q = np.clip(np.round(x), *self._in_range).astype(self._in_dtype)  # loud: no wrap
+            self._interp.set_tensor(self._in_index, q)
             self._interp.invoke()
             raw = float(self._interp.get_tensor(self._out_index).item())
             self._probs.append((raw - self._out_zero) * self._out_scale)

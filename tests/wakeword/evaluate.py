@@ -64,13 +64,14 @@ def _save(path: Path, **arrays: npt.NDArray[Any]) -> None:
 
 def micro_scores(stream: Stream, digest: str) -> npt.NDArray[np.float32]:
     """The hey_jarvis microWakeWord model's score per 80 ms frame (cached apart from the rest,
-    which it came after)."""
-    path = ROOT / "analysis" / f"{VERSION}-u-{digest}.npz"
+    which it came after, and by the model file's hash too)."""
+    spec = MicroSpec.builtin("hey_jarvis")
+    assert spec is not None
+    model_digest = hashlib.sha256(spec.path.read_bytes()).hexdigest()[:8]
+    path = ROOT / "analysis" / f"{VERSION}-u{model_digest}-{digest}.npz"
     if path.exists():
         with np.load(path) as z:
             return np.asarray(z["micro"], np.float32)
-    spec = MicroSpec.builtin("hey_jarvis")
-    assert spec is not None
     model = MicroModel(spec)
     micro = np.array([model.score(f) for f in frames_of(stream)], np.float32)
     _save(path, micro=micro)

@@ -39,17 +39,28 @@ def test_built_in_wake_words_get_the_model_and_its_authors_operating_point(
     assert micro_model_for(ModelSpec("hey_jarvis", custom)) is None
 
 
-@pytest.mark.unit
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "error",
+    [FileNotFoundError("hey_jarvis.json"), ImportError("micro_features_cpp: undefined symbol")],
+)
 def test_a_broken_install_of_it_leaves_openwakeword_listening(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
     def broken(*_: object) -> None:
-        raise FileNotFoundError("hey_jarvis.json")
+        raise error
 
     monkeypatch.setattr(detector_module, "micro_model_for", broken)
     det = Detector(WakewordConfig())
-    assert det.trigger.second_stage is not None  # the rest of the wake path is built
-    assert "microWakeWord's model left out" in caplog.text and "hey_jarvis.json" in caplog.text
+    # What the journal says, and the wake word still wakes it.
+    assert "microWakeWord's model left out" in caplog.text and str(error) in caplog.text
+    wake = corpus.lay_out("wake", [("w", corpus.say(JOE, "hey jarvis"), None)]).audio
+    hits = [
+        h
+        for k in range(0, len(wake), 1280)
+        for h in det.process(AudioBlock(wake[k : k + 1280].tobytes(), k))
+    ]
+    assert len(hits) == 1 and not hits[0].micro
 
 
 @pytest.mark.integration
@@ -60,16 +71,19 @@ def test_it_hears_a_spoken_wake_word_and_not_ordinary_speech() -> None:
     wake = corpus.lay_out("wake", [("w", corpus.say(JOE, "hey jarvis"), None)]).audio
     speech = corpus.ordinary_speech((JOE,), 0.5).audio
 
-    def scores(audio: np.ndarray) -> np.ndarray:
+    def scores(m: MicroModel, audio: np.ndarray) -> np.ndarray:
         n = len(audio) // 1280 * 1280
-        return np.array([model.score(f) for f in audio[:n].reshape(-1, 1280)])
+        return np.array([m.score(f) for f in audio[:n].reshape(-1, 1280)])
 
-    heard = scores(wake)
+    heard = scores(model, wake)
     assert heard.max() > spec.cutoff, heard.max()
-    model.reset()  # the streaming model's state is forgotten: the same audio, the same scores
-    assert np.array_equal(scores(wake), heard)
+    assert scores(model, speech).max() < 0.5
+    # reset() forgets everything heard: speech that starts at once (no silence to wash the
+    # state out) scores as it does on a fresh model.
+    said = corpus.say(JOE, "hey jarvis what time is it")
     model.reset()
-    assert scores(speech).max() < 0.5
+    fresh = scores(MicroModel(spec), said)
+    assert np.array_equal(scores(model, said), fresh) and fresh.max() > 0
 
 
 def _found(stream: corpus.Stream, cfg: WakewordConfig, voices: list[VoiceVerifier]) -> int:
@@ -112,10 +126,12 @@ def test_enrolled_only_mode_still_asks_for_the_enrolled_voice() -> None:
         _found(stream, c, joe) for c in (WakewordConfig(), WakewordConfig(micro_wake_word=False))
     ]
     print(f"anyone: {anyone[0]} vs {anyone[1]} of {len(stream.clips)}")
-    assert anyone[0] > anyone[1]  # it does hear some the rest misses (measured 29 vs 27 of 33)
+    assert anyone[0] >= anyone[1]  # measured 29 vs 27 of 33 (the next test asserts the lift)
     passed = _found(stream, only, joe), _found(stream, without, joe)
     print(f"enrolled-only, other voices passed: {passed[0]} vs {passed[1]} of {len(stream.clips)}")
-    assert passed[0] <= passed[1]  # measured 10 and 10 (README: the voiceprint's known limit)
+    # Measured 10 and 10 (README: the voiceprint's known limit); one clip of slack for the float
+    # kernels of another CPU.
+    assert passed[0] <= passed[1] + 1
     assert _found(own, only, joe) == len(own.clips)
 
 
