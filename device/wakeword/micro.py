@@ -62,11 +62,12 @@ class MicroSpec:
         """The shipped model for a built-in wake word (None: there is none)."""
         if name not in MODELS:
             return None
-        meta = json.loads((models_dir() / f"{name}.json").read_text(encoding="utf-8"))
+        folder = models_dir()
+        meta = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
         micro = meta["micro"]
         return cls(
             name,
-            models_dir() / meta["model"],
+            folder / meta["model"],
             float(micro["probability_cutoff"]),
             int(micro["sliding_window_size"]),
         )

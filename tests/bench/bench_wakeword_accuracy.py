@@ -59,7 +59,7 @@ def table(rows: Sequence[Row], without: Sequence[Row] | None = None) -> list[str
     microWakeWord's model, rows in the same order)."""
     mid = [f"{r.daemon:>8.0%}" if r.kind == "pos" else f"{r.daemon:>8.2f}" for r in without or ()]
     mid_head = f"{'no mWW':>8}" if without else ""
-    cols = [mid[i] if without else "" for i in range(len(rows))]
+    cols = mid or [""] * len(rows)
     lines = [f"{'positives: recall':<34}{'clips':>6}{'bare':>8}{mid_head}{'daemon':>8}"]
     lines += [
         f"  {r.condition:<32}{r.n:>6}{r.bare:>8.0%}{m}{r.daemon:>8.0%}"

@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import WakeAudience, WakewordConfig
-from device.events import MIC_RATE
-from device.wakeword.detector import FrameTrigger
+from device.events import MIC_RATE, AudioBlock, WakeDetected
+from device.wakeword.detector import Detector, FrameTrigger
 from device.wakeword.features import FRAME_SAMPLES, HISTORY, MEL_HISTORY
 from device.wakeword.micro import MicroModel, MicroSpec, micro_spec_for
 from device.wakeword.models import WakeModel, resolve_model
@@ -62,16 +62,28 @@ def _save(path: Path, **arrays: npt.NDArray[Any]) -> None:
     tmp.replace(path)
 
 
+@functools.cache
+def _micro(enabled: bool) -> MicroSpec | None:
+    """hey_jarvis's microWakeWord model as the Detector would use it (read once per process)."""
+    return micro_spec_for(resolve_model("hey_jarvis"), WakewordConfig(micro_wake_word=enabled))
+
+
+@functools.cache
+def _micro_file_digest() -> str:
+    spec = _micro(True)
+    assert spec is not None
+    return hashlib.sha256(spec.path.read_bytes()).hexdigest()[:8]
+
+
 def micro_scores(stream: Stream, digest: str) -> npt.NDArray[np.float32]:
     """The hey_jarvis microWakeWord model's score per 80 ms frame (cached apart from the rest,
     which it came after, and by the model file's hash too)."""
-    spec = MicroSpec.builtin("hey_jarvis")
-    assert spec is not None
-    model_digest = hashlib.sha256(spec.path.read_bytes()).hexdigest()[:8]
-    path = ROOT / "analysis" / f"{VERSION}-u{model_digest}-{digest}.npz"
+    path = ROOT / "analysis" / f"{VERSION}-u{_micro_file_digest()}-{digest}.npz"
     if path.exists():
         with np.load(path) as z:
             return np.asarray(z["micro"], np.float32)
+    spec = _micro(True)
+    assert spec is not None
     model = MicroModel(spec)
     micro = np.array([model.score(f) for f in frames_of(stream)], np.float32)
     _save(path, micro=micro)
@@ -206,7 +218,7 @@ def daemon(
     if stage is None:
         stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
     if micro is None:
-        micro = micro_spec_for(resolve_model("hey_jarvis"), cfg)
+        micro = _micro(cfg.micro_wake_word)
     trigger = FrameTrigger(cfg, "hey_jarvis", voices, second_stage=stage)
     window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
     mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
@@ -224,6 +236,16 @@ def daemon(
         if hit is not None:
             dets.append(((k + 1) * FRAME_SAMPLES, hit.voice, hit.end))
     return _result(stream, dets)
+
+
+def online(stream: Stream, det: Detector, block: int = 1280) -> tuple[Result, list[WakeDetected]]:
+    """Detector.process on the stream's audio in `block`-sample AudioBlocks, as the microphone
+    hands them over: the result (each detection where it fired) and the detections."""
+    hits: list[WakeDetected] = []
+    for i in range(0, len(stream.audio), block):
+        hits += det.process(AudioBlock(stream.audio[i : i + block].tobytes(), i))
+    found = [(h.fired_at, h.voice, h.end) for h in hits if h.fired_at is not None]
+    return _result(stream, found), hits
 
 
 def build_and_analyse(spec: Spec) -> tuple[Stream, Analysis]:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from device.config import WakeAudience, WakewordConfig
-from device.events import AudioBlock
 from device.wakeword import detector as detector_module
 from device.wakeword.detector import Detector, FrameTrigger
 from device.wakeword.micro import MicroModel, MicroSpec, micro_model_for, micro_spec_for
@@ -54,12 +53,8 @@ def test_a_broken_install_of_it_leaves_openwakeword_listening(
     det = Detector(WakewordConfig())
     # What the journal says, and the wake word still wakes it.
     assert "microWakeWord's model left out" in caplog.text and str(error) in caplog.text
-    wake = corpus.lay_out("wake", [("w", corpus.say(JOE, "hey jarvis"), None)]).audio
-    hits = [
-        h
-        for k in range(0, len(wake), 1280)
-        for h in det.process(AudioBlock(wake[k : k + 1280].tobytes(), k))
-    ]
+    wake = corpus.lay_out("wake", [("w", corpus.say(JOE, "hey jarvis"), None)])
+    _, hits = evaluate.online(wake, det)
     assert len(hits) == 1 and not hits[0].micro
 
 
@@ -88,12 +83,8 @@ def test_it_hears_a_spoken_wake_word_and_not_ordinary_speech() -> None:
 
 def _found(stream: corpus.Stream, cfg: WakewordConfig, voices: list[VoiceVerifier]) -> int:
     """Clips of `stream` the Detector finds, as the daemon runs it."""
-    det = Detector(cfg, voices=voices)
-    hits: list[tuple[int, str | None, int | None]] = []
-    for k in range(0, len(stream.audio), 1280):
-        block = AudioBlock(stream.audio[k : k + 1280].tobytes(), k)
-        hits += [(h.fired_at, None, None) for h in det.process(block)]
-    return sum(h > 0 for h in evaluate._result(stream, hits).hits)
+    result, _ = evaluate.online(stream, Detector(cfg, voices=voices))
+    return sum(h > 0 for h in result.hits)
 
 
 @pytest.mark.unit
@@ -146,11 +137,7 @@ def test_in_noise_the_detector_finds_wake_words_openwakeword_misses() -> None:
     neg = corpus.apply(corpus.ordinary_speech(voices, 1.5), "babble 10 dB", voices, 8)
 
     def false_accepts(micro: bool) -> int:
-        det = Detector(WakewordConfig(micro_wake_word=micro))
-        return sum(
-            len(det.process(AudioBlock(neg.audio[k : k + 1280].tobytes(), k)))
-            for k in range(0, len(neg.audio), 1280)
-        )
+        return len(evaluate.online(neg, Detector(WakewordConfig(micro_wake_word=micro)))[1])
 
     with_micro = sum(_found(s, WakewordConfig(), []) for s in pos)
     without = sum(_found(s, WakewordConfig(micro_wake_word=False), []) for s in pos)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from device.config import WakewordConfig
-from device.events import MIC_RATE, AudioBlock
+from device.events import MIC_RATE
 from device.wakeword.detector import Detector, FrameTrigger
 from device.wakeword.models import ModelSpec, models_dir, resolve_model
 from device.wakeword.second_stage import EMBEDDING, MODELS, WINDOW, SecondStage, second_stage_for
@@ -100,11 +100,7 @@ def test_in_babble_the_detector_finds_wake_words_the_base_model_misses() -> None
         """Wake words found (clips with a detection); for a negative stream, all detections."""
         det = Detector(WakewordConfig(second_stage=stage, micro_wake_word=False))
         assert (det.trigger.second_stage is not None) is stage
-        hits: list[tuple[int, str | None, int | None]] = []
-        for k in range(0, len(stream.audio), 1280):
-            block = AudioBlock(stream.audio[k : k + 1280].tobytes(), k)
-            hits += [(h.fired_at, None, None) for h in det.process(block)]
-        result = evaluate._result(stream, hits)
+        result, _ = evaluate.online(stream, det)
         return sum(h > 0 for h in result.hits) if stream is pos else result.total
 
     with_stage, without = count(pos, True), count(pos, False)
