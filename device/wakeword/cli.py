@@ -88,7 +88,7 @@ def read_audio(path: Path) -> npt.NDArray[np.int16]:
 
 def test_files(files: list[Path], wcfg: WakewordConfig, state_dir: Path) -> int:
     """Score each file in a fresh detector (1 s of silence before and after); print a line each."""
-    from device.wakeword.detector import build_detector, how
+    from device.wakeword.detector import FrameScore, build_detector, how
 
     detector = build_detector(wcfg, state_dir)
     missed = 0
@@ -102,12 +102,15 @@ def test_files(files: list[Path], wcfg: WakewordConfig, state_dir: Path) -> int:
         pad = np.zeros(MIC_RATE, np.int16)
         padded = np.concatenate([pad, audio, pad])
         peak = (0.0, 0)
+        micro_peak: tuple[float, int] | None = None  # microWakeWord's model, where it runs
         hits: list[tuple[WakeDetected, int]] = []  # (detection, sample where it was made)
 
-        def on_score(score: float, end: int) -> None:
-            nonlocal peak
-            if score > peak[0]:
-                peak = (score, end)
+        def on_score(f: FrameScore) -> None:
+            nonlocal peak, micro_peak
+            if f.base > peak[0]:
+                peak = (f.base, f.end)
+            if f.micro is not None and (micro_peak is None or f.micro > micro_peak[0]):
+                micro_peak = (f.micro, f.end)
 
         detector.on_score = on_score
         for i in range(0, len(padded), BLOCK_SAMPLES):
@@ -121,36 +124,45 @@ def test_files(files: list[Path], wcfg: WakewordConfig, state_dir: Path) -> int:
             f"detected at {at(when)} (score {h.score:.2f}, wake word ends ~{at(h.end)}{how(h)})"
             for h, when in hits
         )
-        print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}; {fired or 'not detected'}")
+        also = (
+            ""
+            if micro_peak is None
+            else f" (microWakeWord {micro_peak[0]:.3f} at {at(micro_peak[1])})"
+        )
+        print(f"{path}: peak {peak[0]:.3f} at {at(peak[1])}{also}; {fired or 'not detected'}")
         missed += not hits
     return 1 if missed else 0
 
 
-def meter(score: float, threshold: float) -> str:
-    """A one-line bar for a score (| marks the threshold)."""
+def meter(score: float, threshold: float, micro: float | None = None) -> str:
+    """A one-line bar for a score (| marks the threshold) and, when it runs, microWakeWord's
+    model's score beside it."""
     filled = round(score * METER_WIDTH)
     mark = round(threshold * METER_WIDTH)
     bar = "".join(
         "|" if i == mark else ("#" if i < filled else " ") for i in range(METER_WIDTH + 1)
     )
-    return f"[{bar}] {score:.2f}"
+    return f"[{bar}] {score:.2f}" + ("" if micro is None else f"  microWakeWord {micro:.2f}")
 
 
 async def listen(cfg: Config, wcfg: WakewordConfig, seconds: float) -> int:
     """Show a live score meter (one line, redrawn) and print each detection."""
     from device.audio.mic import Microphone
-    from device.wakeword.detector import build_detector
+    from device.wakeword.detector import FrameScore, build_detector, how
 
     detector = await asyncio.to_thread(build_detector, wcfg, Path(cfg.state_dir))
     mic = Microphone(cfg.audio)
     source = mic.add_consumer("wakeword", 100)
     started = time.monotonic()
 
-    def on_score(score: float, end: int) -> None:
-        print(f"\r{meter(score, wcfg.threshold)} {end / MIC_RATE:7.1f}s", end="", flush=True)
+    def on_score(f: FrameScore) -> None:
+        line = meter(f.base, wcfg.threshold, f.micro)
+        print(f"\r{line} {f.end / MIC_RATE:7.1f}s", end="", flush=True)
 
     def on_detect(hit: WakeDetected) -> None:
-        print(f"\n{time.monotonic() - started:7.1f}s  {hit.model} (score {hit.score:.2f})")
+        print(
+            f"\n{time.monotonic() - started:7.1f}s  {hit.model} (score {hit.score:.2f}{how(hit)})"
+        )
 
     detector.on_score = on_score
     async with mic.running():

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -271,6 +272,16 @@ class FrameTrigger:
         return self._blocked_until
 
 
+@dataclass(frozen=True, slots=True)
+class FrameScore:
+    """One 80 ms frame's scores: the base model's, microWakeWord's (None: not running) and the
+    sample where the frame ends."""
+
+    base: float
+    micro: float | None
+    end: int
+
+
 class _Lane:
     """One stream of audio into a model and a trigger: the 80 ms frame being filled."""
 
@@ -337,8 +348,8 @@ class Detector:
         self._uncancelled_on = False
         self.gaps = 0
         self.dropped = 0
-        self.last_score = 0.0
-        self.on_score: Callable[[float, int], None] | None = None
+        self.on_score: Callable[[FrameScore], None] | None = None
+        """Told each of the first lane's frames' scores (the scoring thread: hand over only)."""
         self._inbox: queue.Queue[AudioBlock | None] = queue.Queue(QUEUE_BLOCKS)
 
     @property
@@ -426,12 +437,11 @@ class Detector:
     def _score_frame(self, lane: _Lane, frame_end: int) -> WakeDetected | None:
         model, trigger = lane.model, lane.trigger
         score = model.score(lane.buf)
+        micro = None if lane.micro is None else lane.micro.score(lane.buf)
         lane.frames += 1
-        if lane is self._main:
-            self.last_score = score
-            if self.on_score is not None:
-                self.on_score(score, frame_end)
-        heard = lane.micro is not None and lane.micro.hears(lane.micro.score(lane.buf))
+        if lane is self._main and self.on_score is not None:
+            self.on_score(FrameScore(score, micro, frame_end))
+        heard = lane.micro is not None and micro is not None and lane.micro.hears(micro)
         emb = model.embeddings if trigger.needs_embeddings(score, heard) else None
         mels = model.mels if trigger.needs_mels(score, heard) else None
         return trigger.update(score, frame_end, model.noise_level, emb, mels, heard=heard)

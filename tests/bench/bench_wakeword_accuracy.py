@@ -17,8 +17,12 @@ Prints, for each part:
 - each held-out voice enrolled from 4 takes: recall of its other renditions per condition (and
   'alone': the same renditions with nobody enrolled), false
   accepts per hour over all negatives (its own ordinary speech included), and in enrolled-only
-  mode the share of other voices' wake words it accepts ('others') and of its own renditions
-  ('own', mean over conditions).
+  mode the share of other speakers' wake words it accepts ('others'), of other voices of its own
+  speaker's ('same': espeak-ng's language voices share one voice, and two flite and festival
+  voices are one person's recordings; `corpus.speaker`), and of its own renditions ('own', mean
+  over conditions);
+- for the held-out part, the daemon path on the wake words of the held-out voices whose speaker no
+  tuning voice shares (`corpus.NEW_SPEAKERS`, 7 of 11).
 Writes bench-results/wakeword_accuracy.json. `--ci` runs CI's reduced set instead.
 """
 
@@ -52,6 +56,15 @@ def evaluate_all(specs: Sequence[Spec]) -> list[tuple[Spec, Stream, Analysis]]:
     """Build and analyse every stream (cached after the first run)."""
     done = evaluate.run_specs(specs)
     return [(spec, s, a) for spec, (s, a) in zip(specs, done, strict=True)]
+
+
+NOISY = ("room", "far", *(f"{k} 10 dB" for k in ("white", "pink", "babble", "music", "tv")))
+"""The product's noisy conditions: each 10 dB noise and the rooms."""
+
+
+def new_speakers(results: Results, cfg: WakewordConfig) -> list[Row]:
+    """Positives only, recall over `corpus.NEW_SPEAKERS`' wake words."""
+    return evaluate.compare([r for r in results if r[0].kind == "pos"], cfg, corpus.NEW_SPEAKERS)
 
 
 def table(rows: Sequence[Row], without: Sequence[Row] | None = None) -> list[str]:
@@ -146,7 +159,7 @@ def _operating_point(
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
     """One line per enrolled voice."""
     lines = [
-        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'alone':>7}{'FA/h':>7}{'near':>7}{'others':>8}{'own':>6}"
+        f"{'enrolled voice':<34}{'clean':>7}{'worst':>7}{'mean':>7}{'alone':>7}{'FA/h':>7}{'near':>7}{'others':>8}{'same':>6}{'own':>6}"
     ]
     for e in found:
         worst = min(e.recall, key=lambda k: e.recall[k])
@@ -155,7 +168,9 @@ def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
             f"{np.mean(list(e.recall.values())):>7.0%}{np.mean(list(e.without.values())):>7.0%}"
             f"{e.false_accepts / e.hours:>7.2f}"
             f"{e.near_accepts / max(e.near_clips, 1):>7.0%}"
-            f"{e.others_accepted:>8.1%}{np.mean(list(e.only.values())):>6.0%}   worst: {worst}"
+            f"{e.others_accepted:>8.1%}"
+            + ("     -" if e.same_speaker_accepted is None else f"{e.same_speaker_accepted:>6.0%}")
+            + f"{np.mean(list(e.only.values())):>6.0%}   worst: {worst}"
         )
     return lines
 
@@ -180,6 +195,18 @@ def main() -> None:
         hours = sum(s.hours for spec, s, _ in part if spec.kind not in ("pos", "near"))
         print(f"\n== {split} voices ({hours:.1f} h of negatives) ==")
         print("\n".join(table(rows, without)))
+        new_rows: list[Row] = []
+        if split == "held-out":
+            new_rows = new_speakers(part, cfg)
+            lines = table(new_rows, new_speakers(part, no_micro))[: len(new_rows) + 1]
+            noisy = [r.daemon for r in new_rows if r.condition in NOISY]
+            print(
+                f"the held-out voices whose speaker no tuning voice shares ({len(corpus.NEW_SPEAKERS)}):"
+            )
+            print("\n".join(lines))
+            print(
+                f"  10 dB and rooms, daemon path: mean {np.mean(noisy):.0%}, worst {min(noisy):.0%}"
+            )
         c = curve(part)
         print("base model alone, threshold -> recall clean / 10 dB+rooms, false accepts per hour:")
         for pt in c:
@@ -216,6 +243,7 @@ def main() -> None:
             "negative_hours": hours,
             "rows": [r.__dict__ for r in rows],
             "rows_without_micro": [r.__dict__ for r in without],
+            "rows_new_speakers": [r.__dict__ for r in new_rows if r.kind == "pos"],
             "enrolled_without_micro": [e.__dict__ for e in found_without],
             "curve": c,
             "second_stage_curve": sc,

@@ -81,6 +81,39 @@ openWakeWord's models were trained on: Piper's `joe` and two of Kokoro-82M's fiv
 for no setting."""
 NEURAL_TRAIN_VOICES = _voices("kokoro:jf_alpha kokoro:jf_nezumi kokoro:jm_kumo")
 """Kokoro's other three voices (every other one in its order): training only, never reported."""
+SAME_PERSON = {
+    "flite:kal": "kal",
+    "flite:kal16": "kal",
+    "festival:kal_diphone": "kal",
+    "flite:slt": "slt",
+    "festival:cmu_us_slt_arctic_hts": "slt",
+}
+"""Voices made from one person's recordings: CMU's Kal diphones behind flite's `kal` and `kal16`
+and festival's `kal_diphone`; CMU ARCTIC's SLT behind flite's `slt` and festival's HTS voice."""
+
+
+def speaker(voice: Voice) -> str:
+    """Who a voice is: espeak-ng's language voices without a `+variant` all speak with its one
+    default voice (they differ in accent and intonation, not in timbre), and some flite and
+    festival voices are made from the same person's recordings (`SAME_PERSON`). No speaker
+    verification can tell such voices apart, so enrolled-only mode's "other voices" are other
+    speakers; and a held-out voice whose speaker is also a tuning voice's is not a new speaker."""
+    if voice.engine == "espeak" and "+" not in voice.name:
+        return "espeak"
+    return SAME_PERSON.get(str(voice), str(voice))
+
+
+def voice_of(label: str) -> Voice:
+    """The voice of a positive clip's label ('engine:name t1.0 p+0')."""
+    return Voice(*label.split(maxsplit=1)[0].split(":", 1))
+
+
+NEW_SPEAKERS = tuple(
+    v for v in HELD_OUT_VOICES if speaker(v) not in {speaker(t) for t in TUNE_VOICES}
+)
+"""Held-out voices whose speaker no tuning voice shares (7 of 11): the 3 espeak-ng language
+voices and flite's `kal` speak as tuning voices do, in another accent or at another rate."""
+
 TEMPOS = (0.85, 1.0, 1.2)
 SEMITONES = (-2, 0, 2)
 WAKE = "hey jarvis"

@@ -15,7 +15,7 @@ import hashlib
 import multiprocessing
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,18 @@ from device.wakeword.micro import MicroModel, MicroSpec, micro_spec_for
 from device.wakeword.models import WakeModel, resolve_model
 from device.wakeword.second_stage import SecondStage, second_stage_for
 from device.wakeword.verifier import VoiceVerifier
-from tests.wakeword.corpus import ROOT, VERSION, WAKE, Spec, Stream, Voice, frames_of, say
+from tests.wakeword.corpus import (
+    ROOT,
+    VERSION,
+    WAKE,
+    Spec,
+    Stream,
+    Voice,
+    frames_of,
+    say,
+    speaker,
+    voice_of,
+)
 
 AFTER = MIC_RATE
 """A detection up to 1 s after a clip's end still counts for it."""
@@ -288,14 +299,26 @@ class Row:
     """Clips (positives) or minutes (negatives)."""
 
 
+def recall_of(stream: Stream, r: Result, voices: Collection[Voice]) -> tuple[float, int]:
+    """Recall over the clips of `voices` only, and how many clips that is."""
+    hit = [h > 0 for h, c in zip(r.hits, stream.clips, strict=True) if voice_of(c.label) in voices]
+    return (float(np.mean(hit)) if hit else 0.0), len(hit)
+
+
 def compare(
-    results: Sequence[tuple[Spec, Stream, Analysis]], cfg: WakewordConfig | None = None
+    results: Sequence[tuple[Spec, Stream, Analysis]],
+    cfg: WakewordConfig | None = None,
+    voices: Collection[Voice] | None = None,
 ) -> list[Row]:
-    """Bare engine vs the daemon path (no enrolled voice) per stream."""
+    """Bare engine vs the daemon path (no enrolled voice) per stream (`voices`: recall over their
+    wake words only; negatives as they are)."""
     rows: list[Row] = []
     for spec, stream, a in results:
         b, d = bare(stream, a), daemon(stream, a, cfg)
-        if spec.kind == "pos":
+        if spec.kind == "pos" and voices is not None:
+            (rb, n), (rd, _) = recall_of(stream, b, voices), recall_of(stream, d, voices)
+            rows.append(Row("pos", spec.condition, rb, rd, n))
+        elif spec.kind == "pos":
             rows.append(Row("pos", spec.condition, b.recall(), d.recall(), len(stream.clips)))
         else:
             label = spec.condition if spec.kind == "speech" else f"{spec.kind} ({spec.condition})"
@@ -309,7 +332,8 @@ def compare(
 class Enrolled:
     """One enrolled voice's results: recall of its own renditions per condition, false accepts
     per hour over every negative (its own ordinary speech among them), and in enrolled-only mode
-    the share of other voices' wake words accepted."""
+    the share of other speakers' wake words accepted (`corpus.speaker`: other voices of the same
+    speaker apart)."""
 
     voice: str
     recall: dict[str, float]
@@ -321,6 +345,9 @@ class Enrolled:
     near_accepts: int
     near_clips: int
     others_accepted: float
+    """Enrolled-only mode: the share of other speakers' wake words accepted."""
+    same_speaker_accepted: float | None
+    """The same for other voices of the enrolled voice's speaker (None: it has none here)."""
     only: dict[str, float]
     """Enrolled-only mode: the voice's own renditions recalled, per condition."""
 
@@ -335,6 +362,8 @@ def enrolled(
     without: dict[str, float] = {}
     only_recall: dict[str, float] = {}
     fa, hours, others, n_others, near, n_near = 0, 0.0, 0, 0, 0, 0
+    same, n_same = 0, 0
+    who = speaker(voice)
     for spec, stream, a in results:
         if spec.kind == "near":
             near += sum(h > 0 for h in daemon(stream, a, cfg, [verifier]).hits)
@@ -354,8 +383,13 @@ def enrolled(
             np.mean([h > 0 for h, m in zip(r.hits, mine, strict=True) if m])
         )
         ro = daemon(stream, a, only, [verifier])
-        others += sum(h > 0 for h, m in zip(ro.hits, mine, strict=True) if not m)
-        n_others += sum(not m for m in mine)
+        for h, m, c in zip(ro.hits, mine, stream.clips, strict=True):
+            if m:
+                continue
+            if speaker(voice_of(c.label)) == who:
+                same, n_same = same + (h > 0), n_same + 1
+            else:
+                others, n_others = others + (h > 0), n_others + 1
         only_recall[spec.condition] = float(
             np.mean([h > 0 for h, m in zip(ro.hits, mine, strict=True) if m])
         )
@@ -368,5 +402,6 @@ def enrolled(
         near,
         n_near,
         others / max(n_others, 1),
+        same / n_same if n_same else None,
         only_recall,
     )

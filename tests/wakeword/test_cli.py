@@ -52,6 +52,9 @@ def test_wakeword_test_prints_peak_and_detection(
     for line in lines:
         peak = float(line.split("peak ")[1].split()[0])
         assert peak > 0.9
+        micro = float(line.split("(microWakeWord ")[1].split()[0])  # its model's peak beside it
+        assert 0.0 <= micro <= 1.0
+        print(line)
         assert "detected at" in line and "not detected" not in line
 
 
@@ -91,6 +94,7 @@ def test_wakeword_listen_shows_scores_and_detects_on_the_microphone(
             assert proc.poll() is None, text()
             time.sleep(0.2)
         assert "] 0." in text(), text()
+        assert "microWakeWord 0." in text(), text()[-500:]
         # play the wake word until it is heard (a new PulseAudio client can start late)
         while "hey_jarvis (score" not in text() and time.monotonic() < deadline:
             sound_card.play_into_mic(wavs["wake"]).wait(30)
