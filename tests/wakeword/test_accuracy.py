@@ -4,14 +4,16 @@ Voices of three synthesizers never used to choose any setting (corpus.HELD_OUT_V
 neural voices (corpus.NEURAL_VOICES: only the no-regression rule is asserted on them), three
 renditions each, clean / room / far field / white, pink, babble, music and TV noise at 10 dB;
 negatives: ordinary speech clean and in babble, TV and music, music alone, the speaker's replies,
-near misses. Asserted: the daemon path never recalls less than bare openWakeWord nor fires more
-often on any negative, at most 0.5 false accepts per hour; with the second stage and
-microWakeWord's model the daemon path reaches the product's targets: 90 % clean and 70 % in each
-noise and room condition (less one clip of 33: float kernels differ between CPUs); an enrolled
-voice is recalled clean every time and over all conditions more often than without enrollment,
-at the same false-accept bound. How often enrolled-only mode lets another
-voice's wake word pass is printed ('others', with the voice's own renditions it keeps: 'own'),
-not asserted: it misses the product's target.
+near misses. Asserted: the daemon path never recalls less than bare openWakeWord (also on the
+held-out voices whose speaker no tuning voice shares: corpus.NEW_SPEAKERS) nor fires more often on
+any negative, at most 0.5 false accepts per hour; with the second stage and microWakeWord's model
+the daemon path reaches the product's targets over all 11 held-out voices: 90 % clean and 70 % in
+each noise and room condition (less one clip of 33: float kernels differ between CPUs; on the new
+speakers alone the bench measures babble and TV at 10 dB below 70 %); an enrolled voice is recalled
+clean every time and over all conditions more often than without enrollment, at the same
+false-accept bound. How often enrolled-only mode lets another speaker's wake word pass is printed
+('others'; other voices of its own speaker: 'same'; its own renditions it keeps: 'own'), not
+asserted: it misses the product's target.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import pytest
 
 from device.config import WakewordConfig
-from tests.bench.bench_wakeword_accuracy import enrolled_lines, evaluate_all, table
+from tests.bench.bench_wakeword_accuracy import enrolled_lines, evaluate_all, new_speakers, table
 from tests.wakeword import corpus, evaluate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
@@ -40,10 +42,13 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
     cfg = WakewordConfig()
     rows = evaluate.compare(results, cfg)
     neural_rows = evaluate.compare(neural, cfg)
+    # The held-out voices whose speaker no tuning voice shares (corpus.NEW_SPEAKERS).
+    new_rows = new_speakers(results, cfg)
     found = [evaluate.enrolled(v, results, cfg) for v in ENROLLED]
     hours = sum(s.hours for spec, s, _ in results if spec.kind not in ("pos", "near"))
     print("\n" + "\n".join([*table(rows), *enrolled_lines(found), f"negatives: {hours:.2f} h"]))
     print("neural voices (Piper, Kokoro):\n" + "\n".join(table(neural_rows)))
+    print("held-out voices of new speakers:\n" + "\n".join(table(new_rows)[: len(new_rows) + 1]))
 
     errs = [
         e
@@ -59,7 +64,7 @@ def test_held_out_voices_bare_vs_daemon_and_enrolled() -> None:
     # At most about a second before it (the base model alone errs as far: -1008 ms on one clip).
     assert min(errs) >= -1050
 
-    for r in [*rows, *neural_rows]:
+    for r in [*rows, *neural_rows, *new_rows]:
         assert r.daemon >= r.bare if r.kind == "pos" else r.daemon <= r.bare, r
     pos = {r.condition: r.daemon for r in rows if r.kind == "pos"}
     fa = sum(r.daemon * r.n / 60 for r in rows if r.kind == "neg")
