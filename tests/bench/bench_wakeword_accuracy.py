@@ -243,7 +243,7 @@ def main() -> None:
             "negative_hours": hours,
             "rows": [r.__dict__ for r in rows],
             "rows_without_micro": [r.__dict__ for r in without],
-            "rows_new_speakers": [r.__dict__ for r in new_rows if r.kind == "pos"],
+            "rows_new_speakers": [r.__dict__ for r in new_rows],
             "enrolled_without_micro": [e.__dict__ for e in found_without],
             "curve": c,
             "second_stage_curve": sc,

@@ -111,8 +111,8 @@ def voice_of(label: str) -> Voice:
 NEW_SPEAKERS = tuple(
     v for v in HELD_OUT_VOICES if speaker(v) not in {speaker(t) for t in TUNE_VOICES}
 )
-"""Held-out voices whose speaker no tuning voice shares (7 of 11): the 3 espeak-ng language
-voices and flite's `kal` speak as tuning voices do, in another accent or at another rate."""
+"""Held-out voices whose speaker no tuning voice shares (7 of 11): the other 4 are espeak-ng's
+default voice in three more accents and flite's `kal`, CMU's Kal as in two tuning voices."""
 
 TEMPOS = (0.85, 1.0, 1.2)
 SEMITONES = (-2, 0, 2)
