@@ -213,18 +213,18 @@ def _second_stage(enabled: bool, noise_suppression: bool) -> SecondStage | None:
     return second_stage_for(resolve_model("hey_jarvis"), cfg)
 
 
-def daemon(
-    stream: Stream,
+def daemon_detections(
     a: Analysis,
     cfg: WakewordConfig | None = None,
     voices: Sequence[VoiceVerifier] = (),
     *,
     stage: SecondStage | None = None,
     micro: MicroSpec | None = None,
-) -> Result:
+) -> list[tuple[int, str | None, int | None]]:
     """The daemon's FrameTrigger on the same frames (no noise suppression: the default), with the
     second stage (or `stage`: another operating point of it) and the microWakeWord model (or
-    `micro`: another cutoff of it) the Detector would use."""
+    `micro`: another cutoff of it) the Detector would use: where each detection fired (the sample
+    ending its frame), the enrolled voice it matched and its wake-word end estimate."""
     cfg = cfg or WakewordConfig()
     if stage is None:
         stage = _second_stage(cfg.second_stage, cfg.noise_suppression)
@@ -246,7 +246,20 @@ def daemon(
         hit = trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window, mels, heard=heard)
         if hit is not None:
             dets.append(((k + 1) * FRAME_SAMPLES, hit.voice, hit.end))
-    return _result(stream, dets)
+    return dets
+
+
+def daemon(
+    stream: Stream,
+    a: Analysis,
+    cfg: WakewordConfig | None = None,
+    voices: Sequence[VoiceVerifier] = (),
+    *,
+    stage: SecondStage | None = None,
+    micro: MicroSpec | None = None,
+) -> Result:
+    """`daemon_detections` per clip of the stream."""
+    return _result(stream, daemon_detections(a, cfg, voices, stage=stage, micro=micro))
 
 
 def online(stream: Stream, det: Detector, block: int = 1280) -> tuple[Result, list[WakeDetected]]:

@@ -29,8 +29,6 @@ import numpy.typing as npt
 from device.config import WakeAudience, WakewordConfig
 from device.events import MIC_RATE
 from device.wakeword import verifier
-from device.wakeword.detector import FrameTrigger
-from device.wakeword.features import FRAME_SAMPLES, HISTORY, MEL_HISTORY
 from tests.bench.bench_wakeword_accuracy import NOISY, evaluate_all
 from tests.wakeword import corpus, evaluate
 
@@ -155,34 +153,10 @@ class Encoder:
         return unit
 
 
-def detections(
-    stream: corpus.Stream, a: evaluate.Analysis, voice: verifier.VoiceVerifier
-) -> list[int]:
-    """Where enrolled-only mode's FrameTrigger fires (the sample ending the frame)."""
-    cfg = WakewordConfig(who_can_wake=WakeAudience.ENROLLED)
-    trigger = FrameTrigger(
-        cfg, "hey_jarvis", [voice], second_stage=evaluate._second_stage(True, False)
-    )
-    micro = evaluate._micro(True)
-    window = np.zeros((HISTORY, a.embeddings.shape[1]), np.float32)
-    mels = np.ones((MEL_HISTORY, a.mels.shape[2]), np.float32)
-    out = []
-    for k in range(len(a.scores)):
-        score = float(a.scores[k])
-        heard = micro is not None and micro.hears(float(a.micro[k]))
-        if trigger.needs_embeddings(score, heard):
-            lo = max(0, k + 1 - HISTORY)
-            window[HISTORY - (k + 1 - lo) :] = a.embeddings[lo : k + 1]
-        if trigger.needs_mels(score, heard):
-            evaluate.mel_history(a, k, mels)
-        if trigger.update(score, (k + 1) * FRAME_SAMPLES, None, window, mels, heard=heard):
-            out.append((k + 1) * FRAME_SAMPLES)
-    return out
-
-
 def main() -> None:
     weights, split = Path(sys.argv[1]), sys.argv[2]
     enc = Encoder(weights)
+    only = WakewordConfig(who_can_wake=WakeAudience.ENROLLED)
     results = evaluate_all([corpus.Spec(split, "pos", c, 3) for c in ("clean", *NOISY)])
     voices = corpus.HELD_OUT_VOICES if split == "held-out" else corpus.TUNE_VOICES
     rows: list[tuple[bool, str, bool, bool, float]] = []  # own?, condition, templates, prints, cos
@@ -193,9 +167,9 @@ def main() -> None:
         ver = evaluate.enroll_voice(v)
         for spec, stream, a in results:
             verifier.PRINT_MATCH, shipped = np.inf, verifier.PRINT_MATCH
-            plain = detections(stream, a, ver)
+            plain = [d[0] for d in evaluate.daemon_detections(a, only, [ver])]
             verifier.PRINT_MATCH = shipped
-            printed = detections(stream, a, ver)
+            printed = [d[0] for d in evaluate.daemon_detections(a, only, [ver])]
             for clip in stream.clips:
                 other = corpus.voice_of(clip.label)
                 if other != v and corpus.speaker(other) == corpus.speaker(v):
