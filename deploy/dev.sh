@@ -69,8 +69,11 @@ case "$cmd" in
     "$UV" run --locked ruff check device tests
     "$UV" run --locked ruff format --check device tests
     "$UV" run --locked mypy
-    say "tests: unit, integration and system tiers"
-    "$UV" run --locked pytest "$@"
+    say "tests: unit, integration and system tiers (two lanes: system, and the rest)"
+    # The system tier mostly waits on containers, SSH and qemu, so it runs in a second worker
+    # beside the others (tests/conftest.py's scheduler makes the two lanes); `-n 0` runs every
+    # test in one process, one after the other.
+    "$UV" run --locked pytest -n 2 --dist loadscope "$@"
     ;;
   demo) setup; exec "$UV" run --locked livespeaker demo "$@" ;;
   bench) setup; exec "$UV" run --locked python -m tests.bench "$@" ;;

@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -156,6 +157,21 @@ def sim_config(sim: LiveSimulator, tmp: Path, **live: object) -> Config:
             "live": {"base_url": sim.base_url, "ca_file": str(sim.certs.ca), **live},
         }
     )
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Two lanes for `pytest -n 2` (dev.sh test): the system tier (containers, SSH, debootstrap
+    and qemu, mostly waiting on them) in one worker, everything else in the other, each lane in
+    collection order and one test at a time, as without xdist. (xdist's own `loadgroup` marks do
+    not group on pytest 9.2, which no longer reads the node id xdist rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Lanes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "system" if nodeid.startswith("tests/system/") else "main"
+
+    return Lanes(config, log)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
