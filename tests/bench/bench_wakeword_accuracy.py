@@ -22,7 +22,8 @@ Prints, for each part:
   voices are one person's recordings; `corpus.speaker`), and of its own renditions ('own', mean
   over conditions);
 - for the held-out part, the daemon path on the wake words of the held-out voices whose speaker no
-  tuning voice shares (`corpus.NEW_SPEAKERS`, 7 of 11).
+  tuning voice shares (`corpus.NEW_SPEAKERS`, 7 of 11), at the defaults and along the daemon
+  path's two curves ('| new speakers').
 Writes bench-results/wakeword_accuracy.json. `--ci` runs CI's reduced set instead.
 """
 
@@ -137,8 +138,10 @@ def _operating_point(
     results: Results, stage: SecondStage | None = None, micro: MicroSpec | None = None
 ) -> dict[str, Any]:
     """Recall clean, mean and worst of the 10 dB / room conditions, and false accepts per hour
-    (near misses left out), of the daemon path with `stage` and `micro`."""
+    (near misses left out), of the daemon path with `stage` and `micro`; the same recall over
+    `corpus.NEW_SPEAKERS`' wake words alone where the results hold any ("new_...")."""
     recall: dict[str, list[float]] = {}
+    new: dict[str, list[tuple[float, int]]] = {}
     fa, hours = 0, 0.0
     for spec, s, a in results:
         if spec.kind == "near":
@@ -149,11 +152,31 @@ def _operating_point(
             hours += s.hours
         elif "5 dB" not in spec.condition and "20 dB" not in spec.condition:
             recall.setdefault(spec.condition, []).append(r.recall())
+            new.setdefault(spec.condition, []).append(evaluate.recall_of(s, r, corpus.NEW_SPEAKERS))
+    out = {"false_accepts_per_hour": fa / hours, **_summary(recall)}
+    if any(n for pairs in new.values() for _, n in pairs):
+        pooled = {c: [float(np.average([x for x, _ in v], weights=[n for _, n in v]))]
+                  for c, v in new.items() if sum(n for _, n in v)}  # fmt: skip
+        out |= {f"new_{k}": v for k, v in _summary(pooled).items()}
+    return out
+
+
+def _summary(recall: dict[str, list[float]]) -> dict[str, Any]:
+    """Clean recall, and the mean and worst over the other conditions (and which is worst)."""
     noisy = {c: float(np.mean(v)) for c, v in recall.items() if c != "clean"}
     return {"clean": float(np.mean(recall["clean"])),
             "noisy_mean": float(np.mean(list(noisy.values()))),
-            "noisy_worst": min(noisy.values()), "worst": min(noisy, key=lambda c: noisy[c]),
-            "false_accepts_per_hour": fa / hours}  # fmt: skip
+            "noisy_worst": min(noisy.values()), "worst": min(noisy, key=lambda c: noisy[c])}  # fmt: skip
+
+
+def _point(pt: dict[str, Any]) -> str:
+    """An operating point as the curves print it (the new speakers' recall after a '|')."""
+    line = (f"{pt['clean']:>5.0%} {pt['noisy_mean']:>5.0%} {pt['noisy_worst']:>5.0%} ({pt['worst']})"
+            f" {pt['false_accepts_per_hour']:>7.2f}")  # fmt: skip
+    if "new_clean" in pt:
+        line += (f"  | new speakers {pt['new_clean']:>5.0%} {pt['new_noisy_mean']:>5.0%}"
+                 f" {pt['new_noisy_worst']:>5.0%} ({pt['new_worst']})")  # fmt: skip
+    return line
 
 
 def enrolled_lines(found: Sequence[Enrolled]) -> list[str]:
@@ -219,20 +242,14 @@ def main() -> None:
             " worst, false accepts per hour:"
         )
         for pt in sc:
-            print(
-                f"  {pt['accept_delta']:+5.1f} {pt['clean']:>5.0%} {pt['noisy_mean']:>5.0%}"
-                f" {pt['noisy_worst']:>5.0%} ({pt['worst']}) {pt['false_accepts_per_hour']:>7.2f}"
-            )
+            print(f"  {pt['accept_delta']:+5.1f} {_point(pt)}")
         mc = micro_curve(part)
         print(
             "daemon path, microWakeWord's cutoff -> recall clean / 10 dB+rooms mean / worst,"
             " false accepts per hour:"
         )
         for pt in mc:
-            print(
-                f"  {pt['cutoff']:<5} {pt['clean']:>5.0%} {pt['noisy_mean']:>5.0%}"
-                f" {pt['noisy_worst']:>5.0%} ({pt['worst']}) {pt['false_accepts_per_hour']:>7.2f}"
-            )
+            print(f"  {pt['cutoff']:<5} {_point(pt)}")
         voices = part[0][0].voices()
         found = [evaluate.enrolled(v, part, cfg) for v in voices]
         print("\n".join(enrolled_lines(found)))
