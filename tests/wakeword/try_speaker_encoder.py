@@ -153,6 +153,19 @@ class Encoder:
         return unit
 
 
+def _templates_alone(
+    a: evaluate.Analysis, cfg: WakewordConfig, ver: verifier.VoiceVerifier
+) -> list[int]:
+    """Where the daemon path fires with the voiceprint check off (as tune_voiceprint turns it
+    off: `PRINT_MATCH` infinite), the shipped distance put back afterwards."""
+    shipped = verifier.PRINT_MATCH
+    verifier.PRINT_MATCH = np.inf
+    try:
+        return [d[0] for d in evaluate.daemon_detections(a, cfg, [ver])]
+    finally:
+        verifier.PRINT_MATCH = shipped
+
+
 def main() -> None:
     weights, split = Path(sys.argv[1]), sys.argv[2]
     enc = Encoder(weights)
@@ -167,9 +180,7 @@ def main() -> None:
         mean /= np.linalg.norm(mean)
         ver = evaluate.enroll_voice(v)
         for si, (spec, stream, a) in enumerate(results):
-            verifier.PRINT_MATCH, shipped = np.inf, verifier.PRINT_MATCH
-            plain = [d[0] for d in evaluate.daemon_detections(a, only, [ver])]
-            verifier.PRINT_MATCH = shipped
+            plain = _templates_alone(a, only, ver)
             printed = [d[0] for d in evaluate.daemon_detections(a, only, [ver])]
             for clip in stream.clips:
                 other = corpus.voice_of(clip.label)
