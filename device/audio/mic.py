@@ -39,6 +39,7 @@ from device.audio.aec import SampleClock
 from device.audio.convert import BlockFramer, MicConverter
 from device.audio.devices import Direction, StreamFormat
 from device.audio.queues import DropOldestQueue
+from device.audio.stream_time import monotonic_at
 from device.audio.supervisor import DeviceSupervisor, EventSink, run_in_task
 from device.config import AudioConfig
 from device.events import MIC_RATE, AudioBlock
@@ -106,8 +107,9 @@ class _InputStream:
             nonlocal flagged, captured_at
             if not pending:  # the monotonic time the first sample of this hand-over was captured
                 adc = time_info.inputBufferAdcTime
-                age = time_info.currentTime - adc if adc else frames / fmt.rate
-                captured_at = time.monotonic() - min(max(age, 0.0), 1.0)
+                current = time_info.currentTime
+                age = current - adc if adc else frames / fmt.rate
+                captured_at = monotonic_at(current) - min(max(age, 0.0), 1.0)
             pending.append(bytes(indata))
             flagged = flagged or bool(status)
             if len(pending) < self.hand_every:

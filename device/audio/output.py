@@ -37,6 +37,7 @@ import numpy as np
 
 from device.audio import devices
 from device.audio.devices import Direction, StreamFormat
+from device.audio.stream_time import monotonic_at
 
 if TYPE_CHECKING:
     from device.audio.playback import PlaybackBuffer
@@ -469,7 +470,9 @@ class CallbackOutput(_Output):
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             now = time.monotonic()
             dac = time_info.outputBufferDacTime
-            ahead = min(max(dac - time_info.currentTime, 0.0), 1.0) if dac else self.latency
+            current = time_info.currentTime
+            ahead = min(max(dac - current, 0.0), 1.0) if dac else self.latency
+            heard_at = monotonic_at(current) + ahead
             mono = outdata[:, 0]
             buf, alerting = _source(owner)
             n = buf.read_into(mono, owner.gain) if self.phase is Phase.RUNNING else 0
@@ -488,9 +491,9 @@ class CallbackOutput(_Output):
             if outdata.shape[1] > 1:
                 outdata[:, 1:] = outdata[:, :1]
             if reference is not None:  # echo_mode "aec": what is played, and when
-                reference.put(now + ahead, mono.copy(), rate)
+                reference.put(heard_at, mono.copy(), rate)
             if n:
-                self._stamp(buf, alerting, now + ahead, n)
+                self._stamp(buf, alerting, heard_at, n)
             self.last_callback_at = now
             if not self.callbacks:
                 self.first_callback_at = self.last_callback_at
