@@ -45,6 +45,8 @@ def benches(quick: bool, soak: int, minutes: float = 30.0) -> dict[str, list[str
                    *(["--idle-seconds", "10", "--starts", "1", "--trials", "2"] if quick else [])],
         "aec": [*py, "-m", "tests.bench.bench_aec", "--out", str(OUT / "aec.json"),
                 "--answers", "3" if quick else "20"],
+        "stream_time": [*py, "-m", "tests.bench.bench_stream_time",
+                        "--out", str(OUT / "stream_time.json"), "--seconds", "5" if quick else "20"],
         "mixed_soak": [*py, "-m", "tests.bench.bench_mixed_soak", "--out", str(OUT / "mixed_soak.json"),
                        "--minutes", "0" if quick else f"{minutes:g}",
                        *(["--conversations", "1"] if quick else [])],
