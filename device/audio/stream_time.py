@@ -7,10 +7,10 @@ The microphone's and the speaker's timelines (device.audio.aec) live on the mono
 
 Mapping with the callback's own `time.monotonic()` (`now - (currentTime - adc)`) assumes that the
 Python callback runs the moment PortAudio read its clock. It runs once it has the GIL: with one
-busy Python thread beside it (the loop scoring the wake word), 8.9 ms later at the median and up
-to 18 ms (tests/bench/bench_stream_time.py), and that lateness moved the timelines with the load
-(2.7 ms of jitter where the device's own times hold within 0.2 ms), and the echo against its
-reference with them. Reading the wall clock and the monotonic clock together gives their offset
+busy Python thread beside it (the loop scoring the wake word), 5.2 ms later at the median and up
+to 10 ms (tests/bench/bench_stream_time.py), and that lateness moved the timelines with the load
+(the speaker's: 0.44 ms std, up to 5.2 ms, where the device's own times hold within 0.03 ms),
+and the echo against its reference with them. Reading the wall clock and the monotonic clock together gives their offset
 whenever the callback runs, and so the monotonic time PortAudio meant.
 """
 

@@ -11,9 +11,9 @@ callback maps its DAC or ADC time to the monotonic clock two ways:
 Printed per stream and load: how late the Python callback ran after PortAudio read its clock
 (the wall clock's reading in the callback minus `currentTime`: the baseline's timeline moves by
 it, the clocks read together do not), and for the output (the echo canceller's reference) the
-timeline's jitter: the mapped DAC times' residual from a straight line through them (the
-device's clock against the monotonic one), its standard deviation and largest value, and the
-ratio to the baseline. (The rig's idle microphone is clocked in bursts, its ADC times off a
+timeline's jitter: the mapped DAC times' residual from their own course (a straight line, the
+device's clock against the monotonic one, and a running median over 0.5 s, the device's latency
+as it changes), its standard deviation and largest value, and the ratio to the baseline. (The rig's idle microphone is clocked in bursts, its ADC times off a
 straight line by far more than either mapping moves them: no jitter is printed for it.)
 Writes bench-results/stream_time.json.
 """
@@ -33,6 +33,8 @@ from device.audio.stream_time import monotonic_at
 from device.simhw.pulse import VirtualSoundCard
 
 BLOCK_MS = 20
+WINDOW = 25
+"""Callbacks in the running median the jitter is measured from (0.5 s)."""
 
 
 def busy(stop: threading.Event) -> None:
@@ -78,8 +80,14 @@ def run(output: bool, seconds: float, loaded: bool) -> dict[str, Any]:
     counts = np.arange(len(a)) * blocksize
 
     def jitter(times: np.ndarray) -> tuple[float, float]:
-        fit = np.polyval(np.polyfit(counts, times, 1), counts)
-        residual = (times - fit) * 1000
+        """Std and largest residual (ms) from the timeline's own course: a straight line
+        through the times (the clock's rate), and then the running median of 25 callbacks
+        (0.5 s: a lasting change of the device's latency, which the timelines follow)."""
+        x = times - np.polyval(np.polyfit(counts, times, 1), counts)
+        half = WINDOW // 2
+        padded = np.pad(x, half, mode="edge")
+        course = np.median(np.lib.stride_tricks.sliding_window_view(padded, WINDOW), axis=1)
+        residual = (x - course) * 1000
         return float(residual.std()), float(np.abs(residual).max())
 
     late = a[:, 2] * 1000
