@@ -18,6 +18,9 @@ through the filter pipes; 10 ms through PulseAudio's loopback, without reverbera
 - cpu: CPU seconds per second of audio of the canceller (16 kHz mono, 20 ms blocks) next to
   the daemon's wake-word path on the same audio, on one lane and on two (aec mode while the
   speaker plays), in the same run.
+`--busy-thread`: a pure-Python thread holds the GIL beside the audio callbacks all the while (a
+daemon whose loop is busy), so that they run late (tests/bench/bench_stream_time.py); the CPU
+numbers are then not comparable.
 Writes bench-results/aec.json.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ from device.simhw.room import PIPE_DELAY_MS, EchoRoom, LoopbackRoom, room_respon
 from device.simhw.speech import synthesize
 from device.wakeword.detector import Detector
 from tests.audio.test_aec import ANSWER, Station, Take, power_db, vad_starts
+from tests.bench.bench_stream_time import busy
 
 
 def room(card: VirtualSoundCard, delay_ms: int) -> EchoRoom | LoopbackRoom:
@@ -213,9 +218,21 @@ def main() -> None:
         "--rooms", type=int, nargs="*", default=[10, 30, 60], help="delays, ms (none: skip)"
     )
     ap.add_argument("--skip-wake", action="store_true", help="only the rooms' echo and the CPU")
+    ap.add_argument(
+        "--busy-thread",
+        action="store_true",
+        help="a pure-Python thread holds the GIL beside the audio callbacks (a daemon's busy loop)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-results/aec.json"))
     args = ap.parse_args()
-    result = asyncio.run(main_async(args.answers, args.rooms, not args.skip_wake))
+    stop = threading.Event()
+    if args.busy_thread:
+        threading.Thread(target=busy, args=(stop,), daemon=True).start()
+    try:
+        result = asyncio.run(main_async(args.answers, args.rooms, not args.skip_wake))
+    finally:
+        stop.set()
+    result["busy_thread"] = args.busy_thread
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     for r in result["rooms"]:
