@@ -174,17 +174,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return Lanes(config, log)
 
 
-ROOM_MODULES = ("tests/audio/test_aec.py::", "tests/app/test_aec_e2e.py::")
-"""Echo-room tests, run last in their lane. The rig's room (device.simhw.room) is a chain of
-processes between the speaker's sink and the microphone, scheduled like any other. With two
-CPU-bound processes beside it, test_aec_e2e at 20 trials heard an answer's echo as the user in 3
-of 4 runs (the 4th lost a spoken request), with the old timeline code and the new alike (Dec 8
-2026); CI failed once so, at 2 trials, while the system lane built its root filesystems. Last,
-they run after the system lane (about 15 of a 28 min run) has finished."""
+LAST_MODULES = (
+    "tests/home/test_three_speakers_e2e.py::",
+    "tests/audio/test_aec.py::",
+    "tests/app/test_aec_e2e.py::",
+)
+"""Tests run last in their lane, after the system lane (about 15 of a 28 min run) has finished:
+- the echo rooms: the rig's room (device.simhw.room) is a chain of processes between the
+  speaker's sink and the microphone, scheduled like any other. With two CPU-bound processes
+  beside it, test_aec_e2e at 20 trials heard an answer's echo as the user in 3 of 4 runs (the
+  4th lost a spoken request), with the old timeline code and the new alike (Dec 8 2026); CI
+  failed once so, at 2 trials, while the system lane built its root filesystems;
+- three speakers' daemons on this one machine's two CPUs: beside the system lane's emulated
+  arm64 provisioning, the loudest speaker stood back and a quieter one answered, in 1 of 3
+  trials, once in CI (Dec 8 2026); speakers in a home each have their own CPU."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.startswith(ROOM_MODULES))  # stable: the rest in order
+    items.sort(key=lambda item: item.nodeid.startswith(LAST_MODULES))  # stable: the rest in order
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

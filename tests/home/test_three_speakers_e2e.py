@@ -214,7 +214,7 @@ def test_three_speakers_one_wake_word_exactly_the_loudest_answers(
     assert sum(w["answered"] for w in wake.values()) == sum(len(o[1]) for o in outcomes) + 1
     assert all(w["alone"] == 1 for w in wake.values())
     for w in wake.values():  # each win waited the configured window for the others' claims
-        assert w["arbitration_ms_median"] >= 150
+        assert not w["answered"] or w["arbitration_ms_median"] >= 150, wake
     assert len(right) >= (TRIALS if TRIALS < 20 else TRIALS - 1), (
         f"wrong trials (loudest, active, connections, heard): {wrong}"
     )
