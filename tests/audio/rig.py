@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -51,3 +52,12 @@ async def wait_recording(rec: SpeakerRecording, limit_s: float = 20.0) -> None:
 def loud(x: npt.NDArray[np.int16], threshold: int = 1000) -> npt.NDArray[np.intp]:
     """Indices of samples louder than threshold."""
     return np.nonzero(np.abs(x.astype(np.int32)) > threshold)[0]
+
+
+def busy(stop: threading.Event) -> None:
+    """Pure Python work that holds the GIL between the interpreter's switches (a daemon's busy
+    loop beside the audio callbacks), until `stop` is set."""
+    x = 0
+    while not stop.is_set():
+        for i in range(10_000):
+            x += i

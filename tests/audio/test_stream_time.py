@@ -10,6 +10,7 @@ import pytest
 
 from device.audio.stream_time import monotonic_at
 from device.simhw.pulse import VirtualSoundCard
+from tests.audio.rig import busy
 
 BOOT = 1_000.0
 """The fake monotonic clock's reading when PortAudio read its own."""
@@ -76,12 +77,6 @@ def test_portaudios_stream_time_is_on_a_clock_the_mapping_knows(
     seen: list[tuple[float, float, float, float]] = []
     stop = threading.Event()
 
-    def busy() -> None:
-        x = 0
-        while not stop.is_set():
-            for i in range(10_000):
-                x += i
-
     def callback(outdata: Any, frames: int, info: Any, status: Any) -> None:
         outdata.fill(0)
         now, wall = time.monotonic(), time.time()
@@ -90,7 +85,7 @@ def test_portaudios_stream_time_is_on_a_clock_the_mapping_knows(
             (now, wall, current, monotonic_at(current) + info.outputBufferDacTime - current)
         )
 
-    worker = threading.Thread(target=busy, daemon=True)
+    worker = threading.Thread(target=busy, args=(stop,), daemon=True)
     worker.start()
     try:
         with sd.OutputStream(samplerate=48_000, channels=2, blocksize=960, callback=callback):

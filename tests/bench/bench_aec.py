@@ -43,8 +43,8 @@ from device.simhw.pulse import VirtualSoundCard
 from device.simhw.room import PIPE_DELAY_MS, EchoRoom, LoopbackRoom, room_response
 from device.simhw.speech import synthesize
 from device.wakeword.detector import Detector
+from tests.audio.rig import busy
 from tests.audio.test_aec import ANSWER, Station, Take, power_db, vad_starts
-from tests.bench.bench_stream_time import busy
 
 
 def room(card: VirtualSoundCard, delay_ms: int) -> EchoRoom | LoopbackRoom:

@@ -13,8 +13,9 @@ Printed per stream and load: how late the Python callback ran after PortAudio re
 it, the clocks read together do not), and for the output (the echo canceller's reference) the
 timeline's jitter: the mapped DAC times' residual from their own course (a straight line, the
 device's clock against the monotonic one, and a running median over 0.5 s, the device's latency
-as it changes), its standard deviation and largest value, and the ratio to the baseline. (The rig's idle microphone is clocked in bursts, its ADC times off a
-straight line by far more than either mapping moves them: no jitter is printed for it.)
+as it changes), its standard deviation and largest value, and the ratio to the baseline. (The
+rig's idle microphone is clocked in bursts, its ADC times off a straight line by far more than
+either mapping moves them: no jitter is printed for it.)
 Writes bench-results/stream_time.json.
 """
 
@@ -31,18 +32,11 @@ import numpy as np
 
 from device.audio.stream_time import monotonic_at
 from device.simhw.pulse import VirtualSoundCard
+from tests.audio.rig import busy
 
 BLOCK_MS = 20
 WINDOW = 25
 """Callbacks in the running median the jitter is measured from (0.5 s)."""
-
-
-def busy(stop: threading.Event) -> None:
-    """Pure Python work that holds the GIL between the interpreter's switches."""
-    x = 0
-    while not stop.is_set():
-        for i in range(10_000):
-            x += i
 
 
 def run(output: bool, seconds: float, loaded: bool) -> dict[str, Any]:
